@@ -1,0 +1,282 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/core/coretest"
+)
+
+// acked records every write a test saw acknowledged, to check afterwards
+// that none went missing.
+type acked struct {
+	mu    sync.Mutex
+	paths map[string][]byte
+}
+
+func newAcked() *acked { return &acked{paths: map[string][]byte{}} }
+
+func (a *acked) add(path string, data []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.paths[path] = data
+}
+
+// check verifies every acknowledged write on every running node.
+func (a *acked) check(t *testing.T, c *coretest.Cluster) {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, nd := range c.Nodes() {
+		for p, want := range a.paths {
+			got, _, _, err := nd.Get(t.Context(), core.Read{}, p)
+			if err != nil || string(got) != string(want) {
+				t.Fatalf("node %d lost acknowledged write %s: %q %v", nd.ID(), p, got, err)
+			}
+		}
+	}
+	if len(a.paths) == 0 {
+		t.Fatal("no write was acknowledged at all")
+	}
+}
+
+// writer creates znodes through node n until stop closes, recording acks.
+// Errors from writes that were cut off are expected; an acknowledged write
+// is recorded only when the result says OK.
+func writer(ctx context.Context, n *core.Node, prefix string, a *acked, stop <-chan struct{}) error {
+	info, err := n.CreateSession(ctx, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	s := &session{n: n, id: info.ID}
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		p := fmt.Sprintf("%s-%d", prefix, i)
+		data := []byte(p)
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := s.create(wctx, p, data, grove.ModePersistent)
+		cancel()
+		switch {
+		case err == nil:
+			a.add(p, data)
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, grove.ErrStopped):
+			return nil // cut off; this write was never acknowledged
+		default:
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+	}
+}
+
+func writeN(t *testing.T, n *core.Node, prefix string, count int, a *acked) {
+	t.Helper()
+	s := mustSession(t, n, 30*time.Second)
+	for i := range count {
+		p := fmt.Sprintf("%s-%d", prefix, i)
+		if _, err := s.create(t.Context(), p, []byte(p), grove.ModePersistent); err != nil {
+			t.Fatalf("write %s through node %d: %v", p, n.ID(), err)
+		}
+		a.add(p, []byte(p))
+	}
+}
+
+func TestClusterWritesThroughEveryNode(t *testing.T) {
+	for _, size := range []int{3, 5} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			c := coretest.NewCluster(t, size)
+			c.WaitLeader(t.Context())
+			a := newAcked()
+			for _, nd := range c.Nodes() {
+				writeN(t, nd, fmt.Sprintf("/n%d", nd.ID()), 20, a)
+			}
+			c.WaitConverged(t.Context())
+			a.check(t, c)
+		})
+	}
+}
+
+func TestLeaderCrashDuringWrites(t *testing.T) {
+	for _, size := range []int{3, 5} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			c := coretest.NewCluster(t, size)
+			leader := c.WaitLeader(t.Context())
+			a := newAcked()
+			stop := make(chan struct{})
+			errc := make(chan error, size)
+			var wg sync.WaitGroup
+			for _, nd := range c.Nodes() {
+				if nd == leader {
+					continue
+				}
+				wg.Go(func() { errc <- writer(t.Context(), nd, fmt.Sprintf("/w%d", nd.ID()), a, stop) })
+			}
+			writeN(t, leader, "/before", 10, a)
+			c.Crash(leader.ID())
+			newLeader := c.WaitLeader(t.Context())
+			if newLeader.ID() == leader.ID() {
+				t.Fatal("crashed node still leads")
+			}
+			writeN(t, newLeader, "/after", 10, a)
+			close(stop)
+			wg.Wait()
+			close(errc)
+			for err := range errc {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.Restart(leader.ID())
+			c.WaitConverged(t.Context())
+			a.check(t, c)
+		})
+	}
+}
+
+func TestFollowerCrashAndRestart(t *testing.T) {
+	c := coretest.NewCluster(t, 3)
+	leader := c.WaitLeader(t.Context())
+	var follower uint64
+	for _, id := range c.IDs() {
+		if id != leader.ID() {
+			follower = id
+			break
+		}
+	}
+	a := newAcked()
+	writeN(t, leader, "/a", 10, a)
+	c.Crash(follower)
+	writeN(t, leader, "/b", 30, a) // a majority of two still commits
+	c.Restart(follower)
+	c.WaitConverged(t.Context())
+	a.check(t, c)
+}
+
+func TestMinorityPartitionCannotCommit(t *testing.T) {
+	c := coretest.NewCluster(t, 5)
+	leader := c.WaitLeader(t.Context())
+	a := newAcked()
+	writeN(t, leader, "/pre", 5, a)
+	// Cut the leader and one follower off from the other three.
+	var minority, majority []uint64
+	minority = append(minority, leader.ID())
+	for _, id := range c.IDs() {
+		if id == leader.ID() {
+			continue
+		}
+		if len(minority) < 2 {
+			minority = append(minority, id)
+		} else {
+			majority = append(majority, id)
+		}
+	}
+	s := mustSession(t, leader, 30*time.Second)
+	c.Net.Partition(minority, majority)
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	_, err := s.create(ctx, "/minority-write", []byte("x"), grove.ModePersistent)
+	cancel()
+	if err == nil {
+		t.Fatal("the minority side committed a write")
+	}
+	// The majority elects a leader of its own and goes on.
+	var majLeader *core.Node
+	deadline := time.Now().Add(20 * time.Second)
+	for majLeader == nil && time.Now().Before(deadline) {
+		for _, id := range majority {
+			if nd := c.Node(id); nd.IsLeader() {
+				majLeader = nd
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if majLeader == nil {
+		t.Fatal("majority elected no leader")
+	}
+	writeN(t, majLeader, "/majority", 10, a)
+	c.Net.Heal()
+	c.WaitLeader(t.Context())
+	c.WaitConverged(t.Context())
+	a.check(t, c)
+	for _, nd := range c.Nodes() {
+		if _, _, _, err := nd.Get(t.Context(), core.Read{}, "/minority-write"); !errors.Is(err, grove.ErrNoNode) {
+			// The write was never acknowledged; it may have been retried and
+			// committed after healing (the proposer re-proposes until its
+			// ctx ends), but only if its ctx had not ended. Ours had.
+			t.Fatalf("node %d: unacknowledged minority write is visible: %v", nd.ID(), err)
+		}
+	}
+}
+
+func TestSnapshotCatchUp(t *testing.T) {
+	c := coretest.NewCluster(t, 3, coretest.WithConfig(func(cfg *core.Config) {
+		cfg.SnapshotEntries = 40
+		cfg.CatchUpEntries = 10
+	}))
+	leader := c.WaitLeader(t.Context())
+	var follower uint64
+	for _, id := range c.IDs() {
+		if id != leader.ID() {
+			follower = id
+			break
+		}
+	}
+	watchSession := mustSession(t, c.Node(follower), 30*time.Second)
+	a := newAcked()
+	writeN(t, leader, "/x", 5, a)
+	c.WaitConverged(t.Context())
+	c.Crash(follower)
+	writeN(t, leader, "/y", 200, a) // far past the truncation point
+	restarted := c.Restart(follower)
+	_ = watchSession
+	c.WaitConverged(t.Context())
+	a.check(t, c)
+	// The restarted follower serves reads and its own writes afterwards.
+	writeN(t, restarted, "/z", 5, a)
+	c.WaitConverged(t.Context())
+	a.check(t, c)
+}
+
+func TestSessionsSurviveLeaderChange(t *testing.T) {
+	c := coretest.NewCluster(t, 3)
+	leader := c.WaitLeader(t.Context())
+	var follower *core.Node
+	for _, nd := range c.Nodes() {
+		if nd != leader {
+			follower = nd
+			break
+		}
+	}
+	s := mustSession(t, follower, 2*time.Second)
+	if _, err := s.create(t.Context(), "/eph", nil, grove.ModeEphemeral); err != nil {
+		t.Fatal(err)
+	}
+	// Keep the session alive through the follower while the leader dies.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				_, _ = follower.KeepAlive(t.Context(), s.id)
+			}
+		}
+	})
+	c.Crash(leader.ID())
+	c.WaitLeader(t.Context())
+	time.Sleep(3 * time.Second) // longer than the timeout: only keep-alives save it
+	close(stop)
+	wg.Wait()
+	if _, _, err := follower.Exists(t.Context(), core.Read{}, "/eph"); err != nil {
+		t.Fatalf("kept-alive session lost its ephemeral across a leader change: %v", err)
+	}
+}

@@ -1,0 +1,380 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/command"
+	"github.com/grovekit/grove/internal/fsm"
+)
+
+// loopState is owned by the loop goroutine.
+type loopState struct {
+	isLeader    bool
+	lead        uint64
+	term        uint64
+	readBatches map[uint64]*readBatch
+	nextReadID  uint64
+	snapFiles   map[uint64]string // received snapshot files by index
+	sending     map[uint64]bool   // peers we are streaming a snapshot to
+	compactTo   uint64            // log entries to delete in the next Ready
+	lastReap    time.Time
+	reapUntil   time.Time // a reap proposal is in flight until then
+	ticks       uint64
+	snapEvents  []grove.Event // watch events of an installed snapshot
+	snapSrc     *bbolt.DB     // the snapshot being installed, open until commit
+}
+
+// proposal is a command for raft. errc (buffered) gets nil once raft
+// accepted the entry, or the reason it was dropped.
+type proposal struct {
+	data []byte
+	errc chan error
+}
+
+// confRequest asks the loop to campaign or to propose a conf change.
+type confRequest struct {
+	campaign bool
+	cc       pb.ConfChangeI
+	errc     chan error
+}
+
+type readBatch struct {
+	waiters []chan uint64
+	tick    uint64
+}
+
+const maxProposalBatch = 1024
+
+// run is the loop: the only goroutine that touches the raft RawNode. The
+// order of work for each Ready is documented in doc.go.
+func (n *Node) run() {
+	defer close(n.donec)
+	n.loopState = loopState{
+		readBatches: map[uint64]*readBatch{},
+		snapFiles:   map[uint64]string{},
+		sending:     map[uint64]bool{},
+	}
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		var err error
+		select {
+		case <-ticker.C:
+			n.tick()
+		case p := <-n.propc:
+			n.propose(p)
+		case m := <-n.recvc:
+			n.step(m)
+		case w := <-n.readc:
+			n.readIndex(w)
+		case r := <-n.confc:
+			n.conf(r)
+		case r := <-n.snapc:
+			n.rn.ReportSnapshot(r.to, r.status)
+			delete(n.loopState.sending, r.to)
+		case in := <-n.snapInc:
+			n.loopState.snapFiles[in.index] = in.path
+			_ = n.rn.Step(in.msg)
+		case <-n.stopc:
+			n.fail(grove.ErrStopped)
+			n.removeSnapFiles(^uint64(0))
+			return
+		}
+		for err == nil && n.rn.HasReady() {
+			err = n.handleReady()
+		}
+		if err != nil {
+			n.log.Error("node stopped by a storage failure", "err", err)
+			n.fail(err)
+			return
+		}
+	}
+}
+
+func (n *Node) tick() {
+	n.rn.Tick()
+	n.loopState.ticks++
+	if n.loopState.isLeader {
+		n.expireSessions()
+		n.reap()
+	} else {
+		n.flushTouches()
+	}
+	n.pruneReads()
+}
+
+// propose steps a batch of proposals into raft as one message: the leader
+// stamps its time on every entry first. Raft holds on to entry data, so the
+// stamp goes into a copy.
+func (n *Node) propose(first proposal) {
+	batch := []proposal{first}
+	for len(batch) < maxProposalBatch {
+		select {
+		case p := <-n.propc:
+			batch = append(batch, p)
+			continue
+		default:
+		}
+		break
+	}
+	ents := make([]*pb.Entry, len(batch))
+	for i, p := range batch {
+		data := p.data
+		if n.loopState.isLeader {
+			data = append([]byte(nil), p.data...)
+			command.Stamp(data, n.stampTime())
+		}
+		ents[i] = &pb.Entry{Data: data}
+	}
+	err := n.rn.Step(&pb.Message{Type: pb.MsgProp.Enum(), From: new(n.cfg.ID), Entries: ents})
+	for _, p := range batch {
+		p.errc <- err
+	}
+}
+
+// step feeds an inbound raft message; the leader stamps forwarded proposals.
+func (n *Node) step(m *pb.Message) {
+	if m.GetType() == pb.MsgUnreachable {
+		n.rn.ReportUnreachable(m.GetFrom())
+		return
+	}
+	if m.GetType() == pb.MsgProp && n.loopState.isLeader {
+		t := n.stampTime()
+		for _, e := range m.Entries {
+			command.Stamp(e.Data, t)
+		}
+	}
+	if err := n.rn.Step(m); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
+		n.log.Debug("step", "type", m.GetType().String(), "from", m.GetFrom(), "err", err)
+	}
+}
+
+// stampTime is the leader's clock in ms, never going backwards.
+func (n *Node) stampTime() int64 {
+	t := now().UnixMilli()
+	if t < n.lastStamp {
+		t = n.lastStamp
+	}
+	n.lastStamp = t
+	return t
+}
+
+func (n *Node) conf(r confRequest) {
+	var err error
+	switch {
+	case r.campaign:
+		err = n.rn.Campaign()
+	case r.cc != nil:
+		err = n.rn.ProposeConfChange(r.cc)
+	}
+	if r.errc != nil {
+		r.errc <- err
+	}
+}
+
+// handleReady persists, sends, applies and advances one Ready:
+//
+//  1. the leader sends its messages first (its own disk write runs in
+//     parallel with the followers'; thesis §10.2.1);
+//  2. one bbolt transaction saves the snapshot, entries and hard state and
+//     applies the committed entries, then commits (fsync);
+//  3. everyone else sends only now, after persisting;
+//  4. watch events are delivered, then waiting requests answered;
+//  5. Advance.
+func (n *Node) handleReady() error {
+	rd := n.rn.Ready()
+	n.updateSoftState(rd.SoftState)
+	early := n.loopState.isLeader
+	if early {
+		n.send(rd.Messages)
+	}
+	outcomes, err := n.persistAndApply(&rd)
+	if err != nil {
+		return err
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := n.ms.ApplySnapshot(rd.Snapshot); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+			return fmt.Errorf("core: apply snapshot to memory log: %w", err)
+		}
+		n.removeSnapFiles(rd.Snapshot.GetMetadata().GetIndex())
+	}
+	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
+		if err := n.ms.SetHardState(rd.HardState); err != nil {
+			return err
+		}
+	}
+	if err := n.ms.Append(rd.Entries); err != nil {
+		return fmt.Errorf("core: append to memory log: %w", err)
+	}
+	if !early {
+		n.send(rd.Messages)
+	}
+	n.publish(outcomes, &rd)
+	n.answerReads(rd.ReadStates)
+	n.rn.Advance(rd)
+	n.maybeCompact()
+	return nil
+}
+
+// persistAndApply is step 2 of handleReady.
+func (n *Node) persistAndApply(rd *raft.Ready) ([]*fsm.Outcome, error) {
+	var outcomes []*fsm.Outcome
+	err := n.db.Update(func(tx *bbolt.Tx) error {
+		if !raft.IsEmptySnap(rd.Snapshot) {
+			if err := n.installSnapshot(tx, rd.Snapshot); err != nil {
+				return err
+			}
+		}
+		if n.loopState.compactTo > 0 {
+			if err := compactLog(tx, n.loopState.compactTo); err != nil {
+				return err
+			}
+			n.loopState.compactTo = 0
+		}
+		if err := saveEntries(tx, rd.Entries); err != nil {
+			return err
+		}
+		if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
+			if err := saveHardState(tx, rd.HardState); err != nil {
+				return err
+			}
+		}
+		for _, e := range rd.CommittedEntries {
+			o, err := n.applyEntry(tx, e)
+			if err != nil {
+				return fmt.Errorf("core: apply entry %d: %w", e.GetIndex(), err)
+			}
+			if o != nil {
+				outcomes = append(outcomes, o)
+			}
+		}
+		return nil
+	})
+	if src := n.loopState.snapSrc; src != nil {
+		_ = src.Close()
+		n.loopState.snapSrc = nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("core: persist ready: %w", err)
+	}
+	return outcomes, nil
+}
+
+// applyEntry applies one committed entry inside the Ready's transaction.
+func (n *Node) applyEntry(tx *bbolt.Tx, e *pb.Entry) (*fsm.Outcome, error) {
+	switch e.GetType() {
+	case pb.EntryNormal:
+		if len(e.Data) == 0 {
+			return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
+		}
+		return fsm.Apply(tx, e.GetIndex(), e.GetTerm(), e.Data)
+	case pb.EntryConfChange, pb.EntryConfChangeV2:
+		cc, err := decodeConfChange(e)
+		if err != nil {
+			n.log.Error("undecodable conf change skipped", "index", e.GetIndex(), "err", err)
+			return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
+		}
+		n.confState = n.rn.ApplyConfChange(cc)
+		if err := saveConfState(tx, n.confState); err != nil {
+			return nil, err
+		}
+		n.applyPeers(cc)
+		return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
+	}
+	return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
+}
+
+// publish is step 4: it makes the applied state visible to waiters, in the
+// order events first, answers second.
+func (n *Node) publish(outcomes []*fsm.Outcome, rd *raft.Ready) {
+	if k := len(rd.CommittedEntries); k > 0 {
+		n.applied.Store(rd.CommittedEntries[k-1].GetIndex())
+	} else if !raft.IsEmptySnap(rd.Snapshot) {
+		n.applied.Store(rd.Snapshot.GetMetadata().GetIndex())
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		n.sessions.reload(n.db)
+		n.watches.dispatch(n.loopState.snapEvents)
+		n.loopState.snapEvents = nil
+	}
+	for _, o := range outcomes {
+		n.watches.dispatch(o.Events)
+		if o.Created != nil {
+			n.sessions.add(o.Created.ID, time.Duration(o.Created.TimeoutMs)*time.Millisecond)
+		}
+		for _, id := range o.Closed {
+			n.sessions.remove(id)
+			n.watches.removeSession(id)
+		}
+	}
+	n.dispatched.set(n.applied.Load())
+	for _, o := range outcomes {
+		n.waits.trigger(o)
+	}
+	n.updateStatus(rd.HardState)
+}
+
+// maybeCompact truncates the in-memory log behind the applied index once it
+// holds more than SnapshotEntries; the on-disk log follows in the next Ready.
+func (n *Node) maybeCompact() {
+	applied := n.applied.Load()
+	first, _ := n.ms.FirstIndex()
+	if applied < first || applied-first < n.cfg.SnapshotEntries {
+		return
+	}
+	if _, err := n.ms.CreateSnapshot(applied, n.confState, nil); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		n.log.Warn("create snapshot point", "index", applied, "err", err)
+		return
+	}
+	to := applied - n.cfg.CatchUpEntries
+	if err := n.ms.Compact(to); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		n.log.Warn("compact log", "index", to, "err", err)
+		return
+	}
+	n.loopState.compactTo = to
+}
+
+func decodeConfChange(e *pb.Entry) (pb.ConfChangeI, error) {
+	if e.GetType() == pb.EntryConfChange {
+		cc := &pb.ConfChange{}
+		if err := unmarshal(e.Data, cc); err != nil {
+			return nil, err
+		}
+		return cc, nil
+	}
+	cc := &pb.ConfChangeV2{}
+	if err := unmarshal(e.Data, cc); err != nil {
+		return nil, err
+	}
+	return cc, nil
+}
+
+// applyPeers tells the transport about peers added or removed by a conf
+// change. The address of an added peer travels in the change's context.
+func (n *Node) applyPeers(cc pb.ConfChangeI) {
+	if n.tr == nil {
+		return
+	}
+	v2 := cc.AsV2()
+	for _, c := range v2.GetChanges() {
+		id := c.GetNodeId()
+		if id == n.cfg.ID {
+			continue
+		}
+		switch c.GetType() {
+		case pb.ConfChangeAddNode, pb.ConfChangeAddLearnerNode:
+			if len(v2.GetContext()) > 0 {
+				n.tr.AddPeer(id, string(v2.GetContext()))
+			}
+		case pb.ConfChangeRemoveNode:
+			n.tr.RemovePeer(id)
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/grovekit/grove"
+)
+
+// Peer messages are one envelope byte followed by the payload.
+const (
+	envRaft         byte = 1 // a marshalled raftpb.Message
+	envTouch        byte = 2 // follower → leader: sessions heard from (touchMsg)
+	envKeepAlive    byte = 3 // follower → leader: keep-alive needing an answer (keepAliveMsg)
+	envKeepAliveAck byte = 4 // leader → follower: the answer (keepAliveAck)
+)
+
+type touchMsg struct {
+	Sessions []uint64 `msgpack:"s"`
+}
+
+type keepAliveMsg struct {
+	From    uint64 `msgpack:"f"`
+	ReqID   uint64 `msgpack:"r"`
+	Session uint64 `msgpack:"s"`
+}
+
+type keepAliveAck struct {
+	ReqID       uint64     `msgpack:"r"`
+	RemainingMs int64      `msgpack:"m"`
+	Code        grove.Code `msgpack:"c"`
+}
+
+func unmarshal(b []byte, m proto.Message) error {
+	if err := proto.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("core: decode %T: %v: %w", m, err, grove.ErrCorrupt)
+	}
+	return nil
+}
+
+func envelope(kind byte, v any) ([]byte, error) {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{kind}, b...), nil
+}
+
+// send hands raft's outbound messages to the transport; snapshots go
+// through their own stream.
+func (n *Node) send(msgs []*pb.Message) {
+	for _, m := range msgs {
+		if m.GetTo() == n.cfg.ID {
+			continue
+		}
+		if m.GetType() == pb.MsgSnap {
+			n.sendSnapshot(m)
+			continue
+		}
+		if n.tr == nil {
+			continue
+		}
+		b, err := proto.Marshal(m)
+		if err != nil {
+			n.log.Error("encode raft message", "err", err)
+			continue
+		}
+		n.tr.Send(m.GetTo(), append([]byte{envRaft}, b...))
+	}
+}
+
+// handler is the node's Transport handler.
+type handler struct{ n *Node }
+
+// Receive decodes one peer message. Malformed messages are logged and
+// dropped; they never stop the node.
+func (h handler) Receive(data []byte) {
+	n := h.n
+	if len(data) == 0 {
+		return
+	}
+	body := data[1:]
+	switch data[0] {
+	case envRaft:
+		m := &pb.Message{}
+		if err := unmarshal(body, m); err != nil {
+			n.log.Warn("dropped malformed raft message", "err", err)
+			return
+		}
+		select {
+		case n.recvc <- m:
+		case <-n.donec:
+		default:
+			n.log.Debug("inbound queue full, dropped raft message", "type", m.GetType().String())
+		}
+	case envTouch:
+		var t touchMsg
+		if err := msgpack.Unmarshal(body, &t); err != nil {
+			n.log.Warn("dropped malformed touch message", "err", err)
+			return
+		}
+		for _, id := range t.Sessions {
+			n.sessions.touch(id, now())
+		}
+	case envKeepAlive:
+		var ka keepAliveMsg
+		if err := msgpack.Unmarshal(body, &ka); err != nil {
+			n.log.Warn("dropped malformed keep-alive", "err", err)
+			return
+		}
+		n.answerKeepAlive(ka)
+	case envKeepAliveAck:
+		var ack keepAliveAck
+		if err := msgpack.Unmarshal(body, &ack); err != nil {
+			n.log.Warn("dropped malformed keep-alive answer", "err", err)
+			return
+		}
+		n.kaWaits.deliver(ack)
+	default:
+		n.log.Warn("dropped peer message of unknown kind", "kind", data[0])
+	}
+}
+
+// ReceiveSnapshot stores a streamed snapshot and hands it to the loop.
+func (h handler) ReceiveSnapshot(ctx context.Context, header []byte, body io.Reader) error {
+	return h.n.receiveSnapshot(ctx, header, body)
+}
+
+// ReportUnreachable tells raft a peer could not be reached.
+func (h handler) ReportUnreachable(id uint64) {
+	select {
+	case h.n.recvc <- &pb.Message{Type: pb.MsgUnreachable.Enum(), From: new(id)}:
+	default:
+	}
+}

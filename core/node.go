@@ -1,0 +1,265 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/logutil"
+)
+
+// Node is one member of a Grove cluster: a raft replica of the znode store
+// with its own data file. All methods are safe for concurrent use.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+	db  *bbolt.DB
+	ms  *raft.MemoryStorage
+	tr  Transport
+
+	// Owned by the loop goroutine.
+	rn        *raft.RawNode
+	confState *pb.ConfState
+	lastStamp int64
+	loopState loopState
+
+	propc     chan proposal
+	recvc     chan *pb.Message
+	readc     chan chan uint64
+	confc     chan confRequest
+	snapc     chan snapReport
+	snapInc   chan snapIncoming
+	stopc     chan struct{}
+	donec     chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	waits    *waitRegistry
+	watches  *watchManager
+	sessions *sessionTracker
+	kaWaits  *keepAliveWaits
+
+	applied    atomic.Uint64 // last applied index (visible in bbolt)
+	dispatched notifier      // index up to which watch events are delivered
+
+	// mu guards the fields below it.
+	mu           sync.RWMutex
+	status       Status
+	leaderChange chan struct{} // closed and replaced when the leader changes
+	err          error         // why the node stopped, if it failed
+}
+
+// StartNode opens (or creates) the node's data file, restores its state and
+// starts it. A fresh data dir with Config.Peers bootstraps a new cluster;
+// an existing one restarts from disk, replaying only the log tail past the
+// applied index. A corrupt, truncated or foreign data file returns an error
+// naming the file and wrapping grove.ErrCorrupt.
+//
+// ctx bounds only the start-up; the node runs until Close.
+func StartNode(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	db, fresh, err := openDB(cfg.DataDir, cfg.ID, cfg.NoSync)
+	if err != nil {
+		return nil, err
+	}
+	n, err := newNode(cfg, db, fresh)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func newNode(cfg Config, db *bbolt.DB, fresh bool) (*Node, error) {
+	rs, err := loadRaftState(db)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := rs.memoryStorage()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:          cfg,
+		log:          cfg.Logger.With(slog.Uint64("node", cfg.ID)),
+		db:           db,
+		ms:           ms,
+		tr:           cfg.Transport,
+		confState:    rs.conf,
+		propc:        make(chan proposal, 4096),
+		recvc:        make(chan *pb.Message, 4096),
+		readc:        make(chan chan uint64, 1024),
+		confc:        make(chan confRequest, 16),
+		snapc:        make(chan snapReport, 16),
+		snapInc:      make(chan snapIncoming),
+		stopc:        make(chan struct{}),
+		donec:        make(chan struct{}),
+		waits:        newWaitRegistry(),
+		watches:      newWatchManager(),
+		kaWaits:      newKeepAliveWaits(),
+		leaderChange: make(chan struct{}),
+	}
+	n.sessions = newSessionTracker()
+	n.dispatched.init()
+	n.applied.Store(rs.appliedIndex)
+	n.dispatched.set(rs.appliedIndex)
+	rc := &raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             cfg.HeartbeatTicks,
+		Storage:                   ms,
+		Applied:                   rs.appliedIndex,
+		MaxSizePerMsg:             1 << 20,
+		MaxInflightMsgs:           256,
+		MaxUncommittedEntriesSize: 1 << 30,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		ReadOnlyOption:            raft.ReadOnlySafe,
+		Logger:                    logutil.Raft(n.log),
+		StepDownOnRemoval:         true,
+	}
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return nil, fmt.Errorf("core: start raft: %w", err)
+	}
+	n.rn = rn
+	if fresh && len(cfg.Peers) > 0 {
+		peers := make([]raft.Peer, len(cfg.Peers))
+		for i, p := range cfg.Peers {
+			peers[i] = raft.Peer{ID: p.ID, Context: []byte(p.Addr)}
+		}
+		if err := rn.Bootstrap(peers); err != nil {
+			return nil, fmt.Errorf("core: bootstrap: %w", err)
+		}
+	}
+	n.status = Status{ID: cfg.ID, Role: RoleFollower, Applied: rs.appliedIndex}
+	if n.tr != nil {
+		for _, p := range cfg.Peers {
+			if p.ID != cfg.ID {
+				n.tr.AddPeer(p.ID, p.Addr)
+			}
+		}
+		if err := n.tr.Start(handler{n}); err != nil {
+			return nil, fmt.Errorf("core: start transport: %w", err)
+		}
+	}
+	n.wg.Go(n.run)
+	if len(cfg.Peers) == 1 && fresh {
+		// A single-node cluster elects itself at once.
+		n.campaign()
+	}
+	return n, nil
+}
+
+// ID returns the node's raft ID.
+func (n *Node) ID() uint64 { return n.cfg.ID }
+
+// Done returns a channel closed when the node has stopped, by Close or by a
+// fatal error (see Err).
+func (n *Node) Done() <-chan struct{} { return n.donec }
+
+// Err returns the fatal error that stopped the node, grove.ErrStopped after
+// Close, or nil while it runs.
+func (n *Node) Err() error {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.err
+}
+
+// Close stops the node and waits for all of its goroutines, then closes the
+// transport and the data file. It is safe to call more than once and from
+// several goroutines; every call returns the fatal error if the node failed
+// before Close, else nil.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.stopc)
+		n.wg.Wait()
+		if n.tr != nil {
+			if err := n.tr.Close(); err != nil {
+				n.log.Warn("close transport", "err", err)
+			}
+		}
+		n.sessions.stepDown()
+		if err := n.db.Close(); err != nil {
+			n.log.Warn("close data file", "err", err)
+		}
+	})
+	<-n.donec
+	if err := n.Err(); err != nil && err != grove.ErrStopped {
+		return err
+	}
+	return nil
+}
+
+// fail records the fatal error that stops the node; only the first counts.
+func (n *Node) fail(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.err == nil {
+		n.err = err
+	}
+}
+
+// stopErr is the error returned to callers once the node has stopped.
+func (n *Node) stopErr() error {
+	if err := n.Err(); err != nil && err != grove.ErrStopped {
+		return fmt.Errorf("core: node failed: %w: %w", err, grove.ErrStopped)
+	}
+	return grove.ErrStopped
+}
+
+// leaderChanged returns a channel closed at the next leader change.
+func (n *Node) leaderChanged() <-chan struct{} {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.leaderChange
+}
+
+// campaign asks the loop to start an election (used for single-node
+// clusters and by tests through coretest).
+func (n *Node) campaign() {
+	select {
+	case n.confc <- confRequest{campaign: true}:
+	case <-n.donec:
+	}
+}
+
+// Campaign makes this node start an election now. Tests use it to choose a
+// leader; production clusters elect one by themselves. It returns
+// grove.ErrStopped after Close.
+func (n *Node) Campaign(ctx context.Context) error {
+	select {
+	case n.confc <- confRequest{campaign: true}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return n.stopErr()
+	}
+}
+
+// WaitApplied blocks until the node has applied (and delivered the watch
+// events of) every entry up to index, ctx ends, or the node stops.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	return n.dispatched.wait(ctx, index, n.donec, n.stopErr)
+}
+
+// AppliedIndex returns the last applied index (the zxid of the newest state
+// reads see).
+func (n *Node) AppliedIndex() uint64 { return n.applied.Load() }
+
+// now is the wall clock; the leader stamps entries with it.
+func now() time.Time { return time.Now() }

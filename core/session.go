@@ -1,0 +1,330 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/command"
+	"github.com/grovekit/grove/internal/fsm"
+)
+
+// SessionInfo describes an open session.
+type SessionInfo struct {
+	ID       uint64
+	Password []byte
+	Timeout  time.Duration
+}
+
+// CreateSession opens a session whose timeout is the requested one clamped
+// to [MinSessionTimeout, MaxSessionTimeout]. The session id is the zxid of
+// its creation; the password (random) lets a client re-attach to it on
+// another server. It blocks until the session is committed and applied here,
+// holding through an election until ctx ends.
+func (n *Node) CreateSession(ctx context.Context, timeout time.Duration) (SessionInfo, error) {
+	timeout = min(max(timeout, n.cfg.MinSessionTimeout), n.cfg.MaxSessionTimeout)
+	pw := make([]byte, 16)
+	_, _ = rand.Read(pw)
+	data, err := command.Encode(&command.CreateSession{TimeoutMs: timeout.Milliseconds(), Password: pw})
+	if err != nil {
+		return SessionInfo{}, err
+	}
+	o, err := n.proposeAndWait(ctx, waitKey{token: string(pw)}, data)
+	if err != nil {
+		return SessionInfo{}, err
+	}
+	return SessionInfo{ID: o.Created.ID, Password: pw, Timeout: timeout}, nil
+}
+
+// Session returns the replicated record of a session, as this node has
+// applied it; ok is false if it does not exist (never created, closed or
+// expired).
+func (n *Node) SessionInfo(id uint64) (info SessionInfo, ok bool, err error) {
+	err = n.db.View(func(tx *bbolt.Tx) error {
+		s, found, err := fsm.SessionByID(tx, id)
+		if found {
+			info = SessionInfo{ID: s.ID, Password: s.Password, Timeout: time.Duration(s.TimeoutMs) * time.Millisecond}
+		}
+		ok = found
+		return err
+	})
+	return info, ok, err
+}
+
+// Touch records that a session was heard from. It never blocks: followers
+// batch touches to the leader every tick.
+func (n *Node) Touch(session uint64) {
+	n.sessions.touch(session, now())
+}
+
+// KeepAlive refreshes a session's timeout at the leader and returns how long
+// the session now has left before the leader may expire it (measure it from
+// before the call). It returns grove.ErrSessionExpired for a session the
+// leader does not know, and waits for a leader through an election.
+func (n *Node) KeepAlive(ctx context.Context, session uint64) (time.Duration, error) {
+	for {
+		if n.IsLeader() {
+			left, ok := n.sessions.touch(session, now())
+			if !ok {
+				return 0, grove.ErrSessionExpired
+			}
+			return left, nil
+		}
+		lead := n.Leader()
+		if lead != 0 && n.tr != nil {
+			left, err := n.keepAliveRemote(ctx, lead, session)
+			if err == nil || err == grove.ErrSessionExpired {
+				return left, err
+			}
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+		}
+		if err := n.waitLeaderChange(ctx, n.cfg.TickInterval*time.Duration(n.cfg.ElectionTicks)); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// waitLeaderChange waits for the next leader change, at most d.
+func (n *Node) waitLeaderChange(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-n.leaderChanged():
+		return nil
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return n.stopErr()
+	}
+}
+
+func (n *Node) keepAliveRemote(ctx context.Context, lead, session uint64) (time.Duration, error) {
+	id, ch := n.kaWaits.register()
+	defer n.kaWaits.cancel(id)
+	msg, err := envelope(envKeepAlive, keepAliveMsg{From: n.cfg.ID, ReqID: id, Session: session})
+	if err != nil {
+		return 0, err
+	}
+	n.tr.Send(lead, msg)
+	t := time.NewTimer(n.cfg.TickInterval * time.Duration(n.cfg.ElectionTicks))
+	defer t.Stop()
+	select {
+	case ack := <-ch:
+		if ack.Code != grove.CodeOK {
+			return 0, grove.CodeError(ack.Code)
+		}
+		return time.Duration(ack.RemainingMs) * time.Millisecond, nil
+	case <-t.C:
+		return 0, grove.ErrOperationTimeout
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-n.donec:
+		return 0, n.stopErr()
+	}
+}
+
+// answerKeepAlive runs on the leader for a follower's keep-alive.
+func (n *Node) answerKeepAlive(ka keepAliveMsg) {
+	ack := keepAliveAck{ReqID: ka.ReqID}
+	if !n.IsLeader() {
+		ack.Code = grove.CodeNotLeader
+	} else if left, ok := n.sessions.touch(ka.Session, now()); ok {
+		ack.RemainingMs = left.Milliseconds()
+	} else {
+		ack.Code = grove.CodeSessionExpired
+	}
+	if b, err := envelope(envKeepAliveAck, ack); err == nil && n.tr != nil {
+		n.tr.Send(ka.From, b)
+	}
+}
+
+// expireSessions proposes the expiry of every session past its deadline
+// (leader, loop goroutine).
+func (n *Node) expireSessions() {
+	ids := n.sessions.expired(now())
+	if len(ids) == 0 {
+		return
+	}
+	data, err := command.Encode(&command.Expire{Sessions: ids})
+	if err != nil {
+		n.log.Error("encode expiry", "err", err)
+		return
+	}
+	n.log.Info("expiring sessions", "sessions", ids)
+	n.propose(proposal{data: data, errc: make(chan error, 1)})
+}
+
+// flushTouches sends the sessions heard from since the last tick to the
+// leader (follower, loop goroutine).
+func (n *Node) flushTouches() {
+	ids := n.sessions.drainTouched()
+	if len(ids) == 0 || n.tr == nil || n.loopState.lead == 0 {
+		return
+	}
+	if b, err := envelope(envTouch, touchMsg{Sessions: ids}); err == nil {
+		n.tr.Send(n.loopState.lead, b)
+	}
+}
+
+// sessionTracker keeps session deadlines on the leader and collects touches
+// on followers. Deadlines are local and never replicated: a new leader gives
+// every session a fresh full timeout.
+type sessionTracker struct {
+	mu       sync.Mutex
+	leader   bool
+	sessions map[uint64]*trackedSession // leader only
+	touched  map[uint64]struct{}        // follower only: touches to relay
+}
+
+type trackedSession struct {
+	timeout  time.Duration
+	deadline time.Time
+	expiring bool // an expiry was proposed
+}
+
+func newSessionTracker() *sessionTracker {
+	return &sessionTracker{sessions: map[uint64]*trackedSession{}, touched: map[uint64]struct{}{}}
+}
+
+func (st *sessionTracker) becomeLeader(list []fsm.Session, t time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.leader = true
+	st.sessions = make(map[uint64]*trackedSession, len(list))
+	for _, s := range list {
+		d := time.Duration(s.TimeoutMs) * time.Millisecond
+		st.sessions[s.ID] = &trackedSession{timeout: d, deadline: t.Add(d)}
+	}
+	st.touched = map[uint64]struct{}{}
+}
+
+func (st *sessionTracker) stepDown() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.leader = false
+	st.sessions = map[uint64]*trackedSession{}
+}
+
+// reload re-reads the sessions after a snapshot install.
+func (st *sessionTracker) reload(db *bbolt.DB) {
+	st.mu.Lock()
+	leader := st.leader
+	st.mu.Unlock()
+	if !leader {
+		return
+	}
+	var list []fsm.Session
+	_ = db.View(func(tx *bbolt.Tx) error {
+		var err error
+		list, err = fsm.Sessions(tx)
+		return err
+	})
+	st.becomeLeader(list, now())
+}
+
+func (st *sessionTracker) add(id uint64, timeout time.Duration) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.leader {
+		st.sessions[id] = &trackedSession{timeout: timeout, deadline: now().Add(timeout)}
+	}
+}
+
+func (st *sessionTracker) remove(id uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.sessions, id)
+	delete(st.touched, id)
+}
+
+// touch extends a session's deadline on the leader and returns the time
+// left; on a follower it queues the touch for the leader and returns
+// ok=true with zero time left (the follower does not know).
+func (st *sessionTracker) touch(id uint64, t time.Time) (time.Duration, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.leader {
+		st.touched[id] = struct{}{}
+		return 0, true
+	}
+	s, ok := st.sessions[id]
+	if !ok || s.expiring {
+		return 0, false
+	}
+	s.deadline = t.Add(s.timeout)
+	return s.timeout, true
+}
+
+func (st *sessionTracker) drainTouched() []uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.touched) == 0 {
+		return nil
+	}
+	ids := make([]uint64, 0, len(st.touched))
+	for id := range st.touched {
+		ids = append(ids, id)
+	}
+	st.touched = map[uint64]struct{}{}
+	return ids
+}
+
+// expired returns the sessions past their deadline, marking them expiring
+// so each is proposed once per leadership.
+func (st *sessionTracker) expired(t time.Time) []uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var ids []uint64
+	for id, s := range st.sessions {
+		if !s.expiring && t.After(s.deadline) {
+			s.expiring = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// keepAliveWaits pairs remote keep-alives with their answers.
+type keepAliveWaits struct {
+	mu   sync.Mutex
+	next uint64
+	m    map[uint64]chan keepAliveAck
+}
+
+func newKeepAliveWaits() *keepAliveWaits { return &keepAliveWaits{m: map[uint64]chan keepAliveAck{}} }
+
+func (k *keepAliveWaits) register() (uint64, chan keepAliveAck) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.next++
+	ch := make(chan keepAliveAck, 1)
+	k.m[k.next] = ch
+	return k.next, ch
+}
+
+func (k *keepAliveWaits) cancel(id uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.m, id)
+}
+
+func (k *keepAliveWaits) deliver(ack keepAliveAck) {
+	k.mu.Lock()
+	ch := k.m[ack.ReqID]
+	delete(k.m, ack.ReqID)
+	k.mu.Unlock()
+	if ch != nil {
+		ch <- ack
+	}
+}
+
+var _ = fmt.Sprintf

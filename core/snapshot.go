@@ -1,0 +1,231 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/fsm"
+)
+
+// A raft snapshot in Grove carries no data of its own: the leader streams a
+// consistent bbolt read transaction of its data file (tx.WriteTo), and the
+// snapshot's metadata is rewritten to the applied index of that very
+// transaction. The follower stores the stream in a file next to its data
+// file, checks it, steps the snapshot message into raft, and when raft hands
+// the snapshot back in a Ready copies the state buckets over in the Ready's
+// transaction, so the install is atomic.
+
+type snapReport struct {
+	to     uint64
+	status raft.SnapshotStatus
+}
+
+type snapIncoming struct {
+	msg   *pb.Message
+	index uint64
+	path  string
+}
+
+// sendSnapshot streams the current state to m's target (loop goroutine; the
+// stream itself runs in its own goroutine, one per peer).
+func (n *Node) sendSnapshot(m *pb.Message) {
+	to := m.GetTo()
+	if n.tr == nil || n.loopState.sending[to] {
+		n.rn.ReportSnapshot(to, raft.SnapshotFailure)
+		return
+	}
+	n.loopState.sending[to] = true
+	n.wg.Go(func() {
+		status := raft.SnapshotFinish
+		if err := n.streamSnapshot(m); err != nil {
+			n.log.Warn("snapshot stream failed", "to", to, "err", err)
+			status = raft.SnapshotFailure
+		}
+		select {
+		case n.snapc <- snapReport{to: to, status: status}:
+		case <-n.stopc:
+		}
+	})
+}
+
+func (n *Node) streamSnapshot(m *pb.Message) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.stopc:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	tx, err := n.db.Begin(false)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	index, term, err := fsm.Applied(tx)
+	if err != nil {
+		return err
+	}
+	cs, err := readConfState(tx)
+	if err != nil {
+		return err
+	}
+	msg := proto.Clone(m).(*pb.Message)
+	msg.Snapshot = &pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: new(index), Term: new(term), ConfState: cs}}
+	header, err := proto.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		_, err := tx.WriteTo(pw)
+		pw.CloseWithError(err)
+	}()
+	start := time.Now()
+	err = n.tr.SendSnapshot(ctx, m.GetTo(), header, pr)
+	pr.CloseWithError(errors.New("core: snapshot stream ended"))
+	<-written // the transaction must outlive WriteTo
+	if err == nil {
+		n.log.Info("snapshot sent", "to", m.GetTo(), "index", index, "size", tx.Size(), "took", time.Since(start))
+	}
+	return err
+}
+
+// receiveSnapshot stores a snapshot stream durably, checks it and hands it
+// to the loop.
+func (n *Node) receiveSnapshot(ctx context.Context, header []byte, body io.Reader) error {
+	msg := &pb.Message{}
+	if err := unmarshal(header, msg); err != nil {
+		return err
+	}
+	meta := msg.GetSnapshot().GetMetadata()
+	if msg.GetType() != pb.MsgSnap || meta == nil || meta.GetIndex() == 0 {
+		return fmt.Errorf("core: snapshot header is not a snapshot message: %w", grove.ErrCorrupt)
+	}
+	index := meta.GetIndex()
+	path := filepath.Join(n.cfg.DataDir, fmt.Sprintf("snap-%016x.db", index))
+	tmp := path + ".tmp"
+	if err := writeFileSync(tmp, body); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("core: store snapshot %d: %w", index, err)
+	}
+	if err := checkSnapshotFile(tmp, index); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	select {
+	case n.snapInc <- snapIncoming{msg: msg, index: index, path: path}:
+		return nil
+	case <-ctx.Done():
+		_ = os.Remove(path)
+		return ctx.Err()
+	case <-n.donec:
+		_ = os.Remove(path)
+		return n.stopErr()
+	}
+}
+
+func writeFileSync(path string, r io.Reader) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// checkSnapshotFile opens a received snapshot and checks that it is a Grove
+// state at the announced index.
+func checkSnapshotFile(path string, index uint64) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("core: snapshot file %q is corrupt: %v: %w", path, r, grove.ErrCorrupt)
+		}
+	}()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("core: snapshot file %q: %v: %w", path, err, grove.ErrCorrupt)
+	}
+	defer func() { _ = db.Close() }()
+	return db.View(func(tx *bbolt.Tx) error {
+		got, _, err := fsm.Applied(tx)
+		if err != nil {
+			return fmt.Errorf("core: snapshot file %q: %v: %w", path, err, grove.ErrCorrupt)
+		}
+		if got != index {
+			return fmt.Errorf("core: snapshot file %q holds index %d, announced %d: %w", path, got, index, grove.ErrCorrupt)
+		}
+		if tx.Bucket(bucketMeta) == nil {
+			return fmt.Errorf("core: snapshot file %q is not a Grove data file: %w", path, grove.ErrCorrupt)
+		}
+		return nil
+	})
+}
+
+// installSnapshot replaces the state with a received snapshot inside the
+// Ready's transaction (loop goroutine).
+func (n *Node) installSnapshot(tx *bbolt.Tx, snap *pb.Snapshot) error {
+	meta := snap.GetMetadata()
+	path, ok := n.loopState.snapFiles[meta.GetIndex()]
+	if !ok {
+		return fmt.Errorf("core: raft installs snapshot %d but no file was received for it: %w", meta.GetIndex(), grove.ErrCorrupt)
+	}
+	src, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("core: open snapshot %q: %w", path, err)
+	}
+	// src must stay mapped until the outer transaction commits: bbolt keeps
+	// references to the keys and values put until then.
+	n.loopState.snapSrc = src
+	watched := n.watches.watchedPaths()
+	before := readPathStates(tx, watched)
+	err = src.View(func(stx *bbolt.Tx) error { return fsm.CopyState(tx, stx) })
+	if err != nil {
+		return fmt.Errorf("core: install snapshot %d: %w", meta.GetIndex(), err)
+	}
+	n.loopState.snapEvents = diffEvents(before, readPathStates(tx, watched), int64(meta.GetIndex()))
+	n.confState = meta.GetConfState()
+	if err := saveConfState(tx, n.confState); err != nil {
+		return err
+	}
+	if err := clearLog(tx); err != nil {
+		return err
+	}
+	n.log.Info("installed snapshot", "index", meta.GetIndex(), "term", meta.GetTerm())
+	return nil
+}
+
+// removeSnapFiles deletes received snapshot files up to index.
+func (n *Node) removeSnapFiles(index uint64) {
+	for i, p := range n.loopState.snapFiles {
+		if i <= index {
+			_ = os.Remove(p)
+			delete(n.loopState.snapFiles, i)
+		}
+	}
+}

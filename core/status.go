@@ -1,0 +1,136 @@
+package core
+
+import (
+	"slices"
+
+	"go.etcd.io/bbolt"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/grovekit/grove/internal/fsm"
+)
+
+// Role is a node's raft role.
+type Role string
+
+// Roles.
+const (
+	RoleLeader       Role = "leader"
+	RoleFollower     Role = "follower"
+	RoleCandidate    Role = "candidate"
+	RolePreCandidate Role = "precandidate"
+	RoleLearner      Role = "learner"
+)
+
+// Status is a snapshot of a node's raft state.
+type Status struct {
+	ID       uint64   // this node
+	Role     Role     // its raft role
+	Leader   uint64   // the leader it knows of, 0 if none
+	Term     uint64   // current term
+	Commit   uint64   // commit index
+	Applied  uint64   // applied index (zxid of the newest readable state)
+	Voters   []uint64 // voters of the current configuration
+	Learners []uint64 // learners of the current configuration
+}
+
+// Status returns the node's current raft status. It never blocks on the
+// raft loop.
+func (n *Node) Status() Status {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	s := n.status
+	s.Voters = slices.Clone(s.Voters)
+	s.Learners = slices.Clone(s.Learners)
+	s.Applied = n.applied.Load()
+	return s
+}
+
+// Leader returns the raft ID of the current leader as this node knows it,
+// or 0 if there is none.
+func (n *Node) Leader() uint64 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.status.Leader
+}
+
+// IsLeader reports whether this node is the leader.
+func (n *Node) IsLeader() bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.status.Role == RoleLeader
+}
+
+// updateSoftState reacts to leader and role changes (loop goroutine).
+func (n *Node) updateSoftState(ss *raft.SoftState) {
+	if ss == nil {
+		return
+	}
+	wasLeader := n.loopState.isLeader
+	n.loopState.isLeader = ss.RaftState == raft.StateLeader
+	leaderChanged := ss.Lead != n.loopState.lead
+	n.loopState.lead = ss.Lead
+	switch {
+	case n.loopState.isLeader && !wasLeader:
+		n.log.Info("became leader", "term", n.rn.BasicStatus().Term)
+		n.becomeLeader()
+	case !n.loopState.isLeader && wasLeader:
+		n.log.Info("lost leadership", "new_leader", ss.Lead)
+		n.sessions.stepDown()
+	}
+	n.mu.Lock()
+	n.status.Leader = ss.Lead
+	n.status.Role = n.roleOf(ss.RaftState)
+	if leaderChanged {
+		close(n.leaderChange)
+		n.leaderChange = make(chan struct{})
+	}
+	n.mu.Unlock()
+}
+
+// becomeLeader gives every session a fresh full timeout and resets the
+// leader's duties.
+func (n *Node) becomeLeader() {
+	var list []fsm.Session
+	err := n.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		list, err = fsm.Sessions(tx)
+		return err
+	})
+	if err != nil {
+		n.log.Error("load sessions", "err", err)
+	}
+	n.sessions.becomeLeader(list, now())
+	n.loopState.reapUntil = now()
+}
+
+func (n *Node) roleOf(s raft.StateType) Role {
+	switch s {
+	case raft.StateLeader:
+		return RoleLeader
+	case raft.StateCandidate:
+		return RoleCandidate
+	case raft.StatePreCandidate:
+		return RolePreCandidate
+	}
+	if slices.Contains(n.confState.GetLearners(), n.cfg.ID) {
+		return RoleLearner
+	}
+	return RoleFollower
+}
+
+// updateStatus refreshes the published status after a Ready (loop).
+func (n *Node) updateStatus(hs *pb.HardState) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if hs != nil && !raft.IsEmptyHardState(hs) {
+		n.status.Term = hs.GetTerm()
+		n.status.Commit = hs.GetCommit()
+		n.loopState.term = hs.GetTerm()
+	}
+	n.status.Voters = slices.Clone(n.confState.GetVoters())
+	n.status.Learners = slices.Clone(n.confState.GetLearners())
+	if n.status.Role == RoleFollower || n.status.Role == RoleLearner {
+		n.status.Role = n.roleOf(raft.StateFollower)
+	}
+}

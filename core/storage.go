@@ -1,0 +1,281 @@
+package core
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.etcd.io/bbolt"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/fsm"
+)
+
+// The data file holds raft's log and state next to the state machine's
+// buckets (package fsm), so one transaction per Ready can persist new entries
+// and apply committed ones atomically.
+const dataFileName = "grove.db"
+
+// formatMarker identifies a Grove data file; a bbolt file without it is
+// foreign and refused.
+var formatMarker = []byte("grove-data-v1")
+
+var (
+	bucketLog  = []byte("raft.log")  // index (8 bytes BE) → marshalled raftpb.Entry
+	bucketMeta = []byte("raft.meta") // keys below
+	keyFormat  = []byte("format")
+	keyHard    = []byte("hardstate")
+	keyConf    = []byte("confstate")
+	keyNodeID  = []byte("nodeid")
+)
+
+func u64key(i uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], i)
+	return b[:]
+}
+
+// openDB opens (or creates) the data file in dir and checks that it is a
+// Grove data file for this node id. A corrupt, truncated or foreign file
+// returns an error naming the file and wrapping grove.ErrCorrupt; bbolt
+// panics on some corrupt files, so the open is guarded.
+func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, fresh bool, err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, false, fmt.Errorf("core: data dir %q: %w", dir, err)
+	}
+	path := filepath.Join(dir, dataFileName)
+	st, statErr := os.Stat(path)
+	existed := statErr == nil
+	if existed && st.Size() == 0 {
+		return nil, false, fmt.Errorf("core: data file %q is empty (truncated?); remove it to start afresh: %w", path, grove.ErrCorrupt)
+	}
+	if existed {
+		if err := precheckFile(path); err != nil {
+			return nil, false, err
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			db, fresh = nil, false
+			err = fmt.Errorf("core: data file %q is corrupt: %v: %w", path, r, grove.ErrCorrupt)
+		}
+	}()
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{
+		NoSync:          noSync,
+		NoFreelistSync:  true,
+		FreelistType:    bbolt.FreelistMapType,
+		InitialMmapSize: 1 << 30, // so long read transactions (snapshots) never block the writer's remap
+		Timeout:         0,
+	})
+	if err != nil {
+		if existed {
+			return nil, false, fmt.Errorf("core: open data file %q: %v: %w", path, err, grove.ErrCorrupt)
+		}
+		return nil, false, fmt.Errorf("core: open data file %q: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		if fi, err := os.Stat(path); err == nil && fi.Size() < tx.Size() {
+			return fmt.Errorf("core: data file %q is truncated: %d bytes, its header says %d: %w", path, fi.Size(), tx.Size(), grove.ErrCorrupt)
+		}
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			if len(bucketNames(tx)) > 0 {
+				return fmt.Errorf("core: data file %q is not a Grove data file (no format marker): %w", path, grove.ErrCorrupt)
+			}
+			fresh = true
+			var err error
+			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(bucketLog); err != nil {
+				return err
+			}
+			if err := meta.Put(keyFormat, formatMarker); err != nil {
+				return err
+			}
+			if err := meta.Put(keyNodeID, u64key(id)); err != nil {
+				return err
+			}
+		} else {
+			if !bytes.Equal(meta.Get(keyFormat), formatMarker) {
+				return fmt.Errorf("core: data file %q has format %q, want %q: %w", path, meta.Get(keyFormat), formatMarker, grove.ErrCorrupt)
+			}
+			if got := meta.Get(keyNodeID); len(got) != 8 || binary.BigEndian.Uint64(got) != id {
+				return fmt.Errorf("core: data file %q belongs to another node (id %x), not %d: %w", path, got, id, grove.ErrCorrupt)
+			}
+			if tx.Bucket(bucketLog) == nil {
+				return fmt.Errorf("core: data file %q has no raft log bucket: %w", path, grove.ErrCorrupt)
+			}
+		}
+		return fsm.Init(tx)
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, false, err
+	}
+	return db, fresh, nil
+}
+
+func bucketNames(tx *bbolt.Tx) [][]byte {
+	var names [][]byte
+	_ = tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
+		names = append(names, append([]byte(nil), name...))
+		return nil
+	})
+	return names
+}
+
+// raftState is what a restarting node loads from disk.
+type raftState struct {
+	hard         *pb.HardState
+	conf         *pb.ConfState
+	appliedIndex uint64
+	appliedTerm  uint64
+	entries      []*pb.Entry // the log tail after appliedIndex
+}
+
+// loadRaftState reads the hard state, conf state, applied index and the log
+// tail past the applied index. Undecodable records wrap grove.ErrCorrupt.
+func loadRaftState(db *bbolt.DB) (*raftState, error) {
+	rs := &raftState{hard: &pb.HardState{}, conf: &pb.ConfState{}}
+	err := db.View(func(tx *bbolt.Tx) error {
+		var err error
+		if rs.appliedIndex, rs.appliedTerm, err = fsm.Applied(tx); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		if b := meta.Get(keyHard); b != nil {
+			if err := proto.Unmarshal(b, rs.hard); err != nil {
+				return fmt.Errorf("core: decode hard state: %v: %w", err, grove.ErrCorrupt)
+			}
+		}
+		if b := meta.Get(keyConf); b != nil {
+			if err := proto.Unmarshal(b, rs.conf); err != nil {
+				return fmt.Errorf("core: decode conf state: %v: %w", err, grove.ErrCorrupt)
+			}
+		}
+		c := tx.Bucket(bucketLog).Cursor()
+		want := rs.appliedIndex + 1
+		for k, v := c.Seek(u64key(want)); k != nil; k, v = c.Next() {
+			e := &pb.Entry{}
+			if err := proto.Unmarshal(v, e); err != nil {
+				return fmt.Errorf("core: decode log entry %d: %v: %w", binary.BigEndian.Uint64(k), err, grove.ErrCorrupt)
+			}
+			if e.GetIndex() != want {
+				return fmt.Errorf("core: log has a gap: want entry %d, found %d: %w", want, e.GetIndex(), grove.ErrCorrupt)
+			}
+			rs.entries = append(rs.entries, e)
+			want++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rs.hard.GetCommit() < rs.appliedIndex {
+		return nil, fmt.Errorf("core: applied index %d is past the commit index %d: %w", rs.appliedIndex, rs.hard.GetCommit(), grove.ErrCorrupt)
+	}
+	if last := rs.appliedIndex + uint64(len(rs.entries)); rs.hard.GetCommit() > last {
+		return nil, fmt.Errorf("core: commit index %d is past the last log entry %d: %w", rs.hard.GetCommit(), last, grove.ErrCorrupt)
+	}
+	return rs, nil
+}
+
+// memoryStorage builds raft's in-memory storage from the loaded state: a
+// metadata-only snapshot at the applied index, then the log tail.
+func (rs *raftState) memoryStorage() (*raft.MemoryStorage, error) {
+	ms := raft.NewMemoryStorage()
+	if rs.appliedIndex > 0 {
+		snap := &pb.Snapshot{Metadata: &pb.SnapshotMetadata{
+			Index: new(rs.appliedIndex), Term: new(rs.appliedTerm), ConfState: rs.conf,
+		}}
+		if err := ms.ApplySnapshot(snap); err != nil {
+			return nil, fmt.Errorf("core: restore snapshot point: %w", err)
+		}
+	}
+	if err := ms.SetHardState(rs.hard); err != nil {
+		return nil, err
+	}
+	if err := ms.Append(rs.entries); err != nil {
+		return nil, fmt.Errorf("core: restore log tail: %w", err)
+	}
+	return ms, nil
+}
+
+// saveEntries writes new log entries, first deleting any conflicting suffix
+// they replace.
+func saveEntries(tx *bbolt.Tx, ents []*pb.Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	b := tx.Bucket(bucketLog)
+	c := b.Cursor()
+	for k, _ := c.Seek(u64key(ents[0].GetIndex())); k != nil; k, _ = c.Seek(u64key(ents[0].GetIndex())) {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	for _, e := range ents {
+		v, err := proto.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("core: encode entry %d: %w", e.GetIndex(), err)
+		}
+		if err := b.Put(u64key(e.GetIndex()), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func saveHardState(tx *bbolt.Tx, hs *pb.HardState) error {
+	v, err := proto.Marshal(hs)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(keyHard, v)
+}
+
+func saveConfState(tx *bbolt.Tx, cs *pb.ConfState) error {
+	v, err := proto.Marshal(cs)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(keyConf, v)
+}
+
+func readConfState(tx *bbolt.Tx) (*pb.ConfState, error) {
+	cs := &pb.ConfState{}
+	if b := tx.Bucket(bucketMeta).Get(keyConf); b != nil {
+		if err := proto.Unmarshal(b, cs); err != nil {
+			return nil, fmt.Errorf("core: decode conf state: %v: %w", err, grove.ErrCorrupt)
+		}
+	}
+	return cs, nil
+}
+
+// compactLog deletes log entries up to and including index.
+func compactLog(tx *bbolt.Tx, index uint64) error {
+	b := tx.Bucket(bucketLog)
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= index; k, _ = c.First() {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clearLog deletes every log entry (a snapshot replaces the log).
+func clearLog(tx *bbolt.Tx) error {
+	if err := tx.DeleteBucket(bucketLog); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+		return err
+	}
+	_, err := tx.CreateBucket(bucketLog)
+	return err
+}

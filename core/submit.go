@@ -1,0 +1,161 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/raft/v3"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/command"
+	"github.com/grovekit/grove/internal/fsm"
+)
+
+// Request is a write of one session, the unit of the request pipeline that
+// every client protocol drives. Seq numbers a session's writes from 1 with
+// no gaps; writes apply in Seq order and a retried Seq gets its original
+// result, so resending after a lost connection is always safe.
+type Request = command.Request
+
+// Result is the outcome of a Request.
+type Result = command.Result
+
+// Submit proposes a session write and waits until it is applied on this
+// node, then returns its result. The result's Code carries the operation's
+// error (for example grove.CodeNoNode); the returned error is for the
+// pipeline itself: ctx ending, the node stopping, or data over MaxDataSize
+// (grove.ErrTooLarge).
+//
+// Submit holds the request through an election and re-proposes it if its
+// entry is lost, until ctx ends. Concurrent Submits of one session may run
+// (pipelining); a request that overtakes an earlier one is re-proposed after
+// it. Watch events caused by the write are delivered before Submit returns.
+func (n *Node) Submit(ctx context.Context, req *Request) (*Result, error) {
+	if err := n.checkSize(req); err != nil {
+		return nil, err
+	}
+	data, err := command.Encode(req)
+	if err != nil {
+		return nil, err
+	}
+	n.Touch(req.Session)
+	key := waitKey{session: req.Session, seq: req.Seq}
+	for {
+		o, err := n.proposeAndWait(ctx, key, data)
+		if err != nil {
+			return nil, err
+		}
+		if o.Result != nil && o.Result.Code == grove.CodeOutOfOrder && o.Seq != 0 {
+			// An earlier request of this session is still on its way:
+			// let it land, then try again.
+			if err := sleepCtx(ctx, n.cfg.TickInterval, n.donec, n.stopErr); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if o.Result == nil {
+			return nil, fmt.Errorf("core: request applied without a result: %w", grove.ErrSystemError)
+		}
+		return o.Result, nil
+	}
+}
+
+func (n *Node) checkSize(req *Request) error {
+	limit := n.cfg.MaxDataSize
+	if len(req.Data) > limit {
+		return fmt.Errorf("core: data of %d bytes exceeds the %d byte limit: %w", len(req.Data), limit, grove.ErrTooLarge)
+	}
+	total := len(req.Data)
+	for _, op := range req.Ops {
+		total += len(op.Data) + len(op.Path)
+	}
+	if total > 4*limit {
+		return fmt.Errorf("core: request of %d bytes exceeds the %d byte limit: %w", total, 4*limit, grove.ErrTooLarge)
+	}
+	return nil
+}
+
+// proposeAndWait proposes data and waits for the outcome of the entry
+// identified by key, re-proposing when no leader takes it or nothing is
+// applied within RetryInterval.
+func (n *Node) proposeAndWait(ctx context.Context, key waitKey, data []byte) (*fsm.Outcome, error) {
+	ch := n.waits.register(key)
+	defer n.waits.cancel(key, ch)
+	retry := time.NewTimer(n.cfg.RetryInterval)
+	defer retry.Stop()
+	for {
+		if err := n.proposeOnce(ctx, data); err != nil {
+			if !errors.Is(err, raft.ErrProposalDropped) {
+				return nil, err
+			}
+			// No leader yet: hold the request until one emerges.
+			if err := n.waitLeaderChange(ctx, n.cfg.TickInterval); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		retry.Reset(n.cfg.RetryInterval)
+		select {
+		case o := <-ch:
+			return o, nil
+		case <-retry.C:
+			n.log.Debug("proposal not applied in time, proposing again", "session", key.session, "seq", key.seq)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-n.donec:
+			return nil, n.stopErr()
+		}
+	}
+}
+
+// proposeOnce hands data to the loop and returns raft's verdict.
+func (n *Node) proposeOnce(ctx context.Context, data []byte) error {
+	p := proposal{data: data, errc: make(chan error, 1)}
+	select {
+	case n.propc <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return n.stopErr()
+	}
+	select {
+	case err := <-p.errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return n.stopErr()
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration, stop <-chan struct{}, stopErr func() error) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-stop:
+		return stopErr()
+	}
+}
+
+// OpKind is the kind of a Request's operation.
+type OpKind = command.OpKind
+
+// Request operation kinds.
+const (
+	OpCreate       = command.OpCreate       // Path, Data, ACL, Mode, TTL
+	OpDelete       = command.OpDelete       // Path, Version
+	OpSetData      = command.OpSetData      // Path, Data, Version
+	OpSetACL       = command.OpSetACL       // Path, ACL, Version (the ACL version)
+	OpMulti        = command.OpMulti        // Ops
+	OpCloseSession = command.OpCloseSession // closes the session
+	OpCheck        = command.OpCheck        // Path, Version
+)
+
+// OpResult is the outcome of one operation of a multi.
+type OpResult = command.OpResult

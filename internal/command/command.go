@@ -1,0 +1,203 @@
+// Package command defines the log entries of Grove's replicated state
+// machine and their encoding.
+//
+// An entry is a fixed 10-byte header followed by a msgpack body:
+//
+//	byte 0     format version (Version)
+//	byte 1     Kind
+//	bytes 2-9  time in milliseconds since the Unix epoch, big endian,
+//	           stamped by the leader when it accepts the proposal
+//	bytes 10-  msgpack body of the kind's struct
+//
+// Everything the state machine needs to decide deterministically (times,
+// session timeouts, passwords, the session's identities) travels in the
+// entry, so applying the same log gives the same state on every node.
+package command
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/grovekit/grove"
+)
+
+// Version is the entry format version written by this build.
+const Version byte = 1
+
+// HeaderSize is the size of the fixed entry header.
+const HeaderSize = 10
+
+// Kind is the kind of a log entry.
+type Kind byte
+
+// Entry kinds.
+const (
+	KindRequest       Kind = 1 // a session's write request (Request)
+	KindCreateSession Kind = 2 // open a session (CreateSession); its id is the entry's index
+	KindExpire        Kind = 3 // the leader expires sessions (Expire)
+	KindReap          Kind = 4 // the leader reaps empty containers and idle TTL nodes (Reap)
+	KindTouch         Kind = 5 // reserved; keep-alives are not logged
+)
+
+// OpKind is the kind of a request operation.
+type OpKind byte
+
+// Request operation kinds.
+const (
+	OpCreate       OpKind = 1
+	OpDelete       OpKind = 2
+	OpSetData      OpKind = 3
+	OpSetACL       OpKind = 4
+	OpMulti        OpKind = 5
+	OpCloseSession OpKind = 6
+	OpCheck        OpKind = 7
+)
+
+// Request is a write of one session. Seq is the session's request sequence
+// number: requests apply in Seq order and a repeated Seq is answered with the
+// original result.
+type Request struct {
+	Session    uint64           `msgpack:"s"`
+	Seq        uint64           `msgpack:"q"`
+	Identities []grove.Identity `msgpack:"i,omitempty"`
+	Op         OpKind           `msgpack:"o"`
+	Path       string           `msgpack:"p,omitempty"`
+	Data       []byte           `msgpack:"d,omitempty"`
+	ACL        []grove.ACL      `msgpack:"a,omitempty"`
+	Mode       grove.CreateMode `msgpack:"m,omitempty"`
+	TTL        int64            `msgpack:"t,omitempty"`
+	Version    int32            `msgpack:"v,omitempty"`
+	Ops        []grove.Op       `msgpack:"x,omitempty"` // OpMulti
+}
+
+// CreateSession opens a session. The session id is the index of the entry.
+type CreateSession struct {
+	TimeoutMs int64  `msgpack:"t"` // already clamped by the proposer
+	Password  []byte `msgpack:"p"` // random, chosen by the proposer
+}
+
+// Expire closes sessions the leader found expired.
+type Expire struct {
+	Sessions []uint64 `msgpack:"s"`
+}
+
+// ReapItem names one znode the leader believes is due for reaping. The state
+// machine re-checks the condition with the entry's time before deleting, and
+// skips the node if Czxid no longer matches (it was recreated).
+type ReapItem struct {
+	Path  string `msgpack:"p"`
+	Czxid int64  `msgpack:"c"`
+}
+
+// Reap deletes empty containers and expired TTL nodes.
+type Reap struct {
+	Items []ReapItem `msgpack:"i"`
+}
+
+// Result is the outcome of a Request, cached by the state machine so a
+// retried request gets it again.
+type Result struct {
+	Code  grove.Code  `msgpack:"c,omitempty"`
+	Path  string      `msgpack:"p,omitempty"`
+	Stat  *grove.Stat `msgpack:"s,omitempty"`
+	Multi []OpResult  `msgpack:"m,omitempty"`
+}
+
+// OpResult is the outcome of one operation of a multi.
+type OpResult struct {
+	Type grove.OpType `msgpack:"t"`
+	Code grove.Code   `msgpack:"c,omitempty"`
+	Path string       `msgpack:"p,omitempty"`
+	Stat *grove.Stat  `msgpack:"s,omitempty"`
+}
+
+// Entry is a decoded log entry.
+type Entry struct {
+	Kind   Kind
+	TimeMs int64
+	Body   any // *Request, *CreateSession, *Expire or *Reap
+}
+
+// Encode returns the entry bytes for a body with the time left zero for the
+// leader to stamp.
+func Encode(body any) ([]byte, error) {
+	var kind Kind
+	switch body.(type) {
+	case *Request:
+		kind = KindRequest
+	case *CreateSession:
+		kind = KindCreateSession
+	case *Expire:
+		kind = KindExpire
+	case *Reap:
+		kind = KindReap
+	default:
+		return nil, fmt.Errorf("command: cannot encode %T: %w", body, grove.ErrBadRequest)
+	}
+	b, err := msgpack.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("command: encode %T: %w", body, err)
+	}
+	out := make([]byte, HeaderSize, HeaderSize+len(b))
+	out[0] = Version
+	out[1] = byte(kind)
+	return append(out, b...), nil
+}
+
+// Stamp writes the leader's time into an encoded entry. It does nothing to
+// data too short to be an entry.
+func Stamp(data []byte, timeMs int64) {
+	if len(data) >= HeaderSize {
+		binary.BigEndian.PutUint64(data[2:10], uint64(timeMs))
+	}
+}
+
+// StampedTime returns the time stamped in an encoded entry, or 0.
+func StampedTime(data []byte) int64 {
+	if len(data) < HeaderSize {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(data[2:10]))
+}
+
+// Decode parses an entry. Malformed input returns an error wrapping
+// grove.ErrCorrupt; it never panics.
+func Decode(data []byte) (*Entry, error) {
+	if len(data) < HeaderSize {
+		return nil, fmt.Errorf("command: entry of %d bytes is shorter than its header: %w", len(data), grove.ErrCorrupt)
+	}
+	if data[0] != Version {
+		return nil, fmt.Errorf("command: unknown entry format version %d: %w", data[0], grove.ErrCorrupt)
+	}
+	e := &Entry{Kind: Kind(data[1]), TimeMs: StampedTime(data)}
+	switch e.Kind {
+	case KindRequest:
+		e.Body = new(Request)
+	case KindCreateSession:
+		e.Body = new(CreateSession)
+	case KindExpire:
+		e.Body = new(Expire)
+	case KindReap:
+		e.Body = new(Reap)
+	default:
+		return nil, fmt.Errorf("command: unknown entry kind %d: %w", data[1], grove.ErrCorrupt)
+	}
+	if err := msgpack.Unmarshal(data[HeaderSize:], e.Body); err != nil {
+		return nil, fmt.Errorf("command: decode kind %d: %v: %w", e.Kind, err, grove.ErrCorrupt)
+	}
+	return e, nil
+}
+
+// EncodeResult encodes a Result for the state machine's result cache.
+func EncodeResult(r *Result) ([]byte, error) { return msgpack.Marshal(r) }
+
+// DecodeResult decodes a cached Result.
+func DecodeResult(b []byte) (*Result, error) {
+	r := new(Result)
+	if err := msgpack.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("command: decode result: %v: %w", err, grove.ErrCorrupt)
+	}
+	return r, nil
+}

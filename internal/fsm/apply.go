@@ -1,0 +1,228 @@
+package fsm
+
+import (
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/command"
+)
+
+// Apply applies one log entry's data at raft (index, term) inside tx and
+// records index and term as applied. The entry's zxid is index and its time
+// is the time stamped in the entry.
+//
+// The returned error is only for storage failures (including a corrupt
+// stored record) and is fatal to the node: the caller must roll tx back. A
+// malformed entry is a deterministic no-op that returns &Outcome{} (Kind 0);
+// its index is still recorded as applied.
+func Apply(tx *bbolt.Tx, index, term uint64, data []byte) (*Outcome, error) {
+	st, err := openStore(tx)
+	if err != nil {
+		return nil, err
+	}
+	out := &Outcome{}
+	if e, derr := command.Decode(data); derr == nil {
+		a := &applier{st: st, zxid: int64(index), now: e.TimeMs} //nolint:gosec // raft indexes fit
+		if out, err = a.apply(index, e); err != nil {
+			return nil, err
+		}
+	}
+	if err := SetApplied(tx, index, term); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// apply dispatches a decoded entry.
+func (a *applier) apply(index uint64, e *command.Entry) (*Outcome, error) {
+	switch body := e.Body.(type) {
+	case *command.Request:
+		return a.applyRequest(body)
+	case *command.CreateSession:
+		s := &Session{ID: index, TimeoutMs: body.TimeoutMs, Password: append([]byte(nil), body.Password...)}
+		if err := a.st.putSession(s); err != nil {
+			return nil, err
+		}
+		return &Outcome{Kind: command.KindCreateSession, Session: index, Created: s}, nil
+	case *command.Expire:
+		return a.applyExpire(body)
+	case *command.Reap:
+		return a.applyReap(body)
+	}
+	return &Outcome{}, nil
+}
+
+// applyRequest applies a session's request under the sequence rules: an
+// unknown session gets SessionExpired; an old seq gets its cached result (or
+// OutOfOrder once evicted); a gap gets OutOfOrder; the next seq executes and
+// its result is cached.
+func (a *applier) applyRequest(req *command.Request) (*Outcome, error) {
+	out := &Outcome{Kind: command.KindRequest, Session: req.Session, Seq: req.Seq}
+	sess, ok, err := a.st.session(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !ok:
+		out.Result = &command.Result{Code: grove.CodeSessionExpired}
+		return out, nil
+	case req.Seq <= sess.LastSeq:
+		cached := a.st.results.Get(resultKey(req.Session, req.Seq))
+		if cached == nil {
+			out.Result = &command.Result{Code: grove.CodeOutOfOrder}
+			return out, nil
+		}
+		r, err := command.DecodeResult(cached)
+		if err != nil {
+			return nil, fmt.Errorf("fsm: cached result %d/%d: %w", req.Session, req.Seq, err)
+		}
+		out.Result, out.Duplicate = r, true
+		return out, nil
+	case req.Seq != sess.LastSeq+1:
+		out.Result = &command.Result{Code: grove.CodeOutOfOrder}
+		return out, nil
+	}
+
+	a.session, a.ids = req.Session, req.Identities
+	if req.Op == command.OpCloseSession {
+		a.ov = newOverlay(a.st)
+		if err := a.closeSession(req.Session); err != nil {
+			return nil, err
+		}
+		if err := a.ov.flush(); err != nil {
+			return nil, err
+		}
+		out.Result, out.Events, out.Closed = &command.Result{}, a.events, []uint64{req.Session}
+		return out, nil
+	}
+	if out.Result, err = a.execute(req); err != nil {
+		return nil, err
+	}
+	out.Events = a.events
+	if err := a.cacheResult(&sess, req.Seq, out.Result); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// cacheResult stores the result of seq, advances the session's LastSeq and
+// evicts the result that fell out of the window.
+func (a *applier) cacheResult(sess *Session, seq uint64, r *command.Result) error {
+	b, err := command.EncodeResult(r)
+	if err != nil {
+		return fmt.Errorf("fsm: encode result: %w", err)
+	}
+	if err := a.st.results.Put(resultKey(sess.ID, seq), b); err != nil {
+		return fmt.Errorf("fsm: write result: %w", err)
+	}
+	if seq > ResultWindow {
+		if err := a.st.results.Delete(resultKey(sess.ID, seq-ResultWindow)); err != nil {
+			return fmt.Errorf("fsm: evict result: %w", err)
+		}
+	}
+	sess.LastSeq = seq
+	return a.st.putSession(sess)
+}
+
+// execute runs the operation of a request all or nothing: the overlay is
+// flushed, and the events kept, only if it succeeds.
+func (a *applier) execute(req *command.Request) (*command.Result, error) {
+	a.ov = newOverlay(a.st)
+	var r *command.Result
+	switch req.Op {
+	case command.OpCreate, command.OpDelete, command.OpSetData, command.OpCheck:
+		op := grove.Op{
+			Type: opType(req.Op), Path: req.Path, Data: req.Data, ACL: req.ACL,
+			Mode: req.Mode, TTL: req.TTL, Version: req.Version,
+		}
+		res, err := a.runOp(&op)
+		if err != nil {
+			return nil, err
+		}
+		r = &command.Result{Code: res.Code, Path: res.Path, Stat: res.Stat}
+	case command.OpSetACL:
+		var err error
+		if r, err = a.setACL(req.Path, req.ACL, req.Version); err != nil {
+			return nil, err
+		}
+	case command.OpMulti:
+		var err error
+		if r, err = a.multi(req.Ops); err != nil {
+			return nil, err
+		}
+	default:
+		r = &command.Result{Code: grove.CodeUnimplemented}
+	}
+	if r.Code != grove.CodeOK {
+		a.events = nil
+		return r, nil
+	}
+	return r, a.ov.flush()
+}
+
+// multi runs ops in order over the overlay. On the first refusal it returns
+// ZooKeeper's layout: earlier ops Code OK, the failing op its code, later
+// ops CodeRuntimeInconsistency, and the failing code as the Result's; the
+// caller then drops the overlay.
+func (a *applier) multi(ops []grove.Op) (*command.Result, error) {
+	results := make([]command.OpResult, len(ops))
+	for i := range ops {
+		res, err := a.runOp(&ops[i])
+		if err != nil {
+			return nil, err
+		}
+		if res.Code == grove.CodeOK {
+			results[i] = res
+			continue
+		}
+		for j := range ops {
+			results[j] = command.OpResult{Type: ops[j].Type}
+			if j > i {
+				results[j].Code = grove.CodeRuntimeInconsistency
+			}
+		}
+		results[i].Code = res.Code
+		return &command.Result{Code: res.Code, Multi: results}, nil
+	}
+	return &command.Result{Multi: results}, nil
+}
+
+// applyExpire closes every listed session that exists, as a close request
+// would.
+func (a *applier) applyExpire(e *command.Expire) (*Outcome, error) {
+	out := &Outcome{Kind: command.KindExpire}
+	a.ov = newOverlay(a.st)
+	for _, id := range e.Sessions {
+		_, ok, err := a.st.session(id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if err := a.closeSession(id); err != nil {
+			return nil, err
+		}
+		out.Closed = append(out.Closed, id)
+	}
+	if err := a.ov.flush(); err != nil {
+		return nil, err
+	}
+	out.Events = a.events
+	return out, nil
+}
+
+// opType maps a single-operation request kind to its multi operation type.
+func opType(k command.OpKind) grove.OpType {
+	switch k {
+	case command.OpCreate:
+		return grove.OpCreate
+	case command.OpDelete:
+		return grove.OpDelete
+	case command.OpSetData:
+		return grove.OpSet
+	}
+	return grove.OpCheck
+}

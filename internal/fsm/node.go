@@ -1,0 +1,213 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/grovekit/grove"
+)
+
+// nodeFormat is the version byte that starts every node record.
+const nodeFormat byte = 1
+
+// nodeHeaderSize is the size of the fixed part of a node record:
+//
+//	0      format (nodeFormat)
+//	1-8    czxid        9-16  mzxid       17-24 pzxid
+//	25-32  ctime        33-40 mtime
+//	41-44  version      45-52 cversion (64-bit child counter)
+//	53-56  aversion     57-64 ephemeral owner
+//	65-68  numChildren  69    create mode  70-77 ttl (ms)
+//
+// followed by the ACL (uvarint count, then per entry perms as 4 bytes and
+// uvarint-length-prefixed scheme and id) and the data, which runs to the end.
+// All integers are big endian.
+const nodeHeaderSize = 78
+
+// maxPathLen bounds the length of a znode path so that every index key built
+// from it stays below bbolt's key size limit (32 KiB).
+const maxPathLen = 32*1024 - 64
+
+// node is the decoded record of a znode.
+type node struct {
+	czxid, mzxid, pzxid int64
+	ctime, mtime        int64
+	version, aversion   int32
+	cversion            uint64 // the 64-bit child counter; Stat.Cversion is its low 32 bits
+	owner               int64  // Stat.EphemeralOwner
+	numChildren         int32
+	mode                grove.CreateMode
+	ttl                 int64 // ms, for TTL modes
+	acl                 []grove.ACL
+	data                []byte
+}
+
+// stat returns the node's ZooKeeper Stat.
+func (n *node) stat() grove.Stat {
+	return grove.Stat{
+		Czxid:          n.czxid,
+		Mzxid:          n.mzxid,
+		Ctime:          n.ctime,
+		Mtime:          n.mtime,
+		Version:        n.version,
+		Cversion:       int32(uint32(n.cversion)), //nolint:gosec // low 32 bits by definition
+		Aversion:       n.aversion,
+		EphemeralOwner: n.owner,
+		DataLength:     int32(len(n.data)), //nolint:gosec // data size is bounded by the proposer
+		NumChildren:    n.numChildren,
+		Pzxid:          n.pzxid,
+	}
+}
+
+// statPtr returns a pointer to a fresh copy of the node's Stat.
+func (n *node) statPtr() *grove.Stat {
+	s := n.stat()
+	return &s
+}
+
+// isEphemeral reports whether the node is owned by a session.
+func (n *node) isEphemeral() bool { return isSessionOwner(n.owner) }
+
+// isSessionOwner reports whether an EphemeralOwner value names a session
+// (rather than being 0, the container marker or a TTL).
+func isSessionOwner(owner int64) bool {
+	return owner != 0 && owner != grove.EphemeralOwnerContainer &&
+		owner&grove.EphemeralOwnerTTLBit != grove.EphemeralOwnerTTLBit
+}
+
+// reapable reports whether the node is a container or TTL node, which the
+// reap index tracks.
+func (n *node) reapable() bool { return n.mode.IsContainer() || n.mode.IsTTL() }
+
+// dueForReap reports whether a container or TTL node qualifies for reaping
+// at nowMs: a container with no children that once had one, or a TTL node
+// with no children whose data was last changed more than ttl ago.
+func (n *node) dueForReap(nowMs int64) bool {
+	if n.numChildren != 0 {
+		return false
+	}
+	switch {
+	case n.mode.IsContainer():
+		return n.cversion > 0
+	case n.mode.IsTTL():
+		return n.ttl != 0 && nowMs-n.mtime > n.ttl
+	}
+	return false
+}
+
+// encode returns the node's record.
+func (n *node) encode() []byte {
+	size := nodeHeaderSize + binary.MaxVarintLen64 + len(n.data)
+	for _, a := range n.acl {
+		size += 4 + 2*binary.MaxVarintLen64 + len(a.Scheme) + len(a.ID)
+	}
+	b := make([]byte, nodeHeaderSize, size)
+	b[0] = nodeFormat
+	be := binary.BigEndian
+	be.PutUint64(b[1:], uint64(n.czxid))  //nolint:gosec // bit pattern
+	be.PutUint64(b[9:], uint64(n.mzxid))  //nolint:gosec // bit pattern
+	be.PutUint64(b[17:], uint64(n.pzxid)) //nolint:gosec // bit pattern
+	be.PutUint64(b[25:], uint64(n.ctime)) //nolint:gosec // bit pattern
+	be.PutUint64(b[33:], uint64(n.mtime)) //nolint:gosec // bit pattern
+	be.PutUint32(b[41:], uint32(n.version))
+	be.PutUint64(b[45:], n.cversion)
+	be.PutUint32(b[53:], uint32(n.aversion))
+	be.PutUint64(b[57:], uint64(n.owner)) //nolint:gosec // bit pattern
+	be.PutUint32(b[65:], uint32(n.numChildren))
+	b[69] = byte(n.mode)
+	be.PutUint64(b[70:], uint64(n.ttl)) //nolint:gosec // bit pattern
+	b = binary.AppendUvarint(b, uint64(len(n.acl)))
+	for _, a := range n.acl {
+		b = be.AppendUint32(b, uint32(a.Perms))
+		b = binary.AppendUvarint(b, uint64(len(a.Scheme)))
+		b = append(b, a.Scheme...)
+		b = binary.AppendUvarint(b, uint64(len(a.ID)))
+		b = append(b, a.ID...)
+	}
+	return append(b, n.data...)
+}
+
+// decodeNode parses a node record. The returned node's data aliases b; copy
+// it before b becomes invalid. A malformed record returns an error wrapping
+// grove.ErrCorrupt.
+func decodeNode(b []byte) (*node, error) {
+	if len(b) < nodeHeaderSize || b[0] != nodeFormat {
+		return nil, fmt.Errorf("fsm: node record of %d bytes: %w", len(b), grove.ErrCorrupt)
+	}
+	be := binary.BigEndian
+	n := &node{
+		czxid:       int64(be.Uint64(b[1:])),  //nolint:gosec // bit pattern
+		mzxid:       int64(be.Uint64(b[9:])),  //nolint:gosec // bit pattern
+		pzxid:       int64(be.Uint64(b[17:])), //nolint:gosec // bit pattern
+		ctime:       int64(be.Uint64(b[25:])), //nolint:gosec // bit pattern
+		mtime:       int64(be.Uint64(b[33:])), //nolint:gosec // bit pattern
+		version:     int32(be.Uint32(b[41:])), //nolint:gosec // bit pattern
+		cversion:    be.Uint64(b[45:]),
+		aversion:    int32(be.Uint32(b[53:])), //nolint:gosec // bit pattern
+		owner:       int64(be.Uint64(b[57:])), //nolint:gosec // bit pattern
+		numChildren: int32(be.Uint32(b[65:])), //nolint:gosec // bit pattern
+		mode:        grove.CreateMode(b[69]),
+		ttl:         int64(be.Uint64(b[70:])), //nolint:gosec // bit pattern
+	}
+	rest := b[nodeHeaderSize:]
+	count, k := binary.Uvarint(rest)
+	if k <= 0 || count > uint64(len(rest)) {
+		return nil, fmt.Errorf("fsm: node record acl count: %w", grove.ErrCorrupt)
+	}
+	rest = rest[k:]
+	n.acl = make([]grove.ACL, count)
+	for i := range n.acl {
+		if len(rest) < 4 {
+			return nil, fmt.Errorf("fsm: node record acl %d: %w", i, grove.ErrCorrupt)
+		}
+		n.acl[i].Perms = grove.Perm(be.Uint32(rest)) //nolint:gosec // bit pattern
+		var scheme, id []byte
+		var ok bool
+		if scheme, rest, ok = cutString(rest[4:]); !ok {
+			return nil, fmt.Errorf("fsm: node record acl %d scheme: %w", i, grove.ErrCorrupt)
+		}
+		if id, rest, ok = cutString(rest); !ok {
+			return nil, fmt.Errorf("fsm: node record acl %d id: %w", i, grove.ErrCorrupt)
+		}
+		n.acl[i].Scheme = internString(scheme)
+		n.acl[i].ID = internString(id)
+	}
+	n.data = rest
+	return n, nil
+}
+
+// cutString splits a uvarint-length-prefixed byte string off b.
+func cutString(b []byte) (s, rest []byte, ok bool) {
+	l, k := binary.Uvarint(b)
+	if k <= 0 || l > uint64(len(b)-k) {
+		return nil, nil, false
+	}
+	end := k + int(l) //nolint:gosec // bounded by len(b) above
+	return b[k:end], b[end:], true
+}
+
+// internString returns b as a string, without allocating for the strings
+// that nearly every ACL holds.
+func internString(b []byte) string {
+	switch string(b) {
+	case "":
+		return ""
+	case "world":
+		return "world"
+	case "anyone":
+		return "anyone"
+	case "digest":
+		return "digest"
+	case "ip":
+		return "ip"
+	}
+	return string(b)
+}
+
+// clone returns a deep copy of n whose data no longer aliases a record.
+func (n *node) clone() *node {
+	c := *n
+	c.acl = append([]grove.ACL(nil), n.acl...)
+	c.data = append([]byte(nil), n.data...)
+	return &c
+}

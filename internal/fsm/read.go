@@ -1,0 +1,174 @@
+package fsm
+
+import (
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/grovekit/grove"
+)
+
+// readNode validates path and loads its node from a read transaction. The
+// node's data aliases the transaction's memory. It returns an error wrapping
+// grove.ErrBadArguments for an invalid path, grove.ErrNoNode for a missing
+// node, or grove.ErrCorrupt for a missing bucket or bad record.
+func readNode(tx *bbolt.Tx, op, path string) (*node, error) {
+	if err := grove.ValidatePath(path); err != nil {
+		return nil, fmt.Errorf("fsm: %s: %w", op, err)
+	}
+	b := tx.Bucket(bucketNodes)
+	if b == nil {
+		return nil, fmt.Errorf("fsm: %s: %w", op, errMissingBucket)
+	}
+	v := b.Get([]byte(path))
+	if v == nil {
+		return nil, fmt.Errorf("fsm: %s %q: %w", op, path, grove.ErrNoNode)
+	}
+	n, err := decodeNode(v)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: %s %q: %w", op, path, err)
+	}
+	return n, nil
+}
+
+// checkRead wraps grove.ErrNoAuth unless ids may do perm on n.
+func checkRead(n *node, ids []grove.Identity, perm grove.Perm, op, path string) error {
+	if err := CheckACL(n.acl, ids, perm); err != nil {
+		return fmt.Errorf("fsm: %s %q: %w", op, path, err)
+	}
+	return nil
+}
+
+// Get returns a copy of the data of the node at path and its Stat. ids are
+// the reading session's identities; they need READ permission. Errors wrap
+// grove.ErrBadArguments, grove.ErrNoNode, grove.ErrNoAuth or
+// grove.ErrCorrupt.
+func Get(tx *bbolt.Tx, path string, ids []grove.Identity) ([]byte, grove.Stat, error) {
+	n, err := readNode(tx, "get", path)
+	if err != nil {
+		return nil, grove.Stat{}, err
+	}
+	if err := checkRead(n, ids, grove.PermRead, "get", path); err != nil {
+		return nil, grove.Stat{}, err
+	}
+	return append([]byte(nil), n.data...), n.stat(), nil
+}
+
+// Exists returns the Stat of the node at path, with no permission check.
+// Errors wrap grove.ErrBadArguments, grove.ErrNoNode or grove.ErrCorrupt.
+func Exists(tx *bbolt.Tx, path string) (grove.Stat, error) {
+	n, err := readNode(tx, "exists", path)
+	if err != nil {
+		return grove.Stat{}, err
+	}
+	return n.stat(), nil
+}
+
+// GetACL returns a copy of the ACL of the node at path and its Stat. There
+// is no permission check, but when ids lack ADMIN permission the hash of
+// every digest id is redacted ("user:x"), as ZooKeeper does. Errors wrap
+// grove.ErrBadArguments, grove.ErrNoNode or grove.ErrCorrupt.
+func GetACL(tx *bbolt.Tx, path string, ids []grove.Identity) ([]grove.ACL, grove.Stat, error) {
+	n, err := readNode(tx, "getACL", path)
+	if err != nil {
+		return nil, grove.Stat{}, err
+	}
+	acl := n.acl // decodeNode made a fresh slice
+	if CheckACL(acl, ids, grove.PermAdmin) != nil {
+		acl = redactACL(acl)
+	}
+	return acl, n.stat(), nil
+}
+
+// Children lists the names of the children of path in byte order, starting
+// strictly after the name after ("" starts at the first), at most limit of
+// them (all if limit <= 0). more reports whether names remain after the last
+// one returned; stat is the Stat of path. ids need READ permission on path.
+// Errors wrap grove.ErrBadArguments, grove.ErrNoNode, grove.ErrNoAuth or
+// grove.ErrCorrupt.
+func Children(tx *bbolt.Tx, path string, ids []grove.Identity, after string, limit int) (names []string, stat grove.Stat, more bool, err error) {
+	n, err := readNode(tx, "children", path)
+	if err != nil {
+		return nil, grove.Stat{}, false, err
+	}
+	if err := checkRead(n, ids, grove.PermRead, "children", path); err != nil {
+		return nil, grove.Stat{}, false, err
+	}
+	b := tx.Bucket(bucketChildren)
+	if b == nil {
+		return nil, grove.Stat{}, false, fmt.Errorf("fsm: children: %w", errMissingBucket)
+	}
+	prefix := childPrefix(path)
+	start := append(append([]byte(nil), prefix...), after...)
+	capHint := int(n.numChildren)
+	if limit > 0 && limit < capHint {
+		capHint = limit
+	}
+	names = make([]string, 0, max(capHint, 0))
+	c := b.Cursor()
+	k, _ := c.Seek(start)
+	if after != "" && k != nil && string(k) == string(start) {
+		k, _ = c.Next()
+	}
+	for ; k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		if limit > 0 && len(names) == limit {
+			return names, n.stat(), true, nil
+		}
+		names = append(names, string(k[len(prefix):]))
+	}
+	return names, n.stat(), false, nil
+}
+
+// CountDescendants returns the number of nodes below path, at any depth
+// (ZooKeeper's getAllChildrenNumber). ids need READ permission on path.
+// Errors wrap grove.ErrBadArguments, grove.ErrNoNode, grove.ErrNoAuth or
+// grove.ErrCorrupt.
+func CountDescendants(tx *bbolt.Tx, path string, ids []grove.Identity) (int64, error) {
+	n, err := readNode(tx, "countDescendants", path)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkRead(n, ids, grove.PermRead, "countDescendants", path); err != nil {
+		return 0, err
+	}
+	prefix := []byte(path + "/")
+	if path == "/" {
+		prefix = []byte("/")
+	}
+	var count int64
+	c := tx.Bucket(bucketNodes).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		if string(k) != "/" {
+			count++
+		}
+	}
+	return count, nil
+}
+
+// Ephemerals returns the paths of the ephemeral nodes of session that start
+// with prefix ("/" or "" for all), in path order. Errors wrap
+// grove.ErrCorrupt.
+func Ephemerals(tx *bbolt.Tx, session uint64, prefix string) ([]string, error) {
+	st, err := openStore(tx)
+	if err != nil {
+		return nil, err
+	}
+	return st.sessionEphemerals(session, prefix), nil
+}
+
+// Walk calls fn for every node in path (byte) order, with its data, Stat and
+// ACL. data is valid only during the call. It stops at and returns the first
+// error of fn; other errors wrap grove.ErrCorrupt.
+func Walk(tx *bbolt.Tx, fn func(path string, data []byte, stat grove.Stat, acl []grove.ACL) error) error {
+	b := tx.Bucket(bucketNodes)
+	if b == nil {
+		return fmt.Errorf("fsm: walk: %w", errMissingBucket)
+	}
+	return b.ForEach(func(k, v []byte) error {
+		n, err := decodeNode(v)
+		if err != nil {
+			return fmt.Errorf("fsm: walk %q: %w", k, err)
+		}
+		return fn(string(k), n.data, n.stat(), n.acl)
+	})
+}

@@ -1,0 +1,192 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/grovekit/grove"
+)
+
+// Bucket names. All start with "fsm." so they never clash with the raft
+// buckets core keeps in the same bbolt file.
+var (
+	bucketNodes      = []byte("fsm.nodes")      // path → node record
+	bucketChildren   = []byte("fsm.children")   // parent + "\x00" + name → empty
+	bucketEphemerals = []byte("fsm.ephemerals") // session(8) + path → empty
+	bucketReap       = []byte("fsm.reap")       // path of a container or TTL node → empty
+	bucketSessions   = []byte("fsm.sessions")   // session(8) → session record
+	bucketResults    = []byte("fsm.results")    // session(8) + seq(8) → command.Result
+	bucketMeta       = []byte("fsm.meta")       // keyApplied → index(8) + term(8)
+)
+
+// stateBuckets are the buckets holding replicated state, in digest order.
+// bucketMeta is not among them: the applied index is not state.
+var stateBuckets = [][]byte{
+	bucketNodes, bucketChildren, bucketEphemerals, bucketReap, bucketSessions, bucketResults,
+}
+
+// allBuckets are every bucket the package owns.
+var allBuckets = append(append([][]byte{}, stateBuckets...), bucketMeta)
+
+var keyApplied = []byte("applied")
+
+// errMissingBucket is wrapped when the store was not initialised.
+var errMissingBucket = fmt.Errorf("fsm: store not initialised: %w", grove.ErrCorrupt)
+
+// store holds the package's buckets of one transaction.
+type store struct {
+	tx         *bbolt.Tx
+	nodes      *bbolt.Bucket
+	children   *bbolt.Bucket
+	ephemerals *bbolt.Bucket
+	reap       *bbolt.Bucket
+	sessions   *bbolt.Bucket
+	results    *bbolt.Bucket
+	meta       *bbolt.Bucket
+}
+
+// openStore looks up every bucket of the package in tx. It returns an error
+// wrapping grove.ErrCorrupt when one is missing.
+func openStore(tx *bbolt.Tx) (*store, error) {
+	st := &store{tx: tx}
+	ptrs := []**bbolt.Bucket{&st.nodes, &st.children, &st.ephemerals, &st.reap, &st.sessions, &st.results, &st.meta}
+	for i, name := range allBuckets {
+		b := tx.Bucket(name)
+		if b == nil {
+			return nil, fmt.Errorf("fsm: bucket %s missing: %w", name, errMissingBucket)
+		}
+		*ptrs[i] = b
+	}
+	return st, nil
+}
+
+// Init creates all buckets if missing and, on an empty store, the initial
+// tree ZooKeeper has: "/", "/zookeeper" and "/zookeeper/quota", with zxid 0,
+// time 0 and the world:anyone ALL ACL. It is idempotent. Errors are storage
+// failures.
+func Init(tx *bbolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("fsm: create bucket %s: %w", name, err)
+		}
+	}
+	st, err := openStore(tx)
+	if err != nil {
+		return err
+	}
+	if st.nodes.Get([]byte("/")) != nil {
+		return nil
+	}
+	tree := []struct {
+		path     string
+		children []string
+	}{
+		{"/", []string{"zookeeper"}},
+		{"/zookeeper", []string{"quota"}},
+		{"/zookeeper/quota", nil},
+	}
+	for _, t := range tree {
+		n := &node{acl: grove.OpenACLUnsafe, numChildren: int32(len(t.children))}
+		if err := st.nodes.Put([]byte(t.path), n.encode()); err != nil {
+			return fmt.Errorf("fsm: init %q: %w", t.path, err)
+		}
+		for _, c := range t.children {
+			if err := st.children.Put(childKey(t.path, c), empty); err != nil {
+				return fmt.Errorf("fsm: init %q: %w", t.path, err)
+			}
+		}
+	}
+	return nil
+}
+
+// SetApplied records index and term as the last applied entry. Use it for
+// entries that are not commands (empty entries, configuration changes);
+// Apply records its own. Errors are storage failures.
+func SetApplied(tx *bbolt.Tx, index, term uint64) error {
+	b := tx.Bucket(bucketMeta)
+	if b == nil {
+		return fmt.Errorf("fsm: set applied: %w", errMissingBucket)
+	}
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:8], index)
+	binary.BigEndian.PutUint64(v[8:], term)
+	if err := b.Put(keyApplied, v[:]); err != nil {
+		return fmt.Errorf("fsm: set applied: %w", err)
+	}
+	return nil
+}
+
+// Applied returns the last applied index and term, or 0, 0 on a fresh
+// store. A malformed record returns an error wrapping grove.ErrCorrupt.
+func Applied(tx *bbolt.Tx) (index, term uint64, err error) {
+	b := tx.Bucket(bucketMeta)
+	if b == nil {
+		return 0, 0, nil
+	}
+	v := b.Get(keyApplied)
+	switch len(v) {
+	case 0:
+		return 0, 0, nil
+	case 16:
+		return binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:]), nil
+	}
+	return 0, 0, fmt.Errorf("fsm: applied record of %d bytes: %w", len(v), grove.ErrCorrupt)
+}
+
+// childKey is the children-index key of name under parent.
+func childKey(parent, name string) []byte {
+	k := make([]byte, 0, len(parent)+1+len(name))
+	k = append(k, parent...)
+	k = append(k, 0)
+	return append(k, name...)
+}
+
+// childPrefix is the prefix shared by the children-index keys of parent.
+func childPrefix(parent string) []byte {
+	return append([]byte(parent), 0)
+}
+
+// u64 returns v as 8 big-endian bytes.
+func u64(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v)
+}
+
+// ephemeralKey is the ephemerals-index key of path owned by session.
+func ephemeralKey(session uint64, path string) []byte {
+	k := make([]byte, 8, 8+len(path))
+	binary.BigEndian.PutUint64(k, session)
+	return append(k, path...)
+}
+
+// resultKey is the result-cache key of a session's request seq.
+func resultKey(session, seq uint64) []byte {
+	var k [16]byte
+	binary.BigEndian.PutUint64(k[:8], session)
+	binary.BigEndian.PutUint64(k[8:], seq)
+	return k[:]
+}
+
+// hasPrefix reports whether k starts with p.
+func hasPrefix(k, p []byte) bool {
+	return len(k) >= len(p) && string(k[:len(p)]) == string(p)
+}
+
+// deletePrefix deletes every key of b that starts with prefix.
+func deletePrefix(b *bbolt.Bucket, prefix []byte) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("fsm: delete key: %w", err)
+		}
+	}
+	return nil
+}
+
+// empty is the value of index entries.
+var empty = []byte{}
