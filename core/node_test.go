@@ -392,3 +392,25 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestOvertakingRequestIsAppliedInOrder(t *testing.T) {
+	n := mustStartSingle(t, t.TempDir())
+	ctx := t.Context()
+	s := mustSession(t, n, 10*time.Second)
+	// seq 2 is proposed before seq 1: it must wait for 1 and apply after it.
+	second, err := n.Begin(ctx, &core.Request{Session: s.id, Seq: 2, Op: core.OpSetData, Path: "/o", Data: []byte("2"), Version: -1})
+	must(t, err)
+	first, err := n.Begin(ctx, &core.Request{Session: s.id, Seq: 1, Op: core.OpCreate, Path: "/o", Data: []byte("1"), ACL: grove.OpenACLUnsafe})
+	must(t, err)
+	r2, err := second.Wait(ctx)
+	must(t, err)
+	r1, err := first.Wait(ctx)
+	must(t, err)
+	if r1.Code != grove.CodeOK || r2.Code != grove.CodeOK || r2.Stat.Version != 1 {
+		t.Fatalf("results %+v %+v", r1, r2)
+	}
+	data, _, _, err := n.Get(ctx, core.Read{}, "/o")
+	if err != nil || string(data) != "2" {
+		t.Fatalf("final data %q %v", data, err)
+	}
+}

@@ -23,16 +23,34 @@ type Request = command.Request
 type Result = command.Result
 
 // Submit proposes a session write and waits until it is applied on this
-// node, then returns its result. The result's Code carries the operation's
-// error (for example grove.CodeNoNode); the returned error is for the
-// pipeline itself: ctx ending, the node stopping, or data over MaxDataSize
-// (grove.ErrTooLarge).
+// node, then returns its result: Begin followed by Pending.Wait.
 //
-// Submit holds the request through an election and re-proposes it if its
-// entry is lost, until ctx ends. Concurrent Submits of one session may run
-// (pipelining); a request that overtakes an earlier one is re-proposed after
-// it. Watch events caused by the write are delivered before Submit returns.
+// The result's Code carries the operation's error (for example
+// grove.CodeNoNode); the returned error is for the pipeline itself: ctx
+// ending, the node stopping, or data over MaxDataSize (grove.ErrTooLarge).
+// Watch events caused by the write are delivered before Submit returns.
 func (n *Node) Submit(ctx context.Context, req *Request) (*Result, error) {
+	p, err := n.Begin(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait(ctx)
+}
+
+// Pending is a proposed request whose result is not known yet.
+type Pending struct {
+	n     *Node
+	key   waitKey
+	data  []byte
+	ch    chan *fsm.Outcome
+	first proposal
+}
+
+// Begin hands a session write to raft without waiting for it to apply, so
+// a client front end can pipeline: requests begun in order from one
+// goroutine are proposed in that order. It blocks only while the proposal
+// queue is full. Call Wait (or Cancel) on the result exactly once.
+func (n *Node) Begin(ctx context.Context, req *Request) (*Pending, error) {
 	if err := n.checkSize(req); err != nil {
 		return nil, err
 	}
@@ -41,25 +59,49 @@ func (n *Node) Submit(ctx context.Context, req *Request) (*Result, error) {
 		return nil, err
 	}
 	n.Touch(req.Session)
-	key := waitKey{session: req.Session, seq: req.Seq}
-	for {
-		o, err := n.proposeAndWait(ctx, key, data)
-		if err != nil {
+	p := &Pending{n: n, key: waitKey{session: req.Session, seq: req.Seq}, data: data}
+	p.ch = n.waits.register(p.key)
+	p.first = proposal{data: data, errc: make(chan error, 1)}
+	select {
+	case n.propc <- p.first:
+		return p, nil
+	case <-ctx.Done():
+		n.waits.cancel(p.key, p.ch)
+		return nil, ctx.Err()
+	case <-n.donec:
+		n.waits.cancel(p.key, p.ch)
+		return nil, n.stopErr()
+	}
+}
+
+// Cancel stops waiting for the request; it may still apply.
+func (p *Pending) Cancel() { p.n.waits.cancel(p.key, p.ch) }
+
+// Wait blocks until the request is applied on this node and returns its
+// result. It holds the request through an election and re-proposes it if
+// its entry is lost, until ctx ends; a request that overtook an earlier one
+// of its session is re-proposed after it.
+func (p *Pending) Wait(ctx context.Context) (*Result, error) {
+	n := p.n
+	defer func() { n.waits.cancel(p.key, p.ch) }()
+	o, err := n.waitProposal(ctx, p.key, p.data, p.ch, p.first.errc)
+	for err == nil && o.Result != nil && o.Result.Code == grove.CodeOutOfOrder {
+		// An earlier request of this session is still on its way: let it
+		// land, then try again.
+		if err := sleepCtx(ctx, n.cfg.TickInterval, n.donec, n.stopErr); err != nil {
 			return nil, err
 		}
-		if o.Result != nil && o.Result.Code == grove.CodeOutOfOrder && o.Seq != 0 {
-			// An earlier request of this session is still on its way:
-			// let it land, then try again.
-			if err := sleepCtx(ctx, n.cfg.TickInterval, n.donec, n.stopErr); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if o.Result == nil {
-			return nil, fmt.Errorf("core: request applied without a result: %w", grove.ErrSystemError)
-		}
-		return o.Result, nil
+		n.Touch(p.key.session)
+		p.ch = n.waits.register(p.key) // the last outcome consumed the registration
+		o, err = n.waitProposal(ctx, p.key, p.data, p.ch, nil)
 	}
+	if err != nil {
+		return nil, err
+	}
+	if o.Result == nil {
+		return nil, fmt.Errorf("core: request applied without a result: %w", grove.ErrSystemError)
+	}
+	return o.Result, nil
 }
 
 func (n *Node) checkSize(req *Request) error {
@@ -78,15 +120,29 @@ func (n *Node) checkSize(req *Request) error {
 }
 
 // proposeAndWait proposes data and waits for the outcome of the entry
-// identified by key, re-proposing when no leader takes it or nothing is
-// applied within RetryInterval.
+// identified by key.
 func (n *Node) proposeAndWait(ctx context.Context, key waitKey, data []byte) (*fsm.Outcome, error) {
 	ch := n.waits.register(key)
 	defer n.waits.cancel(key, ch)
+	return n.waitProposal(ctx, key, data, ch, nil)
+}
+
+// waitProposal waits for the outcome on ch, re-proposing data when no
+// leader takes it or nothing is applied within RetryInterval. If errc is
+// non-nil the first proposal was already queued and errc carries raft's
+// verdict on it; otherwise waitProposal proposes first.
+func (n *Node) waitProposal(ctx context.Context, key waitKey, data []byte, ch chan *fsm.Outcome, errc chan error) (*fsm.Outcome, error) {
 	retry := time.NewTimer(n.cfg.RetryInterval)
 	defer retry.Stop()
 	for {
-		if err := n.proposeOnce(ctx, data); err != nil {
+		var err error
+		if errc != nil {
+			err = n.verdict(ctx, errc)
+			errc = nil
+		} else {
+			err = n.proposeOnce(ctx, data)
+		}
+		if err != nil {
 			if !errors.Is(err, raft.ErrProposalDropped) {
 				return nil, err
 			}
@@ -120,8 +176,13 @@ func (n *Node) proposeOnce(ctx context.Context, data []byte) error {
 	case <-n.donec:
 		return n.stopErr()
 	}
+	return n.verdict(ctx, p.errc)
+}
+
+// verdict waits for raft's verdict on a queued proposal.
+func (n *Node) verdict(ctx context.Context, errc chan error) error {
 	select {
-	case err := <-p.errc:
+	case err := <-errc:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

@@ -232,3 +232,29 @@ func (h *harness) tree() map[string]string {
 	})
 	return out
 }
+
+// forgetLast undoes the bookkeeping of the client's last request: its cached
+// result and the session's LastSeq. What remains is the request's effect on
+// the tree.
+func (c *client) forgetLast() {
+	c.h.t.Helper()
+	err := c.h.db.Update(func(tx *bbolt.Tx) error {
+		st, err := openStore(tx)
+		if err != nil {
+			return err
+		}
+		if err := st.results.Delete(resultKey(c.id, c.seq)); err != nil {
+			return err
+		}
+		s, _, err := st.session(c.id)
+		if err != nil {
+			return err
+		}
+		s.LastSeq = c.seq - 1
+		return st.putSession(&s)
+	})
+	if err != nil {
+		c.h.t.Fatal(err)
+	}
+	c.seq--
+}
