@@ -1,7 +1,6 @@
 package core
 
 import (
-
 	"go.etcd.io/bbolt"
 
 	"github.com/grovekit/grove/internal/command"

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -273,7 +274,7 @@ func compactLog(tx *bbolt.Tx, index uint64) error {
 
 // clearLog deletes every log entry (a snapshot replaces the log).
 func clearLog(tx *bbolt.Tx) error {
-	if err := tx.DeleteBucket(bucketLog); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+	if err := tx.DeleteBucket(bucketLog); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return err
 	}
 	_, err := tx.CreateBucket(bucketLog)

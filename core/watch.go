@@ -70,13 +70,6 @@ func (wm *watchManager) registerWith(reg *registration, w Watcher, read func() (
 	return err
 }
 
-// add registers a watch that fires for changes after zxid.
-func (wm *watchManager) add(session uint64, path string, kind grove.WatchKind, zxid uint64, w Watcher) {
-	wm.mu.Lock()
-	defer wm.mu.Unlock()
-	wm.addLocked(session, path, kind, zxid, w)
-}
-
 func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchKind, zxid uint64, w Watcher) {
 	wm.sinks[session] = w
 	if kind == grove.WatchPersistentRecursive {

@@ -263,3 +263,57 @@ func (c *Cluster) Close() {
 		}
 	}
 }
+
+// AddNode starts a new node with the next free id and an empty data dir,
+// has the leader add it as a learner and, unless learner is true, promotes
+// it to voter once it has caught up. It returns the new node.
+func (c *Cluster) AddNode(ctx context.Context, learner bool) (*core.Node, error) {
+	c.mu.Lock()
+	id := uint64(len(c.cfgs) + 1)
+	var base core.Config
+	for _, cfg := range c.cfgs {
+		base = cfg
+		break
+	}
+	cfg := base
+	cfg.ID = id
+	cfg.Peers = nil
+	cfg.DataDir = filepath.Join(filepath.Dir(base.DataDir), fmt.Sprintf("node%d", id))
+	c.cfgs[id] = cfg
+	c.mu.Unlock()
+	nd := c.start(id)
+	leader, err := c.AwaitLeader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := leader.AddLearner(ctx, id, fmt.Sprintf("mem-%d", id)); err != nil {
+		return nil, err
+	}
+	for nd.AppliedIndex() < leader.AppliedIndex() {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if !learner {
+		if err := leader.AddVoter(ctx, id, fmt.Sprintf("mem-%d", id)); err != nil {
+			return nil, err
+		}
+	}
+	return nd, nil
+}
+
+// Remove has the leader remove node id from the configuration and stops
+// the node.
+func (c *Cluster) Remove(ctx context.Context, id uint64) error {
+	leader, err := c.AwaitLeader(ctx)
+	if err != nil {
+		return err
+	}
+	if err := leader.RemoveMember(ctx, id); err != nil {
+		return err
+	}
+	c.Crash(id)
+	return nil
+}

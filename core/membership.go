@@ -1,0 +1,74 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/grovekit/grove"
+)
+
+// AddLearner adds a node as a non-voting learner reachable at addr (the
+// address travels in the conf change, so every member's transport learns
+// it). The cluster streams it a snapshot or the log; promote it with
+// AddVoter once caught up. It must be called on the leader
+// (grove.ErrNotLeader otherwise) and blocks until the change is applied
+// here.
+func (n *Node) AddLearner(ctx context.Context, id uint64, addr string) error {
+	return n.changeConf(ctx, pb.ConfChangeAddLearnerNode, id, addr, func(cs Status) bool {
+		return slices.Contains(cs.Learners, id)
+	})
+}
+
+// AddVoter adds a node as a voter, or promotes a learner. See AddLearner.
+func (n *Node) AddVoter(ctx context.Context, id uint64, addr string) error {
+	return n.changeConf(ctx, pb.ConfChangeAddNode, id, addr, func(cs Status) bool {
+		return slices.Contains(cs.Voters, id)
+	})
+}
+
+// RemoveMember removes a voter or learner from the configuration. Raft IDs
+// are never reused: a removed node must come back with a new ID. See
+// AddLearner for where to call it.
+func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
+	return n.changeConf(ctx, pb.ConfChangeRemoveNode, id, "", func(cs Status) bool {
+		return !slices.Contains(cs.Voters, id) && !slices.Contains(cs.Learners, id)
+	})
+}
+
+func (n *Node) changeConf(ctx context.Context, typ pb.ConfChangeType, id uint64, addr string, done func(Status) bool) error {
+	if id == 0 {
+		return fmt.Errorf("core: member id 0: %w", grove.ErrBadArguments)
+	}
+	if !n.IsLeader() {
+		return grove.ErrNotLeader
+	}
+	cc := &pb.ConfChange{Type: typ.Enum(), NodeId: new(id), Context: []byte(addr)}
+	errc := make(chan error, 1)
+	select {
+	case n.confc <- confRequest{cc: cc, errc: errc}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return n.stopErr()
+	}
+	select {
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("core: propose conf change: %w", err)
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return n.stopErr()
+	}
+	for !done(n.Status()) {
+		if err := sleepCtx(ctx, n.cfg.TickInterval, n.donec, n.stopErr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
