@@ -71,4 +71,3 @@ func (n *Node) changeConf(ctx context.Context, typ pb.ConfChangeType, id uint64,
 	}
 	return nil
 }
-
