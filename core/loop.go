@@ -40,6 +40,7 @@ type proposal struct {
 
 // confRequest asks the loop to campaign or to propose a conf change.
 type confRequest struct {
+	progress chan map[uint64]uint64
 	campaign bool
 	cc       pb.ConfChangeI
 	errc     chan error
@@ -169,6 +170,17 @@ func (n *Node) stampTime() int64 {
 func (n *Node) conf(r confRequest) {
 	var err error
 	switch {
+	case r.progress != nil:
+		var p map[uint64]uint64
+		if n.loopState.isLeader {
+			st := n.rn.Status()
+			p = make(map[uint64]uint64, len(st.Progress))
+			for id, pr := range st.Progress {
+				p[id] = pr.Match
+			}
+		}
+		r.progress <- p
+		return
 	case r.campaign:
 		err = n.rn.Campaign()
 	case r.cc != nil:
@@ -285,7 +297,9 @@ func (n *Node) applyEntry(tx *bbolt.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 		if err := saveConfState(tx, n.confState); err != nil {
 			return nil, err
 		}
-		n.applyPeers(cc)
+		if err := n.applyPeers(tx, cc); err != nil {
+			return nil, err
+		}
 		return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
 	}
 	return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
@@ -356,25 +370,33 @@ func decodeConfChange(e *pb.Entry) (pb.ConfChangeI, error) {
 	return cc, nil
 }
 
-// applyPeers tells the transport about peers added or removed by a conf
-// change. The address of an added peer travels in the change's context.
-func (n *Node) applyPeers(cc pb.ConfChangeI) {
-	if n.tr == nil {
-		return
-	}
+// applyPeers records the peers added or removed by a conf change and tells
+// the transport. The address of an added peer travels in the change's
+// context.
+func (n *Node) applyPeers(tx *bbolt.Tx, cc pb.ConfChangeI) error {
 	v2 := cc.AsV2()
 	for _, c := range v2.GetChanges() {
 		id := c.GetNodeId()
-		if id == n.cfg.ID {
-			continue
-		}
 		switch c.GetType() {
 		case pb.ConfChangeAddNode, pb.ConfChangeAddLearnerNode:
-			if len(v2.GetContext()) > 0 {
-				n.tr.AddPeer(id, string(v2.GetContext()))
+			addr := string(v2.GetContext())
+			if addr == "" {
+				continue
+			}
+			if err := savePeer(tx, id, addr); err != nil {
+				return err
+			}
+			if n.tr != nil && id != n.cfg.ID {
+				n.tr.AddPeer(id, addr)
 			}
 		case pb.ConfChangeRemoveNode:
-			n.tr.RemovePeer(id)
+			if err := savePeer(tx, id, ""); err != nil {
+				return err
+			}
+			if n.tr != nil && id != n.cfg.ID {
+				n.tr.RemovePeer(id)
+			}
 		}
 	}
+	return nil
 }

@@ -30,8 +30,9 @@ func (n *Node) AddVoter(ctx context.Context, id uint64, addr string) error {
 }
 
 // RemoveMember removes a voter or learner from the configuration. Raft IDs
-// are never reused: a removed node must come back with a new ID. See
-// AddLearner for where to call it.
+// are never reused: a removed node must come back with a new ID. It must be
+// called on the leader, except that a node may remove itself (a graceful
+// leave; raft forwards the change to the leader).
 func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
 	return n.changeConf(ctx, pb.ConfChangeRemoveNode, id, "", func(cs Status) bool {
 		return !slices.Contains(cs.Voters, id) && !slices.Contains(cs.Learners, id)
@@ -42,7 +43,7 @@ func (n *Node) changeConf(ctx context.Context, typ pb.ConfChangeType, id uint64,
 	if id == 0 {
 		return fmt.Errorf("core: member id 0: %w", grove.ErrBadArguments)
 	}
-	if !n.IsLeader() {
+	if !n.IsLeader() && !(typ == pb.ConfChangeRemoveNode && id == n.cfg.ID) {
 		return grove.ErrNotLeader
 	}
 	cc := &pb.ConfChange{Type: typ.Enum(), NodeId: new(id), Context: []byte(addr)}
@@ -70,4 +71,37 @@ func (n *Node) changeConf(ctx context.Context, typ pb.ConfChangeType, id uint64,
 		}
 	}
 	return nil
+}
+
+// SetPeerAddr points the transport at a new address for a peer, as
+// discovery (gossip) reports it. The raft configuration is unchanged.
+func (n *Node) SetPeerAddr(id uint64, addr string) {
+	if n.tr != nil && id != n.cfg.ID && addr != "" {
+		n.tr.AddPeer(id, addr)
+	}
+}
+
+// Progress returns, on the leader, each member's replication progress: the
+// highest log index known to be stored on it. It returns grove.ErrNotLeader
+// elsewhere.
+func (n *Node) Progress(ctx context.Context) (map[uint64]uint64, error) {
+	pc := make(chan map[uint64]uint64, 1)
+	select {
+	case n.confc <- confRequest{progress: pc}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-n.donec:
+		return nil, n.stopErr()
+	}
+	select {
+	case p := <-pc:
+		if p == nil {
+			return nil, grove.ErrNotLeader
+		}
+		return p, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-n.donec:
+		return nil, n.stopErr()
+	}
 }

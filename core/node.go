@@ -147,9 +147,16 @@ func newNode(cfg Config, db *bbolt.DB, fresh bool) (*Node, error) {
 	}
 	n.status = Status{ID: cfg.ID, Role: RoleFollower, Applied: rs.appliedIndex}
 	if n.tr != nil {
+		known, err := loadPeers(db)
+		if err != nil {
+			return nil, fmt.Errorf("core: load peer addresses: %w", err)
+		}
 		for _, p := range cfg.Peers {
-			if p.ID != cfg.ID {
-				n.tr.AddPeer(p.ID, p.Addr)
+			known[p.ID] = p.Addr
+		}
+		for id, addr := range known {
+			if id != cfg.ID && addr != "" {
+				n.tr.AddPeer(id, addr)
 			}
 		}
 		if err := n.tr.Start(handler{n}); err != nil {

@@ -30,6 +30,10 @@ var formatMarker = []byte("grove-data-v1")
 var (
 	bucketLog  = []byte("raft.log")  // index (8 bytes BE) → marshalled raftpb.Entry
 	bucketMeta = []byte("raft.meta") // keys below
+	// bucketPeers maps raft ID (8 bytes BE) → transport address, as conf
+	// changes announced them, so a restarted node can reach its peers
+	// before any gossip arrives.
+	bucketPeers = []byte("raft.peers")
 	keyFormat  = []byte("format")
 	keyHard    = []byte("hardstate")
 	keyConf    = []byte("confstate")
@@ -113,6 +117,9 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, fresh bool, err e
 			if tx.Bucket(bucketLog) == nil {
 				return fmt.Errorf("core: data file %q has no raft log bucket: %w", path, grove.ErrCorrupt)
 			}
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketPeers); err != nil {
+			return err
 		}
 		return fsm.Init(tx)
 	})
@@ -279,4 +286,45 @@ func clearLog(tx *bbolt.Tx) error {
 	}
 	_, err := tx.CreateBucket(bucketLog)
 	return err
+}
+
+// loadPeers returns the peer addresses recorded by applied conf changes.
+func loadPeers(db *bbolt.DB) (map[uint64]string, error) {
+	peers := map[uint64]string{}
+	err := db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketPeers).ForEach(func(k, v []byte) error {
+			if len(k) == 8 {
+				peers[binary.BigEndian.Uint64(k)] = string(v)
+			}
+			return nil
+		})
+	})
+	return peers, err
+}
+
+// savePeer records (addr != "") or forgets a peer's address.
+func savePeer(tx *bbolt.Tx, id uint64, addr string) error {
+	b := tx.Bucket(bucketPeers)
+	if addr == "" {
+		return b.Delete(u64key(id))
+	}
+	return b.Put(u64key(id), []byte(addr))
+}
+
+// copyPeers replaces the peer addresses with those of a snapshot.
+func copyPeers(dst, src *bbolt.Tx) error {
+	sb := src.Bucket(bucketPeers)
+	if sb == nil {
+		return nil
+	}
+	if err := dst.DeleteBucket(bucketPeers); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+		return err
+	}
+	db, err := dst.CreateBucket(bucketPeers)
+	if err != nil {
+		return err
+	}
+	return sb.ForEach(func(k, v []byte) error {
+		return db.Put(append([]byte(nil), k...), append([]byte(nil), v...))
+	})
 }
