@@ -332,6 +332,7 @@ type events struct{ g *Gossip }
 
 func (e events) NotifyJoin(n *memberlist.Node)   { e.g.update(n, stateOf(n)) }
 func (e events) NotifyUpdate(n *memberlist.Node) { e.g.update(n, stateOf(n)) }
+
 // NotifyLeave records a departure. memberlist does not say whether the node
 // left or died, so a node that announced Leaving counts as left.
 func (e events) NotifyLeave(n *memberlist.Node) {
