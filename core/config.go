@@ -66,6 +66,9 @@ type Config struct {
 	// Default 2 election timeouts.
 	RetryInterval time.Duration
 
+	// Observer, if set, is told about every persisted Ready (for metrics).
+	Observer Observer
+
 	// Logger receives the node's logs. Nil discards them.
 	Logger *slog.Logger
 	// NoSync turns off fsync. Only for tests: it breaks durability.
@@ -149,4 +152,13 @@ func setInt(p *int, d int) {
 	if *p <= 0 {
 		*p = d
 	}
+}
+
+// Observer receives measurements from the raft loop. Its methods are called
+// from the loop goroutine and must not block.
+type Observer interface {
+	// ObservePersist reports one Ready transaction: how long the commit
+	// (with its fsync) took, how many entries it appended and how many it
+	// applied.
+	ObservePersist(d time.Duration, appended, applied int)
 }

@@ -134,6 +134,7 @@ func (n *Node) propose(first proposal) {
 		}
 		ents[i] = &pb.Entry{Data: data}
 	}
+	n.stats.proposals.Add(uint64(len(ents)))
 	err := n.rn.Step(&pb.Message{Type: pb.MsgProp.Enum(), From: new(n.cfg.ID), Entries: ents})
 	for _, p := range batch {
 		p.errc <- err
@@ -238,6 +239,7 @@ func (n *Node) handleReady() error {
 // persistAndApply is step 2 of handleReady.
 func (n *Node) persistAndApply(rd *raft.Ready) ([]*fsm.Outcome, error) {
 	var outcomes []*fsm.Outcome
+	start := time.Now()
 	err := n.db.Update(func(tx *bbolt.Tx) error {
 		if !raft.IsEmptySnap(rd.Snapshot) {
 			if err := n.installSnapshot(tx, rd.Snapshot); err != nil {
@@ -275,6 +277,12 @@ func (n *Node) persistAndApply(rd *raft.Ready) ([]*fsm.Outcome, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("core: persist ready: %w", err)
+	}
+	n.stats.readies.Add(1)
+	n.stats.appended.Add(uint64(len(rd.Entries)))
+	n.stats.applied.Add(uint64(len(rd.CommittedEntries)))
+	if o := n.cfg.Observer; o != nil {
+		o.ObservePersist(time.Since(start), len(rd.Entries), len(rd.CommittedEntries))
 	}
 	return outcomes, nil
 }

@@ -47,6 +47,7 @@ type Node struct {
 	sessions *sessionTracker
 	kaWaits  *keepAliveWaits
 
+	stats      counters
 	applied    atomic.Uint64 // last applied index (visible in bbolt)
 	dispatched notifier      // index up to which watch events are delivered
 

@@ -2,6 +2,7 @@ package core
 
 import (
 	"slices"
+	"sync/atomic"
 
 	"go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3"
@@ -133,4 +134,41 @@ func (n *Node) updateStatus(hs *pb.HardState) {
 	if n.status.Role == RoleFollower || n.status.Role == RoleLearner {
 		n.status.Role = n.roleOf(raft.StateFollower)
 	}
+}
+
+// counters are the node's running totals.
+type counters struct {
+	proposals atomic.Uint64
+	readies   atomic.Uint64
+	appended  atomic.Uint64
+	applied   atomic.Uint64
+}
+
+// Stats are running totals and current sizes, for metrics.
+type Stats struct {
+	Proposals      uint64 // entries proposed through this node
+	Readies        uint64 // Ready transactions committed (fsyncs)
+	EntriesWritten uint64 // log entries persisted
+	EntriesApplied uint64 // log entries applied
+	Sessions       int    // open sessions
+	Znodes         int    // znodes in the tree
+	Watches        int    // watches registered on this node
+}
+
+// Stats returns running totals and, by reading the state, the current
+// numbers of sessions and znodes (cost grows with the tree size).
+func (n *Node) Stats() (Stats, error) {
+	s := Stats{
+		Proposals:      n.stats.proposals.Load(),
+		Readies:        n.stats.readies.Load(),
+		EntriesWritten: n.stats.appended.Load(),
+		EntriesApplied: n.stats.applied.Load(),
+		Watches:        n.watches.size(),
+	}
+	err := n.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		s.Sessions, s.Znodes, err = fsm.Counts(tx)
+		return err
+	})
+	return s, err
 }
