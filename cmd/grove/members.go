@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"text/tabwriter"
+	"time"
+
+	"github.com/grovekit/grove/server"
+)
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+func httpFlags(name string, out io.Writer) (fsAddr *string, parseFn func([]string) ([]string, error)) {
+	fs := newFlagSet(name, out)
+	addr := fs.String("http", "127.0.0.1:8080", "a node's HTTP address")
+	return addr, func(args []string) ([]string, error) {
+		if err := parse(fs, args); err != nil {
+			return nil, err
+		}
+		return fs.Args(), nil
+	}
+}
+
+func getJSON(addr, path string, v any) error {
+	resp, err := httpClient.Get("http://" + addr + path)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("%s: %s %s", path, resp.Status, e.Error)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func runStatus(args []string, stdout io.Writer) error {
+	addr, parseArgs := httpFlags("status", stdout)
+	rest, err := parseArgs(args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("status: unexpected argument %q", rest[0])
+	}
+	var st server.StatusReply
+	if err := getJSON(*addr, "/status", &st); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "node %s (%s): %s, leader %s, term %d, applied %d, commit %d\n",
+		st.Name, st.ID, st.Role, st.Leader, st.Term, st.AppliedIndex, st.CommitIndex)
+	fmt.Fprintf(stdout, "voters %d, learners %d, gossip members %d\n", len(st.Voters), len(st.Learners), len(st.GossipMembers))
+	for _, d := range st.Drift {
+		fmt.Fprintln(stdout, "drift:", d)
+	}
+	return nil
+}
+
+func runMembers(args []string, stdout io.Writer) error {
+	addr, parseArgs := httpFlags("members", stdout)
+	rest, err := parseArgs(args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		if rest[0] != "remove" || len(rest) != 2 {
+			return usagef("usage: grove members [remove NAME]")
+		}
+		resp, err := httpClient.Post("http://"+*addr+"/members/remove?name="+url.QueryEscape(rest[1]), "", nil)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = resp.Body.Close() }()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("remove %s: %s %v", rest[1], resp.Status, body["error"])
+		}
+		fmt.Fprintf(stdout, "removed %s\n", rest[1])
+		return nil
+	}
+	var members []server.GossipMember
+	if err := getJSON(*addr, "/members", &members); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tID\tGOSSIP\tRAFT\tPEER\tHTTP")
+	for _, m := range members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, m.State, m.RaftRole, m.PeerAddr, m.HTTPAddr)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/grovekit/grove/server"
+	"github.com/grovekit/grove/transport"
+)
+
+func runServer(args []string, stderr io.Writer) error {
+	fs := newFlagSet("server", stderr)
+	var cfg server.Config
+	var join listFlag
+	var tlsCA, tlsCert, tlsKey, gossipKey, logLevel string
+	var leaveOnTerm bool
+	var superDigest string
+	fs.StringVar(&cfg.Name, "name", "", "unique node name (default: the host name)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for the node's data (required)")
+	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip listen address")
+	fs.StringVar(&cfg.PeerAddr, "peer-addr", "127.0.0.1:2380", "raft peer listen address")
+	fs.StringVar(&cfg.ClientAddr, "client-addr", "127.0.0.1:2281", "native client address (announced; served by the client front)")
+	fs.StringVar(&cfg.ZKAddr, "zk-addr", "127.0.0.1:2181", "ZooKeeper-wire address (announced; served by the zk front)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP address for /status, /healthz, /metrics")
+	fs.Var(&join, "join", "gossip seeds, host:port[,host:port]")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many fresh voters see each other")
+	fs.BoolVar(&cfg.Learner, "learner", false, "stay a non-voting learner (read scale-out)")
+	fs.StringVar(&tlsCA, "peer-tls-ca", "", "CA file for mutual TLS between peers")
+	fs.StringVar(&tlsCert, "peer-tls-cert", "", "certificate file for peer TLS")
+	fs.StringVar(&tlsKey, "peer-tls-key", "", "key file for peer TLS")
+	fs.StringVar(&gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) encrypting gossip")
+	fs.DurationVar(&cfg.CleanupDeadAfter, "cleanup-dead-after", 0, "remove voters dead this long (0: never; operators remove them)")
+	fs.IntVar(&cfg.MinVoters, "min-voters", 3, "dead-voter cleanup never goes below this many voters")
+	fs.BoolVar(&leaveOnTerm, "leave-on-terminate", true, "on SIGTERM/SIGINT leave the cluster (false: just stop)")
+	fs.StringVar(&superDigest, "super-digest", "", "super:base64(sha1(super:password)) for operator access")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := requireNoArgs(fs); err != nil {
+		return err
+	}
+	if cfg.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return usagef("--name is required: %v", err)
+		}
+		cfg.Name = h
+	}
+	cfg.Join = join
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return usagef("--log-level %q: %v", logLevel, err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if gossipKey != "" {
+		k, err := base64.StdEncoding.DecodeString(gossipKey)
+		if err != nil {
+			return usagef("--gossip-key: not base64: %v", err)
+		}
+		cfg.GossipKey = k
+	}
+	if tlsCA != "" || tlsCert != "" || tlsKey != "" {
+		if tlsCA == "" || tlsCert == "" || tlsKey == "" {
+			return usagef("--peer-tls-ca, --peer-tls-cert and --peer-tls-key go together")
+		}
+		tc, err := transport.LoadTLS(tlsCA, tlsCert, tlsKey)
+		if err != nil {
+			return usagef("peer TLS: %v", err)
+		}
+		cfg.PeerTLS = tc
+	}
+	cfg.Core.SuperDigest = superDigest
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	s, err := server.Start(ctx, cfg)
+	if err != nil {
+		if isUsage(err) {
+			return usageError{err}
+		}
+		return err
+	}
+	cfg.Logger.Info("grove server running", "name", cfg.Name, "id", fmt.Sprintf("%x", s.ID()),
+		"peer", s.PeerAddr(), "gossip", s.GossipAddr(), "http", s.HTTPAddr())
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("terminating", "leave", leaveOnTerm)
+		if leaveOnTerm {
+			return s.Close()
+		}
+		return s.Stop()
+	case <-s.Done():
+		err := s.Stop()
+		if err == nil {
+			err = errors.New("node stopped")
+		}
+		return err
+	}
+}
+
+// isUsage reports start-up errors that are the operator's to fix: bad
+// addresses, an unusable or foreign data dir.
+func isUsage(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"--", "data dir", "data file", "node id file", "left its cluster", "address already in use", "gossip key"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}

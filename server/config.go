@@ -1,0 +1,104 @@
+// Package server runs one Grove node as a process component: the core
+// engine, the TCP peer transport, gossip discovery (package membership),
+// the reconciler that keeps raft's configuration and gossip in step, and
+// the HTTP endpoints (/status, /healthz, /metrics, /members).
+//
+// # Usage
+//
+//	s, err := server.Start(ctx, server.Config{
+//		Name: "n1", DataDir: "/var/lib/grove",
+//		GossipAddr: "127.0.0.1:7946", PeerAddr: "127.0.0.1:2380",
+//		HTTPAddr: "127.0.0.1:8080", BootstrapExpect: 3,
+//		Join: []string{"127.0.0.1:7947"},
+//	})
+//	defer s.Close() // graceful leave: removes this node from the cluster
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/grovekit/grove/core"
+)
+
+// Config configures a server. Start copies it.
+type Config struct {
+	// Name identifies the node in gossip and to operators; unique.
+	Name string
+	// DataDir holds the data file and the node's identity. Required.
+	DataDir string
+	// GossipAddr, PeerAddr, ClientAddr, ZKAddr and HTTPAddr are host:port
+	// listen addresses. Port 0 picks a free port. ClientAddr and ZKAddr are
+	// announced in gossip for clients to discover.
+	GossipAddr string
+	PeerAddr   string
+	ClientAddr string
+	ZKAddr     string
+	HTTPAddr   string
+	// Join lists gossip seeds (host:port).
+	Join []string
+	// BootstrapExpect, when > 0 on a fresh data dir, forms a new cluster
+	// once this many fresh voter-eligible nodes see each other. 0 means:
+	// join an existing cluster (the leader adds this node).
+	BootstrapExpect int
+	// Learner keeps this node a non-voting learner (read scale-out).
+	Learner bool
+	// PeerTLS, if set, secures peer traffic with mutual TLS.
+	PeerTLS *tls.Config
+	// GossipKey, if set (16, 24 or 32 bytes), encrypts gossip.
+	GossipKey []byte
+	// CleanupDeadAfter, if > 0, lets the leader remove a voter that gossip
+	// has reported dead for this long, never going below MinVoters.
+	// 0 (default) leaves dead voters for an operator to remove.
+	CleanupDeadAfter time.Duration
+	// MinVoters is the voter count dead-voter cleanup never goes below.
+	// Default 3.
+	MinVoters int
+	// Core tunes the engine (ticks, timeouts, snapshots, limits); its ID,
+	// DataDir, Peers and Transport are set by the server.
+	Core core.Config
+	// Logger receives logs; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if c.Name == "" {
+		return errors.New("server: --name is required")
+	}
+	if c.DataDir == "" {
+		return errors.New("server: --data-dir is required")
+	}
+	for flag, addr := range map[string]string{"gossip-addr": c.GossipAddr, "peer-addr": c.PeerAddr, "http-addr": c.HTTPAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("server: --%s %q: %w", flag, addr, err)
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		return fmt.Errorf("server: --bootstrap-expect %d must not be negative", c.BootstrapExpect)
+	}
+	if c.Learner && c.BootstrapExpect > 0 {
+		return errors.New("server: a --learner cannot be one of the --bootstrap-expect voters")
+	}
+	if n := len(c.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
+		return fmt.Errorf("server: gossip key must be 16, 24 or 32 bytes, got %d", n)
+	}
+	if c.MinVoters <= 0 {
+		c.MinVoters = 3
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := core.DefaultConfig()
+	if c.Core.TickInterval == 0 {
+		c.Core.TickInterval, c.Core.ElectionTicks, c.Core.HeartbeatTicks = d.TickInterval, d.ElectionTicks, d.HeartbeatTicks
+	}
+	if c.Core.MaxDataSize == 0 {
+		c.Core.MaxDataSize = d.MaxDataSize
+	}
+	c.Join = append([]string(nil), c.Join...)
+	return nil
+}

@@ -1,0 +1,244 @@
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/membership"
+)
+
+// routes serves:
+//
+//	GET  /status            raft and gossip state as JSON
+//	GET  /healthz           200 when in a cluster with a leader, else 503
+//	GET  /metrics           Prometheus text format
+//	GET  /members           gossip members joined with raft roles
+//	POST /members/remove    ?name=NAME: remove a member (forwarded to the leader)
+//	GET  /v1/digest         state digest and applied index (for checks)
+//	GET|PUT|DELETE /v1/znode/PATH   a small data API (see znode.go)
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", s.handleStatus)
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.Handle("GET /metrics", s.met.handler())
+	mux.HandleFunc("GET /members", s.handleMembers)
+	mux.HandleFunc("POST /members/remove", s.handleRemove)
+	mux.HandleFunc("GET /v1/digest", s.handleDigest)
+	mux.HandleFunc("/v1/znode/", s.handleZnode)
+	return mux
+}
+
+// StatusMember is one raft member in /status.
+type StatusMember struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// GossipMember is one gossip member in /status and /members.
+type GossipMember struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	ID       string `json:"id"`
+	Role     string `json:"role"`
+	RaftRole string `json:"raft_role"` // voter, learner or none
+	PeerAddr string `json:"peer_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// StatusReply is the JSON of GET /status.
+type StatusReply struct {
+	Name          string         `json:"name"`
+	ID            string         `json:"id"`
+	Role          string         `json:"role"`
+	Leader        string         `json:"leader"`
+	LeaderID      string         `json:"leader_id"`
+	Term          uint64         `json:"term"`
+	AppliedIndex  uint64         `json:"applied_index"`
+	CommitIndex   uint64         `json:"commit_index"`
+	Voters        []StatusMember `json:"voters"`
+	Learners      []StatusMember `json:"learners"`
+	GossipMembers []GossipMember `json:"gossip_members"`
+	// Drift lists disagreements between gossip and the raft configuration,
+	// so they never go unnoticed.
+	Drift []string `json:"drift"`
+}
+
+func idString(id uint64) string { return strconv.FormatUint(id, 16) }
+
+// Status builds the /status reply.
+func (s *Server) Status() StatusReply {
+	st := s.node.Status()
+	members := s.gossip.Members()
+	names := map[uint64]membership.Member{}
+	for _, m := range members {
+		names[m.RaftID] = m
+	}
+	r := StatusReply{
+		Name: s.cfg.Name, ID: idString(s.id), Role: string(st.Role),
+		LeaderID: idString(st.Leader), Term: st.Term, AppliedIndex: st.Applied, CommitIndex: st.Commit,
+		Voters: []StatusMember{}, Learners: []StatusMember{}, GossipMembers: []GossipMember{}, Drift: []string{},
+	}
+	if st.Leader == 0 {
+		r.LeaderID = ""
+	} else {
+		r.Leader = names[st.Leader].Name
+	}
+	for _, id := range st.Voters {
+		r.Voters = append(r.Voters, StatusMember{ID: idString(id), Name: names[id].Name})
+		if m, ok := names[id]; !ok || m.State != membership.StateAlive {
+			r.Drift = append(r.Drift, fmt.Sprintf("voter %s (%s) is not alive in gossip", idString(id), names[id].Name))
+		}
+	}
+	for _, id := range st.Learners {
+		r.Learners = append(r.Learners, StatusMember{ID: idString(id), Name: names[id].Name})
+	}
+	for _, m := range members {
+		raftRole := "none"
+		switch {
+		case slices.Contains(st.Voters, m.RaftID):
+			raftRole = "voter"
+		case slices.Contains(st.Learners, m.RaftID):
+			raftRole = "learner"
+		case m.State == membership.StateAlive:
+			r.Drift = append(r.Drift, fmt.Sprintf("gossip member %s is not in the raft configuration", m.Name))
+		}
+		r.GossipMembers = append(r.GossipMembers, GossipMember{
+			Name: m.Name, State: m.State, ID: idString(m.RaftID), Role: m.Role, RaftRole: raftRole,
+			PeerAddr: m.PeerAddr, HTTPAddr: m.HTTPAddr,
+		})
+	}
+	return r
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]any{"error": err.Error(), "code": grove.ErrorCode(err)})
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Status())
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	st := s.node.Status()
+	in := slices.Contains(st.Voters, s.id) || slices.Contains(st.Learners, s.id)
+	if st.Leader == 0 || !in {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"healthy": false, "leader": st.Leader != 0, "member": in})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"healthy": true})
+}
+
+func (s *Server) handleMembers(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Status().GossipMembers)
+}
+
+func (s *Server) handleDigest(w http.ResponseWriter, _ *http.Request) {
+	d, applied, err := s.node.Digest()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"digest": hex.EncodeToString(d[:]), "applied_index": applied})
+}
+
+// handleRemove removes a member by name (or ?id=hex). A follower forwards
+// the request to the leader's HTTP address.
+func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
+	id, err := s.resolveMember(r.URL.Query().Get("name"), r.URL.Query().Get("id"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, err)
+		return
+	}
+	if !s.node.IsLeader() {
+		s.forwardToLeader(w, r)
+		return
+	}
+	if err := s.removeMember(r.Context(), id); err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": idString(id)})
+}
+
+func (s *Server) resolveMember(name, hexID string) (uint64, error) {
+	if hexID != "" {
+		id, err := strconv.ParseUint(hexID, 16, 64)
+		if err != nil || id == 0 {
+			return 0, fmt.Errorf("server: bad member id %q: %w", hexID, grove.ErrBadArguments)
+		}
+		return id, nil
+	}
+	for _, m := range s.gossip.Members() {
+		if m.Name == name {
+			return m.RaftID, nil
+		}
+	}
+	return 0, fmt.Errorf("server: no member named %q: %w", name, grove.ErrNoNode)
+}
+
+func (s *Server) leaderHTTP() (string, error) {
+	lead := s.node.Leader()
+	if lead == 0 {
+		return "", grove.ErrNoLeader
+	}
+	for _, m := range s.gossip.Members() {
+		if m.RaftID == lead && m.HTTPAddr != "" {
+			return m.HTTPAddr, nil
+		}
+	}
+	return "", fmt.Errorf("server: leader %s has no known HTTP address: %w", idString(lead), grove.ErrNoLeader)
+}
+
+func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) {
+	addr, err := s.leaderHTTP()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	if r.Header.Get("X-Grove-Forwarded") != "" {
+		writeError(w, http.StatusServiceUnavailable, grove.ErrNotLeader)
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, r.Method, "http://"+addr+r.URL.RequestURI(), r.Body)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	req.Header.Set("X-Grove-Forwarded", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, err)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}
+
+func znodePath(r *http.Request) string {
+	p := strings.TrimPrefix(r.URL.Path, "/v1/znode")
+	if p == "" {
+		p = "/"
+	}
+	return p
+}
+
+var errMethod = errors.New("server: method not allowed")

@@ -1,0 +1,201 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/membership"
+	"github.com/grovekit/grove/transport"
+)
+
+// Server is one running Grove node. Its methods are safe for concurrent use.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	id     uint64
+	node   *core.Node
+	tr     *transport.TCP
+	gossip *membership.Gossip
+	httpLn net.Listener
+	http   *http.Server
+	met    *metrics
+
+	// mu guards the fields below it.
+	mu        sync.Mutex
+	removed   map[uint64]bool // members this node (as leader) removed
+	httpSess  httpSession
+	wasMember bool // this node has been in the raft configuration
+
+	stopc     chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start brings a node up: identity, transport, gossip, then either
+// bootstrap (fresh data dir with BootstrapExpect), restart from disk, or a
+// wait to be added to an existing cluster; then the reconciler and HTTP.
+// ctx bounds the start-up, including the wait for bootstrap peers.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	id, fresh, err := loadIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("name", cfg.Name), removed: map[uint64]bool{}, stopc: make(chan struct{})}
+	if err := s.start(ctx, fresh); err != nil {
+		s.shutdown()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(ctx context.Context, fresh bool) error {
+	cfg := s.cfg
+	var err error
+	s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("server: listen --http-addr %s: %w", cfg.HTTPAddr, err)
+	}
+	tc := transport.DefaultConfig()
+	tc.ID, tc.ListenAddr, tc.TLS, tc.Logger = s.id, cfg.PeerAddr, cfg.PeerTLS, s.log
+	if s.tr, err = transport.New(tc); err != nil {
+		return fmt.Errorf("server: listen --peer-addr %s: %w", cfg.PeerAddr, err)
+	}
+	role := membership.RoleVoter
+	if cfg.Learner {
+		role = membership.RoleLearner
+	}
+	meta := membership.Meta{
+		Name: cfg.Name, RaftID: s.id, PeerAddr: s.tr.Addr().String(),
+		ClientAddr: cfg.ClientAddr, ZKAddr: cfg.ZKAddr, HTTPAddr: s.httpLn.Addr().String(),
+		Role: role, Bootstrapped: !fresh,
+	}
+	s.gossip, err = membership.Start(membership.Config{
+		BindAddr: cfg.GossipAddr, Join: cfg.Join, Meta: meta, SecretKey: cfg.GossipKey, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	var peers []core.Peer
+	if fresh && cfg.BootstrapExpect > 0 {
+		set, err := membership.WaitBootstrap(ctx, s.gossip, cfg.BootstrapExpect)
+		switch {
+		case errors.Is(err, membership.ErrExistingCluster):
+			s.log.Info("a cluster exists already; waiting to be added to it")
+		case err != nil:
+			return fmt.Errorf("server: bootstrap: %w", err)
+		default:
+			for _, m := range set {
+				peers = append(peers, core.Peer{ID: m.RaftID, Addr: m.PeerAddr})
+			}
+			s.log.Info("bootstrapping a new cluster", "voters", len(peers))
+		}
+	}
+	cc := cfg.Core
+	cc.ID, cc.DataDir, cc.Peers, cc.Transport, cc.Logger = s.id, cfg.DataDir, peers, s.tr, s.log
+	s.met = newMetrics(s)
+	cc.Observer = s.met
+	if s.node, err = core.StartNode(ctx, cc); err != nil {
+		s.tr = nil // the node owns and closed it
+		return err
+	}
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
+	s.wg.Go(func() {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
+		}
+	})
+	s.wg.Go(s.reconcileLoop)
+	return nil
+}
+
+// Node returns the core node, for embedding front ends.
+func (s *Server) Node() *core.Node { return s.node }
+
+// ID returns the node's raft ID.
+func (s *Server) ID() uint64 { return s.id }
+
+// HTTPAddr returns the address the HTTP endpoints listen on.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// GossipAddr returns the address gossip listens on.
+func (s *Server) GossipAddr() string { return s.gossip.Addr() }
+
+// PeerAddr returns the address the peer transport listens on.
+func (s *Server) PeerAddr() string { return s.tr.Addr().String() }
+
+// Done closes when the node stops by itself (a fatal storage error, or its
+// removal from the cluster).
+func (s *Server) Done() <-chan struct{} { return s.node.Done() }
+
+// Close leaves the cluster gracefully: the node asks to be removed from the
+// raft configuration (waiting a few seconds for it), announces its
+// departure in gossip and stops. The data dir is marked so the node never
+// rejoins with its old ID. Idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.node != nil && s.isMember() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.node.RemoveMember(ctx, s.id); err != nil {
+				s.log.Warn("graceful leave: removal not confirmed", "err", err)
+			}
+			cancel()
+			if err := markLeft(s.cfg.DataDir); err != nil {
+				s.log.Warn("mark data dir as left", "err", err)
+			}
+		}
+		if s.gossip != nil {
+			if err := s.gossip.Leave(2 * time.Second); err != nil {
+				s.log.Warn("gossip leave", "err", err)
+			}
+		}
+		s.closeErr = s.shutdown()
+	})
+	return s.closeErr
+}
+
+// Stop stops the node without leaving the cluster, as a restart or a crash
+// would: it stays a member and can come back from its data dir.
+// Idempotent with Close.
+func (s *Server) Stop() error {
+	s.closeOnce.Do(func() { s.closeErr = s.shutdown() })
+	return s.closeErr
+}
+
+func (s *Server) shutdown() error {
+	close(s.stopc)
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = s.http.Shutdown(ctx)
+		cancel()
+	} else if s.httpLn != nil {
+		_ = s.httpLn.Close()
+	}
+	s.wg.Wait()
+	var err error
+	if s.node != nil {
+		err = s.node.Close() // closes the transport too
+	} else if s.tr != nil {
+		_ = s.tr.Close()
+	}
+	if s.gossip != nil {
+		_ = s.gossip.Close()
+	}
+	return err
+}
+
+func (s *Server) isMember() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wasMember
+}
