@@ -147,10 +147,18 @@ func (n *Node) step(m *pb.Message) {
 		n.rn.ReportUnreachable(m.GetFrom())
 		return
 	}
-	if m.GetType() == pb.MsgProp && n.loopState.isLeader {
-		t := n.stampTime()
-		for _, e := range m.Entries {
-			command.Stamp(e.Data, t)
+	if m.GetType() == pb.MsgProp {
+		if !validProposal(m) {
+			n.log.Warn("dropped a forwarded proposal with an undecodable conf change", "from", m.GetFrom())
+			return
+		}
+		if n.loopState.isLeader {
+			t := n.stampTime()
+			for _, e := range m.Entries {
+				if e.GetType() == pb.EntryNormal && len(e.Data) >= command.HeaderSize && e.Data[0] == command.Version {
+					command.Stamp(e.Data, t)
+				}
+			}
 		}
 	}
 	if err := n.rn.Step(m); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
@@ -407,4 +415,18 @@ func (n *Node) applyPeers(tx *bbolt.Tx, cc pb.ConfChangeI) error {
 		}
 	}
 	return nil
+}
+
+// validProposal checks the conf changes in a forwarded proposal: raft's
+// leader panics on one it cannot decode, and a peer must never be able to
+// crash it.
+func validProposal(m *pb.Message) bool {
+	for _, e := range m.Entries {
+		if e.GetType() == pb.EntryConfChange || e.GetType() == pb.EntryConfChangeV2 {
+			if _, err := decodeConfChange(e); err != nil {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -161,23 +161,56 @@ func (g *Gossip) Addr() string {
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
 
-// joinLoop contacts the seeds until one answers (backoff up to 2s).
+// joinLoop contacts the seeds until one other than this node answers
+// (backoff up to 2s), then every 10s re-contacts seeds that are not alive
+// members, so a node that restarted into a gossip island of its own finds
+// the others again.
 func (g *Gossip) joinLoop() {
 	backoff := 50 * time.Millisecond
+	joined := false
 	for {
-		n, err := g.ml.Join(g.cfg.Join)
-		if err == nil && n > 0 {
-			g.log.Info("joined gossip", "contacted", n)
-			return
+		seeds := g.missingSeeds()
+		if len(seeds) > 0 {
+			n, err := g.ml.Join(seeds)
+			if err == nil && n > 0 && !joined {
+				g.log.Info("joined gossip", "contacted", n)
+				joined = true
+			} else if err != nil {
+				g.log.Debug("gossip join failed, retrying", "err", err)
+			}
+		} else {
+			joined = true
 		}
-		g.log.Debug("gossip join failed, retrying", "err", err)
+		wait := 10 * time.Second
+		if !joined {
+			wait = backoff
+			backoff = min(2*backoff, 2*time.Second)
+		}
 		select {
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		case <-g.stopc:
 			return
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+// missingSeeds returns the seeds that are neither this node nor an alive
+// member.
+func (g *Gossip) missingSeeds() []string {
+	self := g.Addr()
+	alive := map[string]bool{}
+	for _, m := range g.Members() {
+		if m.State == StateAlive {
+			alive[m.GossipAddr] = true
+		}
+	}
+	var out []string
+	for _, s := range g.cfg.Join {
+		if s != self && !alive[s] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // UpdateMeta changes this node's metadata and gossips it.

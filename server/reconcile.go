@@ -43,6 +43,17 @@ func (s *Server) reconcile() {
 	if inConf {
 		s.wasMember = true
 	}
+	// A member that was in the configuration and is no longer was removed
+	// (by itself, an operator or cleanup): never add it back automatically.
+	for id := range s.members {
+		if !slices.Contains(st.Voters, id) && !slices.Contains(st.Learners, id) {
+			s.removed[id] = true
+			delete(s.members, id)
+		}
+	}
+	for _, id := range append(slices.Clone(st.Voters), st.Learners...) {
+		s.members[id] = true
+	}
 	s.mu.Unlock()
 	if inConf && !s.gossip.LocalMeta().Bootstrapped {
 		_ = s.gossip.UpdateMeta(func(m *membership.Meta) { m.Bootstrapped = true })

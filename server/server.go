@@ -29,9 +29,10 @@ type Server struct {
 
 	// mu guards the fields below it.
 	mu        sync.Mutex
-	removed   map[uint64]bool // members this node (as leader) removed
+	removed   map[uint64]bool // members once in the configuration and then removed
 	httpSess  httpSession
-	wasMember bool // this node has been in the raft configuration
+	wasMember bool            // this node has been in the raft configuration
+	members   map[uint64]bool // raft members seen in the configuration
 
 	stopc     chan struct{}
 	wg        sync.WaitGroup
@@ -51,7 +52,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("name", cfg.Name), removed: map[uint64]bool{}, stopc: make(chan struct{})}
+	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("name", cfg.Name), removed: map[uint64]bool{}, members: map[uint64]bool{}, stopc: make(chan struct{})}
 	if err := s.start(ctx, fresh); err != nil {
 		s.shutdown()
 		return nil, err
@@ -145,6 +146,11 @@ func (s *Server) Done() <-chan struct{} { return s.node.Done() }
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		if s.node != nil && s.isMember() {
+			// Announce the departure first, so no leader re-adds this node
+			// between its removal and its gossip leave.
+			if err := s.gossip.UpdateMeta(func(m *membership.Meta) { m.Leaving = true }); err != nil {
+				s.log.Warn("announce leaving", "err", err)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := s.node.RemoveMember(ctx, s.id); err != nil {
 				s.log.Warn("graceful leave: removal not confirmed", "err", err)

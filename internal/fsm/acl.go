@@ -81,63 +81,112 @@ func validDigestID(s string) bool {
 	return ok && user != "" && hash != "" && !strings.Contains(hash, ":")
 }
 
+// maxACLLen bounds the length of a stored ACL. ZooKeeper has no such
+// bound, but "auth" entries expand to one entry per identity and perms, and
+// an unbounded product would let one request stall every replica.
+const maxACLLen = 1024
+
 // fixupACL validates an ACL given to create or setACL and expands its
 // "auth" entries into the request's identities, as ZooKeeper's fixupACL
 // does. It reports false (grove.CodeInvalidACL) for an empty list, a world
 // entry other than world:anyone, an auth entry with no identity to expand
-// to, a malformed digest or ip id, or an unknown scheme. Exact duplicates
-// are dropped, keeping the first.
+// to, a malformed digest or ip id, an unknown scheme, or a result longer
+// than maxACLLen. Exact duplicates are dropped, keeping the first.
 func fixupACL(acl []grove.ACL, ids []grove.Identity) ([]grove.ACL, bool) {
 	if len(acl) == 0 {
 		return nil, false
 	}
-	out := make([]grove.ACL, 0, len(acl))
+	var out aclSet
+	var authIDs []grove.Identity // identities an auth entry expands to, deduplicated
+	var expanded map[grove.Perm]bool
 	for _, a := range acl {
 		switch a.Scheme {
 		case "world":
 			if a.ID != "anyone" {
 				return nil, false
 			}
-			out = append(out, a)
 		case "auth":
-			expanded := false
-			for _, id := range ids {
-				switch id.Scheme {
-				case "", "ip", "world", "super":
-					continue
-				}
-				out = append(out, grove.ACL{Perms: a.Perms, Scheme: id.Scheme, ID: id.ID})
-				expanded = true
+			if expanded == nil {
+				authIDs = authIdentities(ids)
+				expanded = map[grove.Perm]bool{}
 			}
-			if !expanded {
+			if len(authIDs) == 0 {
 				return nil, false
 			}
+			if expanded[a.Perms] {
+				continue // the same expansion again adds nothing
+			}
+			expanded[a.Perms] = true
+			for _, id := range authIDs {
+				if !out.add(grove.ACL{Perms: a.Perms, Scheme: id.Scheme, ID: id.ID}) {
+					return nil, false
+				}
+			}
+			continue
 		case "digest":
 			if !validDigestID(a.ID) {
 				return nil, false
 			}
-			out = append(out, a)
 		case "ip":
 			if _, ok := parseIPACL(a.ID); !ok {
 				return nil, false
 			}
-			out = append(out, a)
 		default:
 			return nil, false
 		}
+		if !out.add(a) {
+			return nil, false
+		}
 	}
-	return dedupACL(out), true
+	return out.list, true
 }
 
-// dedupACL drops exact duplicates from acl, keeping the first of each.
-func dedupACL(acl []grove.ACL) []grove.ACL {
-	out := acl[:0] // in place: out never overtakes the element being read
-	for _, a := range acl {
-		if !slices.Contains(out, a) {
-			out = append(out, a)
+// authIdentities returns the identities an "auth" ACL entry expands to:
+// ids without the ip, world and super schemes, deduplicated.
+func authIdentities(ids []grove.Identity) []grove.Identity {
+	var out []grove.Identity
+	seen := map[grove.Identity]bool{}
+	for _, id := range ids {
+		switch id.Scheme {
+		case "", "ip", "world", "super":
+			continue
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
 		}
 	}
 	return out
+}
+
+// aclSet is an ordered list of distinct ACL entries, at most maxACLLen.
+type aclSet struct {
+	list  []grove.ACL
+	index map[grove.ACL]bool // built once the list outgrows a linear scan
+}
+
+// add appends a unless it is already there. It reports false if the set
+// would grow beyond maxACLLen.
+func (s *aclSet) add(a grove.ACL) bool {
+	if s.index != nil {
+		if s.index[a] {
+			return true
+		}
+		s.index[a] = true
+	} else if slices.Contains(s.list, a) {
+		return true
+	}
+	if len(s.list) == maxACLLen {
+		return false
+	}
+	s.list = append(s.list, a)
+	if s.index == nil && len(s.list) > 16 {
+		s.index = make(map[grove.ACL]bool, 2*len(s.list))
+		for _, e := range s.list {
+			s.index[e] = true
+		}
+	}
+	return true
 }
 
 // redactACL returns acl with the hash part of every digest id replaced by

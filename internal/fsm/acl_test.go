@@ -2,8 +2,10 @@ package fsm
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -65,6 +67,45 @@ func TestCheckACL(t *testing.T) {
 		if tc.ok && err != nil || !tc.ok && !errors.Is(err, grove.ErrNoAuth) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
+	}
+}
+
+func TestFixupACLBounded(t *testing.T) {
+	ids := make([]grove.Identity, 300)
+	auth := make([]grove.ACL, 300)
+	for i := range ids {
+		ids[i] = grove.Identity{Scheme: "digest", ID: fmt.Sprintf("u%d:h", i)}
+		auth[i] = grove.ACL{Perms: grove.Perm(i), Scheme: "auth"}
+	}
+	start := time.Now()
+	if _, ok := fixupACL(auth, ids); ok {
+		t.Error("90000 expanded entries accepted")
+	}
+	// The same perms expand once, however many times they are listed.
+	same := make([]grove.ACL, 5000)
+	for i := range same {
+		same[i] = grove.ACL{Perms: grove.PermRead, Scheme: "auth", ID: fmt.Sprint(i)}
+	}
+	if got, ok := fixupACL(same, ids); !ok || len(got) != 300 {
+		t.Errorf("repeated auth: %d %v", len(got), ok)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("fixupACL took %v", time.Since(start))
+	}
+	many := make([]grove.ACL, maxACLLen+1)
+	for i := range many {
+		many[i] = grove.ACL{Perms: grove.PermRead, Scheme: "ip", ID: fmt.Sprintf("10.0.%d.%d", i/256, i%256)}
+	}
+	if got, ok := fixupACL(many[:maxACLLen], nil); !ok || len(got) != maxACLLen {
+		t.Errorf("%d entries: %d %v", maxACLLen, len(got), ok)
+	}
+	if _, ok := fixupACL(many, nil); ok {
+		t.Errorf("%d entries accepted", len(many))
+	}
+	// Duplicates beyond the linear-scan size are still dropped.
+	dups := append(append([]grove.ACL(nil), many[:100]...), many[:100]...)
+	if got, ok := fixupACL(dups, nil); !ok || !reflect.DeepEqual(got, many[:100]) {
+		t.Errorf("dups: %d %v", len(got), ok)
 	}
 }
 
@@ -150,7 +191,9 @@ func TestACLDenials(t *testing.T) {
 		}},
 		{"set", func(p string) command.Request { return command.Request{Op: command.OpSetData, Path: p, Version: -1} }},
 		{"check", func(p string) command.Request { return command.Request{Op: command.OpCheck, Path: p, Version: -1} }},
-		{"delete child", func(p string) command.Request { return command.Request{Op: command.OpDelete, Path: p + "/x", Version: -1} }},
+		{"delete child", func(p string) command.Request {
+			return command.Request{Op: command.OpDelete, Path: p + "/x", Version: -1}
+		}},
 		{"multi set", func(p string) command.Request {
 			return command.Request{Op: command.OpMulti, Ops: []grove.Op{grove.SetOp(p, nil, -1)}}
 		}},

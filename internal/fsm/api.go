@@ -8,7 +8,42 @@
 // the entry index.
 //
 // Reads (Get, Children, ...) take a read transaction and may run
-// concurrently with the single writer.
+// concurrently with the single writer. Everything they return is a copy that
+// stays valid after the transaction ends, except the data Walk passes to its
+// callback.
+//
+// # Semantics
+//
+// The tree follows ZooKeeper: zxids are raft indexes, every change of one
+// entry shares its zxid, checks run in ZooKeeper's order (see create,
+// delete, setData, setACL and check in tree.go), and failed operations
+// answer with ZooKeeper's codes in the Result rather than with an error.
+// Each parent keeps a 64-bit child counter that moves on every child create
+// and delete; sequential names are that counter formatted "%010d" and
+// Stat.Cversion is its low 32 bits, so names never wrap. A multi is all or
+// nothing: its operations run over an in-memory overlay that is written only
+// if all of them succeed.
+//
+// # Storage
+//
+// All buckets are named "fsm.*" so they share a bbolt file with core's
+// "raft.*" buckets. Integer keys are big endian.
+//
+//	fsm.nodes       path → node record (node.go)
+//	fsm.children    parent + "\x00" + name → empty; a prefix scan lists one parent's children in byte order
+//	fsm.ephemerals  session(8) + path → empty
+//	fsm.reap        path → empty for every container and TTL node
+//	fsm.sessions    session(8) → session record (session.go)
+//	fsm.results     session(8) + seq(8) → command.Result, the last ResultWindow of each session
+//	fsm.meta        "applied" → index(8) + term(8)
+//
+// # Caveats
+//
+// Two bounds ZooKeeper lacks keep one entry from breaking the store: a path
+// longer than 32 KiB - 64 bytes (bbolt's key limit) is BadArguments, and an
+// ACL of more than 1024 entries after "auth" expansion is InvalidACL. Data
+// sizes, the number of identities and the size of a multi are the
+// proposer's to limit.
 package fsm
 
 import (

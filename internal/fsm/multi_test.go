@@ -16,8 +16,8 @@ func TestMultiSuccess(t *testing.T) {
 	out := c.multi(
 		grove.CreateOp("/m", []byte("x"), grove.ModePersistent, grove.OpenACLUnsafe),
 		grove.CreateOp("/m/c", nil, grove.ModePersistent, grove.OpenACLUnsafe), // sees /m
-		grove.SetOp("/m/c", []byte("yy"), 0),                                    // sees /m/c
-		grove.CheckOp("/m/c", 1),                                                // sees the set
+		grove.SetOp("/m/c", []byte("yy"), 0),                                   // sees /m/c
+		grove.CheckOp("/m/c", 1),                                               // sees the set
 		grove.CreateOp("/m/s-", nil, grove.ModePersistentSequential, grove.OpenACLUnsafe),
 		grove.CreateOp("/m/s-", nil, grove.ModePersistentSequential, grove.OpenACLUnsafe),
 		grove.DeleteOp("/old", 0),

@@ -203,11 +203,3 @@ func internString(b []byte) string {
 	}
 	return string(b)
 }
-
-// clone returns a deep copy of n whose data no longer aliases a record.
-func (n *node) clone() *node {
-	c := *n
-	c.acl = append([]grove.ACL(nil), n.acl...)
-	c.data = append([]byte(nil), n.data...)
-	return &c
-}

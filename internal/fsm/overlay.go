@@ -16,7 +16,8 @@ type overlay struct {
 	// does not exist (or was deleted). Only paths in dirty are written back.
 	nodes map[string]*node
 	dirty map[string]struct{}
-	// Index changes: key → true to add, false to remove.
+	// Index changes: key → true to add, false to remove. Allocated on
+	// first use; set them with index.
 	children   map[string]bool
 	ephemerals map[string]bool
 	reap       map[string]bool
@@ -25,13 +26,19 @@ type overlay struct {
 // newOverlay returns an empty overlay over st.
 func newOverlay(st *store) *overlay {
 	return &overlay{
-		st:         st,
-		nodes:      make(map[string]*node, 4),
-		dirty:      make(map[string]struct{}, 4),
-		children:   make(map[string]bool, 2),
-		ephemerals: map[string]bool{},
-		reap:       map[string]bool{},
+		st:    st,
+		nodes: make(map[string]*node, 4),
+		dirty: make(map[string]struct{}, 4),
 	}
+}
+
+// index records an index change: key added (true) or removed (false) in
+// the index *m.
+func index(m *map[string]bool, key []byte, add bool) {
+	if *m == nil {
+		*m = make(map[string]bool, 2)
+	}
+	(*m)[string(key)] = add
 }
 
 // get returns the node at path, or nil if there is none. The node may be

@@ -99,21 +99,21 @@ func (a *applier) create(op *grove.Op) (command.OpResult, error) {
 	switch {
 	case mode.IsEphemeral():
 		n.owner = int64(a.session) //nolint:gosec // session ids are raft indexes
-		a.ov.ephemerals[string(ephemeralKey(a.session, path))] = true
+		index(&a.ov.ephemerals, ephemeralKey(a.session, path), true)
 	case mode.IsContainer():
 		n.owner = grove.EphemeralOwnerContainer
-		a.ov.reap[path] = true
+		index(&a.ov.reap, []byte(path), true)
 	case mode.IsTTL():
 		n.ttl = op.TTL
 		n.owner = grove.EphemeralOwnerTTLBit | op.TTL
-		a.ov.reap[path] = true
+		index(&a.ov.reap, []byte(path), true)
 	}
 	parent.cversion++
 	parent.numChildren++
 	parent.pzxid = a.zxid
 	a.ov.put(parentPath, parent)
 	a.ov.put(path, n)
-	a.ov.children[string(childKey(parentPath, grove.Base(path)))] = true
+	index(&a.ov.children, childKey(parentPath, grove.Base(path)), true)
 	a.event(grove.EventNodeCreated, path)
 	a.event(grove.EventNodeChildrenChanged, parentPath)
 	res.Path = path
@@ -166,12 +166,12 @@ func (a *applier) removeNode(path string, n *node) error {
 	parent.pzxid = a.zxid
 	a.ov.put(parentPath, parent)
 	a.ov.remove(path)
-	a.ov.children[string(childKey(parentPath, grove.Base(path)))] = false
+	index(&a.ov.children, childKey(parentPath, grove.Base(path)), false)
 	if n.isEphemeral() {
-		a.ov.ephemerals[string(ephemeralKey(uint64(n.owner), path))] = false
+		index(&a.ov.ephemerals, ephemeralKey(uint64(n.owner), path), false)
 	}
 	if n.reapable() {
-		a.ov.reap[path] = false
+		index(&a.ov.reap, []byte(path), false)
 	}
 	a.event(grove.EventNodeDeleted, path)
 	a.event(grove.EventNodeChildrenChanged, parentPath)

@@ -1,0 +1,320 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/grovekit/grove/core"
+)
+
+// Buffer sizes of a connection's reader and writer, by direction.
+const (
+	bigBuffer   = 64 << 10 // the side that carries the data
+	smallBuffer = 4 << 10  // the side that carries a hello and an ack
+)
+
+// hello is the payload of the first frame each way on every connection.
+type hello struct {
+	From    uint64 `msgpack:"f"` // sender's raft ID
+	To      uint64 `msgpack:"t"` // the raft ID the sender expects to talk to
+	Version uint8  `msgpack:"v"` // sender's ProtocolVersion
+}
+
+// conn is one established connection, after TLS and hello.
+type conn struct {
+	net.Conn // the TLS connection when TLS is on
+	fr       frameReader
+	fw       frameWriter
+	release  func() // stops the context watch that closes the connection
+}
+
+func newConn(nc net.Conn, max, readBuf, writeBuf int) *conn {
+	return &conn{
+		Conn:    nc,
+		fr:      frameReader{r: bufio.NewReaderSize(nc, readBuf), max: max},
+		fw:      frameWriter{w: bufio.NewWriterSize(nc, writeBuf)},
+		release: func() {},
+	}
+}
+
+// close closes the connection and waits for its context watch.
+func (c *conn) close() {
+	_ = c.Close() // the embedded net.Conn
+	c.release()
+}
+
+// sendHello writes and flushes a hello frame.
+func (c *conn) sendHello(from, to uint64) error {
+	b, err := msgpack.Marshal(hello{From: from, To: to, Version: ProtocolVersion})
+	if err != nil {
+		return err
+	}
+	if err := c.fw.write(FrameHello, b); err != nil {
+		return err
+	}
+	return c.fw.w.Flush()
+}
+
+// readHello reads the peer's hello and checks that it comes from a valid
+// node, speaks our version and is addressed to self; a hello addressed to
+// another node is returned with ErrWrongPeer.
+func (c *conn) readHello(self uint64) (hello, error) {
+	f, err := c.fr.frame()
+	if err != nil {
+		return hello{}, err
+	}
+	if f.Type != FrameHello {
+		return hello{}, fmt.Errorf("%w: %v before hello", ErrUnexpectedFrame, f.Type)
+	}
+	var h hello
+	if err := msgpack.Unmarshal(f.Payload, &h); err != nil {
+		return hello{}, fmt.Errorf("%w: hello: %w", ErrBadPayload, err)
+	}
+	switch {
+	case h.Version != ProtocolVersion:
+		return hello{}, fmt.Errorf("%w: hello version %d", ErrBadVersion, h.Version)
+	case h.From == 0:
+		return hello{}, fmt.Errorf("%w: hello from raft ID 0", ErrBadPayload)
+	case h.To != self:
+		return h, fmt.Errorf("%w: hello from %d is addressed to %d, this is %d", ErrWrongPeer, h.From, h.To, self)
+	}
+	return h, nil
+}
+
+// connect dials peer to at addr and runs the TLS handshake and the hello
+// exchange within HandshakeTimeout. The connection is closed when ctx ends.
+func (t *TCP) connect(ctx context.Context, to uint64, addr string) (*conn, error) {
+	deadline := time.Now().Add(t.cfg.HandshakeTimeout)
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	raw, err := t.cfg.Dialer(dctx, addr)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial peer %d at %s: %w", to, addr, err)
+	}
+	release := closeOnDone(ctx, raw)
+	c, err := t.handshakeOut(raw, to, addr, deadline)
+	if err != nil {
+		_ = raw.Close()
+		release()
+		if ctx.Err() == nil {
+			t.stats.handshakeFailures.Add(1)
+		}
+		return nil, fmt.Errorf("transport: handshake with peer %d at %s: %w", to, addr, err)
+	}
+	c.release = release
+	return c, nil
+}
+
+func (t *TCP) handshakeOut(raw net.Conn, to uint64, addr string, deadline time.Time) (*conn, error) {
+	if err := raw.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	nc := raw
+	if t.cfg.TLS != nil {
+		tc := tls.Client(raw, clientTLS(t.cfg.TLS, addr))
+		if err := tc.Handshake(); err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		nc = tc
+	}
+	c := newConn(nc, t.cfg.MaxFrameSize, smallBuffer, bigBuffer)
+	if err := c.sendHello(t.cfg.ID, to); err != nil {
+		return nil, err
+	}
+	h, err := c.readHello(t.cfg.ID)
+	if err != nil {
+		return nil, err
+	}
+	if h.From != to {
+		return nil, fmt.Errorf("%w: dialled %d, %d answered", ErrWrongPeer, to, h.From)
+	}
+	return c, raw.SetDeadline(time.Time{})
+}
+
+// acceptLoop accepts peers until Close, backing off on accept errors.
+func (t *TCP) acceptLoop() {
+	b := backoff{min: t.cfg.BackoffMin, max: t.cfg.BackoffMax}
+	for {
+		raw, err := t.ln.Accept()
+		if err != nil {
+			if t.ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				t.log.Error("transport: listener closed under the transport; no longer accepting peers", "err", err)
+				return
+			}
+			t.log.Warn("transport: accept failed", "err", err)
+			if !sleepCtx(t.ctx, b.next()) {
+				return
+			}
+			continue
+		}
+		b.reset()
+		if !t.track(raw) {
+			_ = raw.Close()
+			return
+		}
+		t.wg.Go(func() { t.serve(raw) })
+	}
+}
+
+// serve runs one inbound connection: handshake, then frames until the
+// connection ends or sends something invalid.
+func (t *TCP) serve(raw net.Conn) {
+	defer t.untrack(raw)
+	h := t.handler()
+	c, from, err := t.handshakeIn(raw)
+	if err == nil {
+		err = t.readLoop(h, c, from)
+	}
+	t.inboundDone(raw.RemoteAddr(), from, err)
+}
+
+func (t *TCP) handshakeIn(raw net.Conn) (*conn, uint64, error) {
+	if err := raw.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout)); err != nil {
+		return nil, 0, err
+	}
+	nc := raw
+	if t.serverTLS != nil {
+		tc := tls.Server(raw, t.serverTLS)
+		if err := tc.Handshake(); err != nil {
+			return nil, 0, fmt.Errorf("transport: TLS handshake: %w", err)
+		}
+		nc = tc
+	}
+	c := newConn(nc, t.cfg.MaxFrameSize, bigBuffer, smallBuffer)
+	h, err := c.readHello(t.cfg.ID)
+	if errors.Is(err, ErrWrongPeer) {
+		// Answer anyway, so the dialler learns who lives at this address.
+		_ = c.sendHello(t.cfg.ID, h.From)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := c.sendHello(t.cfg.ID, h.From); err != nil {
+		return nil, 0, err
+	}
+	return c, h.From, raw.SetDeadline(time.Time{})
+}
+
+// readLoop hands message frames to the handler until the connection ends,
+// or turns the connection over to a snapshot transfer.
+func (t *TCP) readLoop(h core.Handler, c *conn, from uint64) error {
+	for {
+		typ, n, err := c.fr.header()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case FrameMessage:
+			data := make([]byte, n)
+			if err := readPayload(c.fr.r, data); err != nil {
+				return err
+			}
+			t.stats.messagesReceived.Add(1)
+			h.Receive(data)
+		case FrameSnapshotBegin:
+			return t.receiveSnapshot(h, c, from, n)
+		default:
+			return fmt.Errorf("%w: %v from peer %d", ErrUnexpectedFrame, typ, from)
+		}
+	}
+}
+
+// inboundDone logs and counts the end of an inbound connection; from is 0
+// if the hello exchange did not complete.
+func (t *TCP) inboundDone(remote net.Addr, from uint64, err error) {
+	attrs := []any{"remote", remote.String(), slog.Uint64("peer", from), "err", err}
+	switch {
+	case err == nil || t.ctx.Err() != nil || errors.Is(err, io.EOF):
+		t.log.Debug("transport: peer connection closed", attrs...)
+	case isFrameError(err):
+		t.stats.framesRejected.Add(1)
+		t.log.Warn("transport: closed a peer connection that sent invalid frames", attrs...)
+	case from == 0:
+		t.stats.handshakeFailures.Add(1)
+		t.log.Warn("transport: peer handshake failed", attrs...)
+	default:
+		t.log.Info("transport: peer connection lost", attrs...)
+	}
+}
+
+// isFrameError reports whether err is a violation of the frame protocol.
+func isFrameError(err error) bool {
+	for _, e := range []error{ErrFrameTooLarge, ErrBadVersion, ErrUnknownFrame, ErrTruncated, ErrUnexpectedFrame, ErrBadPayload} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// closeOnDone closes c when ctx ends. The returned release stops the watch,
+// waiting for a close already under way, so no goroutine outlives it.
+func closeOnDone(ctx context.Context, c io.Closer) (release func()) {
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.Close()
+		close(closed)
+	})
+	return func() {
+		if !stop() {
+			<-closed
+		}
+	}
+}
+
+// linked returns a context that ends with ctx or on Close, and a release
+// that cancels it and waits for the watch.
+func (t *TCP) linked(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	release := closeOnDone(t.ctx, closerFunc(cancel))
+	return ctx, func() {
+		release()
+		cancel()
+	}
+}
+
+// closerFunc adapts a function to io.Closer.
+type closerFunc func()
+
+func (f closerFunc) Close() error {
+	f()
+	return nil
+}
+
+// backoff is an exponential delay with jitter: each next is between half
+// and all of a bound that doubles from min up to max.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	b.cur = min(max(2*b.cur, b.min), b.max)
+	return b.cur/2 + rand.N(b.cur/2+1)
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleepCtx waits for d or until ctx ends; false if ctx ended.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
