@@ -48,6 +48,7 @@ const (
 	CodeBadRequest    Code = -1006
 	CodeCorrupt       Code = -1007
 	CodeNoLeader      Code = -1008
+	CodeStaleRequest  Code = -1009
 )
 
 // codeError is a sentinel error with a stable code.
@@ -149,6 +150,10 @@ var (
 	ErrBadRequest = newError(CodeBadRequest, "grove: bad request")
 	// ErrCorrupt is returned for corrupt, truncated or foreign data.
 	ErrCorrupt = newError(CodeCorrupt, "grove: corrupt data")
+	// ErrStaleRequest answers a retried request so old that its original
+	// result is no longer kept (more than the result window behind the
+	// session's latest); whether it applied is unknown.
+	ErrStaleRequest = newError(CodeStaleRequest, "grove: request too old to answer")
 	// ErrNoLeader is returned when no leader emerged before the deadline.
 	ErrNoLeader = newError(CodeNoLeader, "grove: no leader")
 )

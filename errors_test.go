@@ -48,6 +48,7 @@ var sentinels = []struct {
 	{ErrBadRequest, CodeBadRequest, 0},
 	{ErrCorrupt, CodeCorrupt, 0},
 	{ErrNoLeader, CodeNoLeader, 0},
+	{ErrStaleRequest, CodeStaleRequest, 0},
 }
 
 // codesWithoutSentinel are Code constants that have no sentinel error, so

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/mpguard"
 )
 
 // Peer messages are one envelope byte followed by the payload.
@@ -34,6 +35,15 @@ type keepAliveAck struct {
 	ReqID       uint64     `msgpack:"r"`
 	RemainingMs int64      `msgpack:"m"`
 	Code        grove.Code `msgpack:"c"`
+}
+
+// decodeMsgpack decodes a peer's msgpack payload, refusing lying headers
+// before the decoder can over-allocate.
+func decodeMsgpack(b []byte, v any) error {
+	if err := mpguard.Check(b); err != nil {
+		return err
+	}
+	return msgpack.Unmarshal(b, v)
 }
 
 func unmarshal(b []byte, m proto.Message) error {
@@ -100,7 +110,7 @@ func (h handler) Receive(data []byte) {
 		}
 	case envTouch:
 		var t touchMsg
-		if err := msgpack.Unmarshal(body, &t); err != nil {
+		if err := decodeMsgpack(body, &t); err != nil {
 			n.log.Warn("dropped malformed touch message", "err", err)
 			return
 		}
@@ -109,14 +119,14 @@ func (h handler) Receive(data []byte) {
 		}
 	case envKeepAlive:
 		var ka keepAliveMsg
-		if err := msgpack.Unmarshal(body, &ka); err != nil {
+		if err := decodeMsgpack(body, &ka); err != nil {
 			n.log.Warn("dropped malformed keep-alive", "err", err)
 			return
 		}
 		n.answerKeepAlive(ka)
 	case envKeepAliveAck:
 		var ack keepAliveAck
-		if err := msgpack.Unmarshal(body, &ack); err != nil {
+		if err := decodeMsgpack(body, &ack); err != nil {
 			n.log.Warn("dropped malformed keep-alive answer", "err", err)
 			return
 		}

@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -30,6 +32,8 @@ type Node struct {
 	confState *pb.ConfState
 	lastStamp int64
 	loopState loopState
+	// incarnation is random per start; it tags ReadIndex requests.
+	incarnation uint64
 
 	propc     chan proposal
 	recvc     chan *pb.Message
@@ -114,6 +118,9 @@ func newNode(cfg Config, db *bbolt.DB, fresh bool) (*Node, error) {
 		leaderChange: make(chan struct{}),
 	}
 	n.sessions = newSessionTracker()
+	var inc [8]byte
+	_, _ = rand.Read(inc[:])
+	n.incarnation = binary.BigEndian.Uint64(inc[:])
 	n.dispatched.init()
 	n.applied.Store(rs.appliedIndex)
 	n.dispatched.set(rs.appliedIndex)
@@ -137,7 +144,13 @@ func newNode(cfg Config, db *bbolt.DB, fresh bool) (*Node, error) {
 		return nil, fmt.Errorf("core: start raft: %w", err)
 	}
 	n.rn = rn
-	if fresh && len(cfg.Peers) > 0 {
+	// Bootstrap when raft holds no state at all, not merely when the file
+	// is new: a node stopped before its first Ready persisted the bootstrap
+	// entries must bootstrap again on the next start.
+	empty := rs.appliedIndex == 0 && len(rs.entries) == 0 && raft.IsEmptyHardState(rs.hard) &&
+		len(rs.conf.GetVoters()) == 0 && len(rs.conf.GetLearners()) == 0
+	bootstrap := empty && len(cfg.Peers) > 0
+	if bootstrap {
 		peers := make([]raft.Peer, len(cfg.Peers))
 		for i, p := range cfg.Peers {
 			peers[i] = raft.Peer{ID: p.ID, Context: []byte(p.Addr)}
@@ -165,7 +178,7 @@ func newNode(cfg Config, db *bbolt.DB, fresh bool) (*Node, error) {
 		}
 	}
 	n.wg.Go(n.run)
-	if len(cfg.Peers) == 1 && fresh {
+	if len(cfg.Peers) == 1 && bootstrap {
 		// A single-node cluster elects itself at once.
 		n.campaign()
 	}

@@ -81,18 +81,22 @@ func (n *Node) readIndex(first chan uint64) {
 		break
 	}
 	ls.readBatches[ls.nextReadID] = b
-	var ctx [8]byte
-	binary.BigEndian.PutUint64(ctx[:], ls.nextReadID)
+	// The request context is this process's random incarnation plus the
+	// batch id: a leader's late answer to a read of an earlier incarnation
+	// of this node must never match a read of this one.
+	var ctx [16]byte
+	binary.BigEndian.PutUint64(ctx[:8], n.incarnation)
+	binary.BigEndian.PutUint64(ctx[8:], ls.nextReadID)
 	n.rn.ReadIndex(ctx[:])
 }
 
 // answerReads hands read indexes to their batches (loop).
 func (n *Node) answerReads(states []raft.ReadState) {
 	for _, rs := range states {
-		if len(rs.RequestCtx) != 8 {
+		if len(rs.RequestCtx) != 16 || binary.BigEndian.Uint64(rs.RequestCtx[:8]) != n.incarnation {
 			continue
 		}
-		id := binary.BigEndian.Uint64(rs.RequestCtx)
+		id := binary.BigEndian.Uint64(rs.RequestCtx[8:])
 		b := n.loopState.readBatches[id]
 		delete(n.loopState.readBatches, id)
 		if b == nil {

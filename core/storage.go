@@ -34,10 +34,10 @@ var (
 	// changes announced them, so a restarted node can reach its peers
 	// before any gossip arrives.
 	bucketPeers = []byte("raft.peers")
-	keyFormat  = []byte("format")
-	keyHard    = []byte("hardstate")
-	keyConf    = []byte("confstate")
-	keyNodeID  = []byte("nodeid")
+	keyFormat   = []byte("format")
+	keyHard     = []byte("hardstate")
+	keyConf     = []byte("confstate")
+	keyNodeID   = []byte("nodeid")
 )
 
 func u64key(i uint64) []byte {

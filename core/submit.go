@@ -51,6 +51,9 @@ type Pending struct {
 // goroutine are proposed in that order. It blocks only while the proposal
 // queue is full. Call Wait (or Cancel) on the result exactly once.
 func (n *Node) Begin(ctx context.Context, req *Request) (*Pending, error) {
+	if req.Seq == 0 || req.Session == 0 {
+		return nil, fmt.Errorf("core: request needs a session and a sequence number from 1: %w", grove.ErrBadArguments)
+	}
 	if err := n.checkSize(req); err != nil {
 		return nil, err
 	}

@@ -11,8 +11,9 @@ import (
 //
 // All methods must be safe for concurrent use.
 type Transport interface {
-	// Start is called once by StartNode, before any other method, with the
-	// handler that receives this node's inbound messages.
+	// Start is called once by StartNode with the handler that receives
+	// this node's inbound messages. AddPeer may be called before Start;
+	// Send and SendSnapshot only after it.
 	Start(h Handler) error
 	// Send queues data for the peer with raft ID to. It never blocks: when
 	// the peer's queue is full or it is unknown, the message is dropped and

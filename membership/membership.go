@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/grovekit/grove/internal/mpguard"
 )
 
 // Roles a node announces.
@@ -258,7 +260,7 @@ func (g *Gossip) Changed() <-chan struct{} {
 
 func (g *Gossip) update(n *memberlist.Node, state string) {
 	var meta Meta
-	if err := msgpack.Unmarshal(n.Meta, &meta); err != nil {
+	if err := mpguard.Unmarshal(n.Meta, &meta); err != nil {
 		g.log.Warn("ignoring member with undecodable metadata", "member", n.Name, "err", err)
 		return
 	}
@@ -371,7 +373,7 @@ func (e events) NotifyUpdate(n *memberlist.Node) { e.g.update(n, stateOf(n)) }
 func (e events) NotifyLeave(n *memberlist.Node) {
 	state := StateDead
 	var meta Meta
-	if msgpack.Unmarshal(n.Meta, &meta) == nil && meta.Leaving {
+	if mpguard.Unmarshal(n.Meta, &meta) == nil && meta.Leaving {
 		state = StateLeft
 	}
 	e.g.update(n, state)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/grovekit/grove/internal/mpguard"
+
 	"github.com/grovekit/grove/core"
 )
 
@@ -77,7 +79,7 @@ func (c *conn) readHello(self uint64) (hello, error) {
 		return hello{}, fmt.Errorf("%w: %v before hello", ErrUnexpectedFrame, f.Type)
 	}
 	var h hello
-	if err := msgpack.Unmarshal(f.Payload, &h); err != nil {
+	if err := mpguard.Unmarshal(f.Payload, &h); err != nil {
 		return hello{}, fmt.Errorf("%w: hello: %w", ErrBadPayload, err)
 	}
 	switch {

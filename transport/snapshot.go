@@ -15,6 +15,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/grovekit/grove/internal/mpguard"
+
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/core"
 )
@@ -167,7 +169,7 @@ func (t *TCP) streamSnapshot(c *conn, header []byte, body io.Reader) error {
 		return fmt.Errorf("%w: %v instead of a snapshot ack", ErrUnexpectedFrame, f.Type)
 	}
 	var ack snapAck
-	if err := msgpack.Unmarshal(f.Payload, &ack); err != nil {
+	if err := mpguard.Unmarshal(f.Payload, &ack); err != nil {
 		return fmt.Errorf("%w: snapshot ack: %w", ErrBadPayload, err)
 	}
 	if err := ack.err(); err != nil {
@@ -203,7 +205,7 @@ func (t *TCP) receiveSnapshot(h core.Handler, c *conn, from uint64, n int) error
 		return err
 	}
 	var b snapBegin
-	if err := msgpack.Unmarshal(payload, &b); err != nil {
+	if err := mpguard.Unmarshal(payload, &b); err != nil {
 		return fmt.Errorf("%w: snapshot-begin: %w", ErrBadPayload, err)
 	}
 	sr := &snapReader{
@@ -305,7 +307,7 @@ func (s *snapReader) next() {
 		return
 	}
 	var e snapEnd
-	if err := msgpack.Unmarshal(payload, &e); err != nil {
+	if err := mpguard.Unmarshal(payload, &e); err != nil {
 		s.err = fmt.Errorf("%w: snapshot-end: %w", ErrBadPayload, err)
 		return
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/mpguard"
 )
 
 // Version is the entry format version written by this build.
@@ -184,6 +185,9 @@ func Decode(data []byte) (*Entry, error) {
 	default:
 		return nil, fmt.Errorf("command: unknown entry kind %d: %w", data[1], grove.ErrCorrupt)
 	}
+	if err := mpguard.Check(data[HeaderSize:]); err != nil {
+		return nil, fmt.Errorf("command: decode kind %d: %v: %w", e.Kind, err, grove.ErrCorrupt)
+	}
 	if err := msgpack.Unmarshal(data[HeaderSize:], e.Body); err != nil {
 		return nil, fmt.Errorf("command: decode kind %d: %v: %w", e.Kind, err, grove.ErrCorrupt)
 	}
@@ -196,6 +200,9 @@ func EncodeResult(r *Result) ([]byte, error) { return msgpack.Marshal(r) }
 // DecodeResult decodes a cached Result.
 func DecodeResult(b []byte) (*Result, error) {
 	r := new(Result)
+	if err := mpguard.Check(b); err != nil {
+		return nil, fmt.Errorf("command: decode result: %v: %w", err, grove.ErrCorrupt)
+	}
 	if err := msgpack.Unmarshal(b, r); err != nil {
 		return nil, fmt.Errorf("command: decode result: %v: %w", err, grove.ErrCorrupt)
 	}

@@ -56,7 +56,7 @@ func (a *applier) apply(index uint64, e *command.Entry) (*Outcome, error) {
 
 // applyRequest applies a session's request under the sequence rules: an
 // unknown session gets SessionExpired; an old seq gets its cached result (or
-// OutOfOrder once evicted); a gap gets OutOfOrder; the next seq executes and
+// StaleRequest once evicted); a gap gets OutOfOrder; the next seq executes and
 // its result is cached.
 func (a *applier) applyRequest(req *command.Request) (*Outcome, error) {
 	out := &Outcome{Kind: command.KindRequest, Session: req.Session, Seq: req.Seq}
@@ -71,7 +71,7 @@ func (a *applier) applyRequest(req *command.Request) (*Outcome, error) {
 	case req.Seq <= sess.LastSeq:
 		cached := a.st.results.Get(resultKey(req.Session, req.Seq))
 		if cached == nil {
-			out.Result = &command.Result{Code: grove.CodeOutOfOrder}
+			out.Result = &command.Result{Code: grove.CodeStaleRequest}
 			return out, nil
 		}
 		r, err := command.DecodeResult(cached)

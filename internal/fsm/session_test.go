@@ -51,10 +51,15 @@ func TestSequenceRules(t *testing.T) {
 	if h.digest() != before {
 		t.Error("duplicate changed the state")
 	}
-	// Seq 0 was never cached; a gap is out of order; neither changes state.
+	// Seq 0 was never cached (stale); a gap is out of order; neither
+	// changes state.
 	for _, seq := range []uint64{0, 4, 100} {
+		want := grove.CodeOutOfOrder
+		if seq == 0 {
+			want = grove.CodeStaleRequest
+		}
 		out := h.apply(&command.Request{Session: c.id, Seq: seq, Op: command.OpCreate, Path: "/z", ACL: grove.OpenACLUnsafe})
-		if out.Duplicate || out.Result.Code != grove.CodeOutOfOrder || out.Seq != seq {
+		if out.Duplicate || out.Result.Code != want || out.Seq != seq {
 			t.Errorf("seq %d: %+v", seq, out)
 		}
 	}
@@ -95,7 +100,7 @@ func TestResultWindowEviction(t *testing.T) {
 		return h.apply(&command.Request{Session: c.id, Seq: seq, Op: command.OpCheck, Path: "/n", Version: -1})
 	}
 	for _, seq := range []uint64{1, 2} {
-		if out := probe(seq); out.Duplicate || out.Result.Code != grove.CodeOutOfOrder {
+		if out := probe(seq); out.Duplicate || out.Result.Code != grove.CodeStaleRequest {
 			t.Errorf("evicted seq %d: %+v", seq, out)
 		}
 	}
