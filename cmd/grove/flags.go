@@ -1,23 +1,39 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"strings"
 )
 
-// newFlagSet returns a flag set that reports errors instead of exiting.
-func newFlagSet(name string, out io.Writer) *flag.FlagSet {
+// helpOut is where -h prints the flags.
+var helpOut io.Writer = os.Stdout
+
+// errHelp reports that -h was given and the flags were printed.
+var errHelp = errors.New("help requested")
+
+// newFlagSet returns a flag set that reports errors instead of exiting and
+// prints nothing itself: run prints the one-line error.
+func newFlagSet(name string, _ io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
 
 // parse parses args, then fills every flag not given on the command line
-// from GROVE_<FLAG>. Errors are usage errors.
+// from GROVE_<FLAG>. Errors are usage errors; -h prints the flags.
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(helpOut)
+			fmt.Fprintf(helpOut, "usage: grove %s [flags]\n", fs.Name())
+			fs.PrintDefaults()
+			return errHelp
+		}
 		return usageError{err}
 	}
 	set := map[string]bool{}

@@ -57,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		err = usagef("grove: unknown command %q", args[0])
 	}
-	if err == nil {
+	if err == nil || errors.Is(err, errHelp) {
 		return 0
 	}
 	fmt.Fprintln(stderr, "grove:", oneLine(err))

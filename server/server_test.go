@@ -1,0 +1,303 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/grovekit/grove/core"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+func fastCore() core.Config {
+	c := core.DefaultConfig()
+	c.TickInterval = 10 * time.Millisecond
+	c.MinSessionTimeout = 200 * time.Millisecond
+	return c
+}
+
+type testCluster struct {
+	t       *testing.T
+	seeds   []string
+	servers map[string]*Server
+	mu      sync.Mutex
+}
+
+func (tc *testCluster) config(name string, expect int) Config {
+	return Config{
+		Name: name, DataDir: filepath.Join(tc.t.TempDir(), name),
+		GossipAddr: tc.seedFor(name), PeerAddr: freeAddr(tc.t), HTTPAddr: freeAddr(tc.t),
+		Join: tc.seeds, BootstrapExpect: expect, Core: fastCore(),
+	}
+}
+
+func (tc *testCluster) seedFor(name string) string {
+	i := int(name[len(name)-1] - '1')
+	if i < len(tc.seeds) {
+		return tc.seeds[i]
+	}
+	return freeAddr(tc.t)
+}
+
+// startCluster starts n bootstrap servers n1..nn (concurrently: each waits
+// for the others) with mod applied to each config.
+func startCluster(t *testing.T, n int, mod func(*Config)) *testCluster {
+	tc := &testCluster{t: t, servers: map[string]*Server{}}
+	for range n {
+		tc.seeds = append(tc.seeds, freeAddr(t))
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, n)
+	for i := range n {
+		cfg := tc.config(fmt.Sprintf("n%d", i+1), n)
+		if mod != nil {
+			mod(&cfg)
+		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s, err := Start(ctx, cfg)
+			if err != nil {
+				errc <- fmt.Errorf("%s: %w", cfg.Name, err)
+				return
+			}
+			tc.mu.Lock()
+			tc.servers[cfg.Name] = s
+			tc.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, s := range tc.all() {
+			_ = s.Stop()
+		}
+	})
+	return tc
+}
+
+func (tc *testCluster) all() []*Server {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	var out []*Server
+	for _, s := range tc.servers {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (tc *testCluster) leader() *Server {
+	for _, s := range tc.all() {
+		if s.node.IsLeader() {
+			return s
+		}
+	}
+	return nil
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func httpGet(t *testing.T, s *Server, path string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get("http://" + s.HTTPAddr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func httpDo(t *testing.T, method string, s *Server, path, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+s.HTTPAddr()+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func TestStatusHealthMetricsAndData(t *testing.T) {
+	tc := startCluster(t, 3, nil)
+	waitFor(t, "a leader", func() bool { return tc.leader() != nil })
+	leader := tc.leader()
+	var follower *Server
+	for _, s := range tc.all() {
+		if s != leader {
+			follower = s
+		}
+	}
+	waitFor(t, "every node healthy", func() bool {
+		for _, s := range tc.all() {
+			if code, _ := httpGet(t, s, "/healthz"); code != http.StatusOK {
+				return false
+			}
+		}
+		return true
+	})
+	code, body := httpGet(t, follower, "/status")
+	var st StatusReply
+	if code != http.StatusOK || json.Unmarshal(body, &st) != nil {
+		t.Fatalf("/status: %d %s", code, body)
+	}
+	if st.Name != follower.cfg.Name || st.Role != "follower" || st.Leader != leader.cfg.Name || st.Term == 0 ||
+		st.AppliedIndex == 0 || st.CommitIndex == 0 || len(st.Voters) != 3 || len(st.GossipMembers) != 3 {
+		t.Fatalf("/status: %+v", st)
+	}
+	for _, m := range st.GossipMembers {
+		if m.State != "alive" || m.RaftRole != "voter" {
+			t.Fatalf("gossip member %+v", m)
+		}
+	}
+	if code, body := httpDo(t, http.MethodPut, follower, "/v1/znode/cfg", "v1"); code != http.StatusOK {
+		t.Fatalf("PUT through follower: %d %s", code, body)
+	}
+	if code, body := httpGet(t, leader, "/v1/znode/cfg?linearizable=1"); code != http.StatusOK || string(body) != "v1" {
+		t.Fatalf("GET through leader: %d %q", code, body)
+	}
+	if code, _ := httpDo(t, http.MethodPut, follower, "/v1/znode/cfg", "again"); code != http.StatusConflict {
+		t.Fatalf("second create: %d, want 409", code)
+	}
+	if code, _ := httpGet(t, leader, "/v1/znode/missing"); code != http.StatusNotFound {
+		t.Fatalf("missing node: %d", code)
+	}
+	_, metrics := httpGet(t, leader, "/metrics")
+	for _, name := range []string{"grove_raft_term", "grove_raft_commit_index", "grove_raft_applied_index",
+		"grove_proposals_total", "grove_fsync_seconds_bucket", "grove_sessions", "grove_znodes", "grove_watches"} {
+		if !strings.Contains(string(metrics), name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
+
+func TestDeadVoterCleanupRespectsMinimum(t *testing.T) {
+	tc := startCluster(t, 3, func(c *Config) {
+		c.CleanupDeadAfter = 500 * time.Millisecond
+		c.MinVoters = 3
+	})
+	// A fourth voter joins, so one dead voter may go.
+	cfg := tc.config("n4", 0)
+	cfg.CleanupDeadAfter, cfg.MinVoters = 500*time.Millisecond, 3
+	n4, err := Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.mu.Lock()
+	tc.servers["n4"] = n4
+	tc.mu.Unlock()
+	waitFor(t, "four voters", func() bool {
+		l := tc.leader()
+		return l != nil && len(l.node.Status().Voters) == 4
+	})
+	var victims []*Server
+	for _, s := range tc.all() {
+		if !s.node.IsLeader() {
+			victims = append(victims, s)
+		}
+	}
+	first, second := victims[0], victims[1]
+	firstID := first.ID()
+	_ = first.Stop() // dies without leaving
+	waitFor(t, "the dead voter to be removed", func() bool {
+		l := tc.leader()
+		return l != nil && !slices.Contains(l.node.Status().Voters, firstID) && len(l.node.Status().Voters) == 3
+	})
+	secondID := second.ID()
+	_ = second.Stop()
+	// Removing it would leave 2 < MinVoters: it stays, and /status says so.
+	waitFor(t, "drift to show the second dead voter", func() bool {
+		l := tc.leader()
+		if l == nil {
+			return false
+		}
+		for _, d := range l.Status().Drift {
+			if strings.Contains(d, idString(secondID)) {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(time.Second) // longer than CleanupDeadAfter: it must still be there
+	if l := tc.leader(); l == nil || !slices.Contains(l.node.Status().Voters, secondID) {
+		t.Fatal("cleanup went below the minimum number of voters")
+	}
+}
+
+func TestRemoveMemberThroughFollower(t *testing.T) {
+	tc := startCluster(t, 3, nil)
+	waitFor(t, "a leader", func() bool { return tc.leader() != nil })
+	leader := tc.leader()
+	var followers []*Server
+	for _, s := range tc.all() {
+		if s != leader {
+			followers = append(followers, s)
+		}
+	}
+	victim, via := followers[0], followers[1]
+	_ = victim.Stop()
+	code, body := httpDo(t, http.MethodPost, via, "/members/remove?name="+victim.cfg.Name, "")
+	if code != http.StatusOK {
+		t.Fatalf("remove through follower: %d %s", code, body)
+	}
+	waitFor(t, "removal", func() bool { return !slices.Contains(leader.node.Status().Voters, victim.ID()) })
+	if code, _ := httpDo(t, http.MethodPost, via, "/members/remove?name=nobody", ""); code != http.StatusNotFound {
+		t.Fatalf("remove unknown member: %d", code)
+	}
+}
+
+func TestBadConfigIsRefused(t *testing.T) {
+	bad := []Config{
+		{},
+		{Name: "x"},
+		{Name: "x", DataDir: t.TempDir(), GossipAddr: "nope", PeerAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+		{Name: "x", DataDir: t.TempDir(), GossipAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", BootstrapExpect: -1},
+		{Name: "x", DataDir: t.TempDir(), GossipAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", GossipKey: []byte("short")},
+		{Name: "x", DataDir: t.TempDir(), GossipAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Learner: true, BootstrapExpect: 3},
+	}
+	for i, cfg := range bad {
+		if s, err := Start(t.Context(), cfg); err == nil {
+			_ = s.Stop()
+			t.Errorf("config %d accepted", i)
+		}
+	}
+}
