@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestFailoverTime measures how long writes stop when the leader of a
+// three-process cluster is SIGKILLed. It is a measurement, not a CI test:
+// it runs only with GROVE_FAILOVER_RUNS set (the number of kills), builds
+// grove without -race, starts three `grove server` processes with the
+// default timing flags (50ms tick, 10-tick election timeout), and for each
+// run:
+//
+//   - a writer PUTs through the three nodes round-robin, one write at a
+//     time, each with a short client timeout (GROVE_FAILOVER_CLIENT_TIMEOUT,
+//     default 1s);
+//
+//   - the leader is SIGKILLed;
+//
+//   - it records the time from the kill to the first successful write that
+//     started after it, the longest gap between two successful writes, and
+//     from the servers' logs when the survivors started an election and
+//     when the new leader took over;
+//
+//   - the killed node is restarted from its data dir and the cluster
+//     converges before the next run.
+//
+//     GROVE_FAILOVER_RUNS=5 go test -run TestFailoverTime -v -timeout 20m ./cmd/grove/
+//
+// Results: docs/performance-cluster.md.
+func TestFailoverTime(t *testing.T) {
+	runs, _ := strconv.Atoi(os.Getenv("GROVE_FAILOVER_RUNS"))
+	if runs <= 0 {
+		t.Skip("set GROVE_FAILOVER_RUNS (e.g. 5) to measure failover; not a CI test")
+	}
+	clientTimeout := time.Second
+	if d, err := time.ParseDuration(os.Getenv("GROVE_FAILOVER_CLIENT_TIMEOUT")); err == nil && d > 0 {
+		clientTimeout = d
+	}
+	writers := 1
+	if n, err := strconv.Atoi(os.Getenv("GROVE_FAILOVER_WRITERS")); err == nil && n > 0 {
+		writers = n
+	}
+	c := &procCluster{t: t, bin: buildGroveNoRace(t), base: t.TempDir(), procs: map[string]*proc{}}
+	n1 := c.add("n1", "--bootstrap-expect", "3")
+	n2 := c.add("n2", "--bootstrap-expect", "3")
+	n3 := c.add("n3", "--bootstrap-expect", "3")
+	all := []*proc{n1, n2, n3}
+	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(all...) != nil })
+
+	client := &http.Client{Timeout: clientTimeout}
+	var results []failoverResult
+	for run := 1; run <= runs; run++ {
+		c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(all...) != nil })
+		res := failoverRun(t, c, all, client, writers, run)
+		results = append(results, res)
+		t.Logf("run %d: %v", run, res)
+		// The killed node comes back and catches up before the next run.
+		c.start(res.killed)
+		c.waitFor("convergence after restart", 60*time.Second, func() bool { return c.converged(all...) })
+		time.Sleep(2 * time.Second)
+	}
+
+	median := func(f func(failoverResult) time.Duration) (time.Duration, []time.Duration) {
+		var ds []time.Duration
+		for _, r := range results {
+			ds = append(ds, f(r))
+		}
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return s[len(s)/2], ds
+	}
+	round := func(ds []time.Duration) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.Round(time.Millisecond).String())
+		}
+		return out
+	}
+	for _, m := range []struct {
+		name string
+		f    func(failoverResult) time.Duration
+	}{
+		{"kill → first survivor starts an election (log)", func(r failoverResult) time.Duration { return r.election }},
+		{"kill → new leader (log)", func(r failoverResult) time.Duration { return r.elected }},
+		{"kill → first successful write started after the kill", func(r failoverResult) time.Duration { return r.firstWrite }},
+		{"longest gap between successful writes", func(r failoverResult) time.Duration { return r.maxGap }},
+	} {
+		med, each := median(m.f)
+		t.Logf("%s: median %v, each %v", m.name, med.Round(time.Millisecond), round(each))
+	}
+	t.Logf("client timeout %v; %d writer(s), each round-robin over the 3 nodes (starting at a different one), one write at a time", clientTimeout, writers)
+}
+
+// failoverResult is one kill.
+type failoverResult struct {
+	killed       *proc
+	newLeader    string
+	election     time.Duration // kill → first "starting a new election" on a survivor
+	elected      time.Duration // kill → "became leader" on the new leader
+	firstWrite   time.Duration // kill → end of the first successful write started after it
+	firstVia     string        // node that write went through
+	maxGap       time.Duration // longest gap between two successful write completions
+	okBefore     int           // successful writes before the kill
+	failed       int           // failed writes ending between the kill and the first success
+	timeouts     int           // of which client timeouts
+	leaderEvents []string      // raft role changes on the survivors after the kill
+}
+
+func (r failoverResult) String() string {
+	return fmt.Sprintf("killed %s; election started +%v, %s leader +%v; first write +%v (via %s); longest write gap %v; %d failed writes (%d timeouts) before it; events: %s",
+		r.killed.name, r.election.Round(time.Millisecond), r.newLeader, r.elected.Round(time.Millisecond),
+		r.firstWrite.Round(time.Millisecond), r.firstVia, r.maxGap.Round(time.Millisecond), r.failed, r.timeouts,
+		strings.Join(r.leaderEvents, "; "))
+}
+
+type writeRec struct {
+	via        string
+	start, end time.Time
+	err        error
+}
+
+func failoverRun(t *testing.T, c *procCluster, all []*proc, client *http.Client, writers, run int) failoverResult {
+	t.Helper()
+	leader := c.leader(all...)
+	if leader == nil {
+		t.Fatal("no leader")
+	}
+	var (
+		mu   sync.Mutex
+		recs []writeRec
+	)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				p := all[(w+i)%len(all)]
+				path := fmt.Sprintf("/failover-%d-%d-%d", run, w, i)
+				start := time.Now()
+				err := putWith(client, p.httpAdr, path, "x")
+				mu.Lock()
+				recs = append(recs, writeRec{via: p.name, start: start, end: time.Now(), err: err})
+				mu.Unlock()
+			}
+		})
+	}
+	defer func() { cancel(); wg.Wait() }()
+	time.Sleep(2 * time.Second) // every server has its HTTP session and a steady writer
+
+	killAt := time.Now()
+	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-leader.done
+	res := failoverResult{killed: leader}
+	var first time.Time
+	c.waitFor("a successful write after the kill", 60*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range recs {
+			if r.err == nil && r.start.After(killAt) {
+				first, res.firstVia = r.end, r.via
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(time.Second) // some writes after the failover
+	cancel()
+	wg.Wait()
+
+	res.firstWrite = first.Sub(killAt)
+	var last time.Time
+	slices.SortFunc(recs, func(a, b writeRec) int { return a.end.Compare(b.end) })
+	for _, r := range recs {
+		switch {
+		case r.err == nil && r.end.Before(killAt):
+			res.okBefore++
+		case r.err != nil && !r.end.Before(killAt) && !r.end.After(first):
+			res.failed++
+			if isTimeout(r.err) {
+				res.timeouts++
+			}
+		}
+		if r.err != nil {
+			continue
+		}
+		if !last.IsZero() && r.end.Sub(last) > res.maxGap {
+			res.maxGap = r.end.Sub(last)
+		}
+		if r.end.After(last) {
+			last = r.end
+		}
+	}
+
+	// The survivors' logs: when an election started, who won and when.
+	for _, p := range all {
+		if p == leader {
+			continue
+		}
+		for _, ev := range logEvents(t, filepath.Join(c.base, p.name+".log"), killAt) {
+			rel := ev.at.Sub(killAt)
+			switch {
+			case strings.Contains(ev.msg, "is starting a new election"):
+				if res.election == 0 || rel < res.election {
+					res.election = rel
+				}
+			case ev.msg == "became leader":
+				res.elected, res.newLeader = rel, p.name
+			}
+			if strings.Contains(ev.msg, " became ") || strings.Contains(ev.msg, "starting a new election") {
+				res.leaderEvents = append(res.leaderEvents, fmt.Sprintf("%s +%v %s", p.name, rel.Round(time.Millisecond), ev.msg))
+			}
+		}
+	}
+	slices.Sort(res.leaderEvents)
+	return res
+}
+
+func isTimeout(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "Client.Timeout") || strings.Contains(err.Error(), "deadline exceeded") ||
+		strings.Contains(err.Error(), "504"))
+}
+
+// putWith is put with its own client.
+func putWith(client *http.Client, addr, path, data string) error {
+	req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/v1/znode"+path, strings.NewReader(data))
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("PUT %s: %s %s", path, resp.Status, b)
+	}
+	return nil
+}
+
+type logEvent struct {
+	at  time.Time
+	msg string
+}
+
+// logEvents returns the records of a server's text log written after since.
+func logEvents(t *testing.T, path string, since time.Time) []logEvent {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Logf("read log: %v", err)
+		return nil
+	}
+	defer func() { _ = f.Close() }()
+	var out []logEvent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		ts, ok := logField(line, "time")
+		if !ok {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil || at.Before(since) {
+			continue
+		}
+		msg, _ := logField(line, "msg")
+		out = append(out, logEvent{at: at, msg: msg})
+	}
+	return out
+}
+
+// logField extracts key=value (value possibly quoted) from a slog text line.
+func logField(line, key string) (string, bool) {
+	i := strings.Index(line, key+"=")
+	if i < 0 || (i > 0 && line[i-1] != ' ') {
+		return "", false
+	}
+	rest := line[i+len(key)+1:]
+	if strings.HasPrefix(rest, `"`) {
+		if v, err := strconv.QuotedPrefix(rest); err == nil {
+			s, _ := strconv.Unquote(v)
+			return s, true
+		}
+		return "", false
+	}
+	if j := strings.IndexByte(rest, ' '); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest, true
+}
+
+// groveBinNoRace is the grove binary built once without -race, for
+// measurements.
+var groveBinNoRace string
+
+func buildGroveNoRace(t *testing.T) string {
+	t.Helper()
+	if groveBinNoRace != "" {
+		return groveBinNoRace
+	}
+	dir, err := os.MkdirTemp("", "grove-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "grove")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build grove: %v", err)
+	}
+	groveBinNoRace = bin
+	t.Cleanup(func() { _ = os.RemoveAll(dir); groveBinNoRace = "" })
+	return bin
+}
