@@ -92,7 +92,6 @@ func (c *procCluster) add(name string, extra ...string) *proc {
 func (c *procCluster) start(p *proc) {
 	c.t.Helper()
 	p.cmd = exec.Command(c.bin, p.args...)
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test
 	logf, err := os.OpenFile(filepath.Join(c.base, p.name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		c.t.Fatal(err)
