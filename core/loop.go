@@ -29,6 +29,9 @@ type loopState struct {
 	ticks       uint64
 	snapEvents  []grove.Event // watch events of an installed snapshot
 	snapSrc     *bbolt.DB     // the snapshot being installed, open until commit
+	// leaderReadyIndex is the index of this leader's first entry; once it
+	// is applied the leader knows every session (0: not yet known).
+	leaderReadyIndex uint64
 }
 
 // proposal is a command for raft. errc (buffered) gets nil once raft
@@ -51,7 +54,13 @@ type readBatch struct {
 	tick    uint64
 }
 
-const maxProposalBatch = 1024
+// A proposal batch is one raft message (forwarded whole by a follower), so
+// it is bounded in count and in bytes, well below the transport's frame
+// limit.
+const (
+	maxProposalBatch = 1024
+	maxProposalBytes = 4 << 20
+)
 
 // run is the loop: the only goroutine that touches the raft RawNode. The
 // order of work for each Ready is documented in doc.go.
@@ -116,10 +125,12 @@ func (n *Node) tick() {
 // stamp goes into a copy.
 func (n *Node) propose(first proposal) {
 	batch := []proposal{first}
-	for len(batch) < maxProposalBatch {
+	size := len(first.data)
+	for len(batch) < maxProposalBatch && size < maxProposalBytes {
 		select {
 		case p := <-n.propc:
 			batch = append(batch, p)
+			size += len(p.data)
 			continue
 		default:
 		}
@@ -247,6 +258,14 @@ func (n *Node) handleReady() error {
 // persistAndApply is step 2 of handleReady.
 func (n *Node) persistAndApply(rd *raft.Ready) ([]*fsm.Outcome, error) {
 	var outcomes []*fsm.Outcome
+	hardChanged := rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState)
+	if raft.IsEmptySnap(rd.Snapshot) && len(rd.Entries) == 0 && len(rd.CommittedEntries) == 0 &&
+		n.loopState.compactTo == 0 && !(hardChanged && rd.MustSync) {
+		// Nothing that must be durable: a commit-index-only change is
+		// rebuilt by raft after a restart. Skipping saves an fsync per
+		// heartbeat round.
+		return nil, nil
+	}
 	start := time.Now()
 	err := n.db.Update(func(tx *bbolt.Tx) error {
 		if !raft.IsEmptySnap(rd.Snapshot) {
@@ -263,10 +282,11 @@ func (n *Node) persistAndApply(rd *raft.Ready) ([]*fsm.Outcome, error) {
 		if err := saveEntries(tx, rd.Entries); err != nil {
 			return err
 		}
-		if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
-			if err := saveHardState(tx, rd.HardState); err != nil {
-				return err
-			}
+		// Always save the current hard state: a skipped Ready may have
+		// advanced the commit index, and the persisted commit index must
+		// never be below the applied index saved beside it.
+		if err := saveHardState(tx, n.currentHardState(rd)); err != nil {
+			return err
 		}
 		for _, e := range rd.CommittedEntries {
 			o, err := n.applyEntry(tx, e)
@@ -345,6 +365,7 @@ func (n *Node) publish(outcomes []*fsm.Outcome, rd *raft.Ready) {
 		}
 	}
 	n.dispatched.set(n.applied.Load())
+	n.maybeLeaderReady()
 	for _, o := range outcomes {
 		n.waits.trigger(o)
 	}
@@ -429,4 +450,13 @@ func validProposal(m *pb.Message) bool {
 		}
 	}
 	return true
+}
+
+// currentHardState is the hard state to persist with a Ready: the Ready's
+// own, or raft's current one when the Ready carries none.
+func (n *Node) currentHardState(rd *raft.Ready) *pb.HardState {
+	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
+		return rd.HardState
+	}
+	return n.rn.BasicStatus().HardState
 }

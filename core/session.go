@@ -3,7 +3,8 @@ package core
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
+	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,17 +70,31 @@ func (n *Node) Touch(session uint64) {
 func (n *Node) KeepAlive(ctx context.Context, session uint64) (time.Duration, error) {
 	for {
 		if n.IsLeader() {
-			left, ok := n.sessions.touch(session, now())
-			if !ok {
+			left, res := n.sessions.touch(session, now())
+			switch res {
+			case touchOK:
+				return left, nil
+			case touchUnknown:
 				return 0, grove.ErrSessionExpired
 			}
-			return left, nil
+			// A new leader still catching up, or it just stepped down.
+			if err := sleepCtx(ctx, n.cfg.TickInterval, n.donec, n.stopErr); err != nil {
+				return 0, err
+			}
+			continue
 		}
 		lead := n.Leader()
 		if lead != 0 && n.tr != nil {
 			left, err := n.keepAliveRemote(ctx, lead, session)
-			if err == nil || err == grove.ErrSessionExpired {
+			if err == nil || errors.Is(err, grove.ErrSessionExpired) {
 				return left, err
+			}
+			if errors.Is(err, grove.ErrNotLeader) {
+				// The leader is catching up (or stepped down): ask again soon.
+				if err := sleepCtx(ctx, n.cfg.TickInterval, n.donec, n.stopErr); err != nil {
+					return 0, err
+				}
+				continue
 			}
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
@@ -134,13 +149,14 @@ func (n *Node) keepAliveRemote(ctx context.Context, lead, session uint64) (time.
 
 // answerKeepAlive runs on the leader for a follower's keep-alive.
 func (n *Node) answerKeepAlive(ka keepAliveMsg) {
-	ack := keepAliveAck{ReqID: ka.ReqID}
-	if !n.IsLeader() {
-		ack.Code = grove.CodeNotLeader
-	} else if left, ok := n.sessions.touch(ka.Session, now()); ok {
-		ack.RemainingMs = left.Milliseconds()
-	} else {
-		ack.Code = grove.CodeSessionExpired
+	ack := keepAliveAck{ReqID: ka.ReqID, Code: grove.CodeNotLeader}
+	if n.IsLeader() {
+		switch left, res := n.sessions.touch(ka.Session, now()); res {
+		case touchOK:
+			ack.Code, ack.RemainingMs = grove.CodeOK, left.Milliseconds()
+		case touchUnknown:
+			ack.Code = grove.CodeSessionExpired
+		}
 	}
 	if b, err := envelope(envKeepAliveAck, ack); err == nil && n.tr != nil {
 		n.tr.Send(ka.From, b)
@@ -177,10 +193,12 @@ func (n *Node) flushTouches() {
 
 // sessionTracker keeps session deadlines on the leader and collects touches
 // on followers. Deadlines are local and never replicated: a new leader gives
-// every session a fresh full timeout.
+// every session a fresh full timeout, once it has applied everything
+// committed before its term (ready).
 type sessionTracker struct {
 	mu       sync.Mutex
 	leader   bool
+	ready    bool                       // leader only: sessions loaded
 	sessions map[uint64]*trackedSession // leader only
 	touched  map[uint64]struct{}        // follower only: touches to relay
 }
@@ -191,35 +209,60 @@ type trackedSession struct {
 	expiring bool // an expiry was proposed
 }
 
+// touchResult says what a touch found.
+type touchResult int
+
+const (
+	touchOK       touchResult = iota // known session, deadline extended
+	touchUnknown                     // no such session (or expiring)
+	touchNotReady                    // a new leader not yet caught up: ask again
+	touchRelayed                     // follower: queued for the leader
+)
+
 func newSessionTracker() *sessionTracker {
 	return &sessionTracker{sessions: map[uint64]*trackedSession{}, touched: map[uint64]struct{}{}}
 }
 
-func (st *sessionTracker) becomeLeader(list []fsm.Session, t time.Time) {
+// startLeading marks this node leader; sessions are unknown until ready.
+func (st *sessionTracker) startLeading() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.leader = true
+	st.leader, st.ready = true, false
+	st.sessions = map[uint64]*trackedSession{}
+	st.touched = map[uint64]struct{}{}
+}
+
+// becomeReady loads every session with a fresh full timeout.
+func (st *sessionTracker) becomeReady(list []fsm.Session, t time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.leader {
+		return
+	}
+	st.ready = true
 	st.sessions = make(map[uint64]*trackedSession, len(list))
 	for _, s := range list {
 		d := time.Duration(s.TimeoutMs) * time.Millisecond
 		st.sessions[s.ID] = &trackedSession{timeout: d, deadline: t.Add(d)}
 	}
-	st.touched = map[uint64]struct{}{}
+}
+
+func (st *sessionTracker) isReady() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ready
 }
 
 func (st *sessionTracker) stepDown() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.leader = false
+	st.leader, st.ready = false, false
 	st.sessions = map[uint64]*trackedSession{}
 }
 
 // reload re-reads the sessions after a snapshot install.
 func (st *sessionTracker) reload(db *bbolt.DB) {
-	st.mu.Lock()
-	leader := st.leader
-	st.mu.Unlock()
-	if !leader {
+	if !st.isReady() {
 		return
 	}
 	var list []fsm.Session
@@ -228,13 +271,13 @@ func (st *sessionTracker) reload(db *bbolt.DB) {
 		list, err = fsm.Sessions(tx)
 		return err
 	})
-	st.becomeLeader(list, now())
+	st.becomeReady(list, now())
 }
 
 func (st *sessionTracker) add(id uint64, timeout time.Duration) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.leader {
+	if st.ready {
 		st.sessions[id] = &trackedSession{timeout: timeout, deadline: now().Add(timeout)}
 	}
 }
@@ -246,22 +289,24 @@ func (st *sessionTracker) remove(id uint64) {
 	delete(st.touched, id)
 }
 
-// touch extends a session's deadline on the leader and returns the time
-// left; on a follower it queues the touch for the leader and returns
-// ok=true with zero time left (the follower does not know).
-func (st *sessionTracker) touch(id uint64, t time.Time) (time.Duration, bool) {
+// touch extends a session's deadline on a ready leader and returns the time
+// left; a follower queues the touch for the leader.
+func (st *sessionTracker) touch(id uint64, t time.Time) (time.Duration, touchResult) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if !st.leader {
+	switch {
+	case !st.leader:
 		st.touched[id] = struct{}{}
-		return 0, true
+		return 0, touchRelayed
+	case !st.ready:
+		return 0, touchNotReady
 	}
 	s, ok := st.sessions[id]
 	if !ok || s.expiring {
-		return 0, false
+		return 0, touchUnknown
 	}
 	s.deadline = t.Add(s.timeout)
-	return s.timeout, true
+	return s.timeout, touchOK
 }
 
 func (st *sessionTracker) drainTouched() []uint64 {
@@ -279,17 +324,22 @@ func (st *sessionTracker) drainTouched() []uint64 {
 }
 
 // expired returns the sessions past their deadline, marking them expiring
-// so each is proposed once per leadership.
+// so each is proposed once per leadership. A leader that is not ready
+// expires nothing.
 func (st *sessionTracker) expired(t time.Time) []uint64 {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var ids []uint64
+	if !st.ready {
+		return nil
+	}
 	for id, s := range st.sessions {
 		if !s.expiring && t.After(s.deadline) {
 			s.expiring = true
 			ids = append(ids, id)
 		}
 	}
+	slices.Sort(ids)
 	return ids
 }
 
@@ -327,4 +377,3 @@ func (k *keepAliveWaits) deliver(ack keepAliveAck) {
 	}
 }
 
-var _ = fmt.Sprintf

@@ -89,9 +89,32 @@ func (n *Node) updateSoftState(ss *raft.SoftState) {
 	n.mu.Unlock()
 }
 
-// becomeLeader gives every session a fresh full timeout and resets the
-// leader's duties.
+// becomeLeader starts the leader's duties. Session deadlines are not
+// known until this leader has applied everything committed before its term
+// (its own first entry): until then KeepAlive waits, and no session expires.
 func (n *Node) becomeLeader() {
+	n.sessions.startLeading()
+	n.loopState.leaderReadyIndex = 0
+	n.loopState.reapUntil = now()
+}
+
+// maybeLeaderReady finishes becoming leader once the leader's first entry is
+// applied: every session gets a fresh full timeout (loop goroutine).
+func (n *Node) maybeLeaderReady() {
+	ls := &n.loopState
+	if !ls.isLeader || n.sessions.isReady() {
+		return
+	}
+	if ls.leaderReadyIndex == 0 {
+		last, err := n.ms.LastIndex()
+		if err != nil {
+			return
+		}
+		ls.leaderReadyIndex = last
+	}
+	if n.applied.Load() < ls.leaderReadyIndex {
+		return
+	}
 	var list []fsm.Session
 	err := n.db.View(func(tx *bbolt.Tx) error {
 		var err error
@@ -100,9 +123,9 @@ func (n *Node) becomeLeader() {
 	})
 	if err != nil {
 		n.log.Error("load sessions", "err", err)
+		return
 	}
-	n.sessions.becomeLeader(list, now())
-	n.loopState.reapUntil = now()
+	n.sessions.becomeReady(list, now())
 }
 
 func (n *Node) roleOf(s raft.StateType) Role {

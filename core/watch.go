@@ -78,10 +78,14 @@ func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchK
 			m = map[uint64]uint64{}
 			wm.recursive[path] = m
 		}
-		if _, ok := m[session]; !ok {
+		// Keep the earliest pending registration: a later read must not
+		// skip an event an earlier read is owed.
+		if cur, ok := m[session]; !ok {
 			wm.count++
+			m[session] = zxid + 1
+		} else if zxid+1 < cur {
+			m[session] = zxid + 1
 		}
-		m[session] = zxid + 1
 		return
 	}
 	m := wm.exact[path]
@@ -103,10 +107,13 @@ func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchK
 	default:
 		f = &ws.persistent
 	}
-	if *f == 0 {
+	switch {
+	case *f == 0:
 		wm.count++
+		*f = zxid + 1
+	case zxid+1 < *f:
+		*f = zxid + 1 // keep the earliest pending registration
 	}
-	*f = zxid + 1
 }
 
 // remove deletes a session's watches of kind on path (kind 0: all kinds).
