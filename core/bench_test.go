@@ -79,16 +79,21 @@ func benchThree(b *testing.B, noSync bool) (leader, follower *core.Node) {
 type benchTarget struct {
 	name   string
 	noSync bool
+	serial bool // one session, one request at a time (C=1), for writes
 	start  func(b *testing.B, noSync bool) *core.Node
 }
 
-// singleTargets and threeTargets are the sub-benchmarks of the single-node and 3-node
-// write benchmarks: fsync on (the real cost) and off.
+// singleTargets and threeTargets are the sub-benchmarks of the single-node
+// and 3-node write benchmarks: fsync on (the real cost) and off. The
+// single-node ones also run serially (C=1) to show one request's latency
+// without group commit.
 func singleTargets() []benchTarget {
 	start := benchSingle
 	return []benchTarget{
 		{name: "fsync", start: start},
 		{name: "NoSync", noSync: true, start: start},
+		{name: "serial/fsync", serial: true, start: start},
+		{name: "serial/NoSync", serial: true, noSync: true, start: start},
 	}
 }
 
@@ -141,10 +146,28 @@ func leaderTerm(n *core.Node) (uint64, uint64) {
 }
 
 // runWrites runs write through n from C goroutines, each with its own
-// session. prepare runs once per session before the timer starts.
-func runWrites(b *testing.B, n *core.Node, prepare func(s *session, g int), write func(ctx context.Context, s *session, g, i int) error) {
+// session, or from the benchmark goroutine alone if serial. prepare runs
+// once per session before the timer starts.
+func runWrites(b *testing.B, n *core.Node, serial bool, prepare func(s *session, g int), write func(ctx context.Context, s *session, g, i int) error) {
 	b.Helper()
 	benchCreate(b, benchSession(b, n), "/bench")
+	if serial {
+		s := benchSession(b, n)
+		if prepare != nil {
+			prepare(s, 0)
+		}
+		ctx := b.Context()
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if err := write(ctx, s, 0, i); err != nil {
+				b.Fatalf("write: %v", err)
+			}
+			i++
+		}
+		reportOps(b)
+		return
+	}
 	sessions := make([]*session, benchConcurrency())
 	for g := range sessions {
 		sessions[g] = benchSession(b, n)
@@ -182,17 +205,17 @@ func runWrites(b *testing.B, n *core.Node, prepare func(s *session, g int), writ
 // sessionNode is the znode of goroutine g: /bench/s<g>.
 func sessionNode(g int) string { return "/bench/s" + strconv.Itoa(g) }
 
-func benchCreates(b *testing.B, n *core.Node) {
-	runWrites(b, n, nil, func(ctx context.Context, s *session, g, i int) error {
+func benchCreates(b *testing.B, n *core.Node, serial bool) {
+	runWrites(b, n, serial, nil, func(ctx context.Context, s *session, g, i int) error {
 		path := sessionNode(g) + "-" + strconv.Itoa(i)
 		_, err := s.create(ctx, path, benchValue, grove.ModePersistent)
 		return err
 	})
 }
 
-func benchSets(b *testing.B, n *core.Node) {
+func benchSets(b *testing.B, n *core.Node, serial bool) {
 	prepare := func(s *session, g int) { benchCreate(b, s, sessionNode(g)) }
-	runWrites(b, n, prepare, func(ctx context.Context, s *session, g, _ int) error {
+	runWrites(b, n, serial, prepare, func(ctx context.Context, s *session, g, _ int) error {
 		res, err := s.submit(ctx, core.Request{Op: core.OpSetData, Path: sessionNode(g), Data: benchValue, Version: -1})
 		if err != nil {
 			return err
@@ -201,9 +224,9 @@ func benchSets(b *testing.B, n *core.Node) {
 	})
 }
 
-func runTargets(b *testing.B, targets []benchTarget, fn func(b *testing.B, n *core.Node)) {
+func runTargets(b *testing.B, targets []benchTarget, fn func(b *testing.B, n *core.Node, serial bool)) {
 	for _, tg := range targets {
-		b.Run(tg.name, func(b *testing.B) { fn(b, tg.start(b, tg.noSync)) })
+		b.Run(tg.name, func(b *testing.B) { fn(b, tg.start(b, tg.noSync), tg.serial) })
 	}
 }
 
@@ -265,8 +288,8 @@ func runReads(b *testing.B, n *core.Node, read func(ctx context.Context) error) 
 	}
 }
 
-func benchGet(r core.Read) func(b *testing.B, n *core.Node) {
-	return func(b *testing.B, n *core.Node) {
+func benchGet(r core.Read) func(b *testing.B, n *core.Node, serial bool) {
+	return func(b *testing.B, n *core.Node, _ bool) {
 		runReads(b, n, func(ctx context.Context) error {
 			data, _, _, err := n.Get(ctx, r, "/bench/get")
 			if err == nil && len(data) != len(benchValue) {
@@ -288,7 +311,7 @@ func BenchmarkGetLinearizable(b *testing.B) {
 
 // BenchmarkSync runs the quorum barrier alone.
 func BenchmarkSync(b *testing.B) {
-	runTargets(b, readTargets(), func(b *testing.B, n *core.Node) {
+	runTargets(b, readTargets(), func(b *testing.B, n *core.Node, _ bool) {
 		runReads(b, n, func(ctx context.Context) error {
 			_, err := n.Sync(ctx)
 			return err

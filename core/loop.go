@@ -29,6 +29,7 @@ type loopState struct {
 	ticks       uint64
 	snapEvents  []grove.Event // watch events of an installed snapshot
 	snapSrc     *bbolt.DB     // the snapshot being installed, open until commit
+	installing  bool          // the watch manager is locked for an install
 	// leaderReadyIndex is the index of this leader's first entry; once it
 	// is applied the leader knows every session (0: not yet known).
 	leaderReadyIndex uint64
@@ -90,6 +91,7 @@ func (n *Node) run() {
 			n.rn.ReportSnapshot(r.to, r.status)
 			delete(n.loopState.sending, r.to)
 		case in := <-n.snapInc:
+			n.removeSnapFiles(^uint64(0)) // only the newest stream is kept
 			n.loopState.snapFiles[in.index] = in.path
 			_ = n.rn.Step(in.msg)
 		case <-n.stopc:
@@ -154,8 +156,14 @@ func (n *Node) propose(first proposal) {
 
 // step feeds an inbound raft message; the leader stamps forwarded proposals.
 func (n *Node) step(m *pb.Message) {
-	if m.GetType() == pb.MsgUnreachable {
+	switch m.GetType() {
+	case pb.MsgUnreachable:
 		n.rn.ReportUnreachable(m.GetFrom())
+		return
+	case pb.MsgSnap:
+		// Snapshots arrive only through ReceiveSnapshot, with their data; a
+		// bare one from the message path would have nothing to install.
+		n.log.Warn("dropped a snapshot message that came without its stream", "from", m.GetFrom())
 		return
 	}
 	if m.GetType() == pb.MsgProp {
@@ -303,6 +311,14 @@ func (n *Node) persistAndApply(rd *raft.Ready) ([]*fsm.Outcome, error) {
 		_ = src.Close()
 		n.loopState.snapSrc = nil
 	}
+	if n.loopState.installing {
+		events := n.loopState.snapEvents
+		if err != nil {
+			events = nil // nothing was installed
+		}
+		n.loopState.installing, n.loopState.snapEvents = false, nil
+		n.watches.endInstall(events)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("core: persist ready: %w", err)
 	}
@@ -351,8 +367,7 @@ func (n *Node) publish(outcomes []*fsm.Outcome, rd *raft.Ready) {
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		n.sessions.reload(n.db)
-		n.watches.dispatch(n.loopState.snapEvents)
-		n.loopState.snapEvents = nil
+		n.dropClosedSessions()
 	}
 	for _, o := range outcomes {
 		n.watches.dispatch(o.Events)

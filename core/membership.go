@@ -2,8 +2,12 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
+
+	"go.etcd.io/raft/v3"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 
@@ -47,6 +51,26 @@ func (n *Node) changeConf(ctx context.Context, typ pb.ConfChangeType, id uint64,
 		return grove.ErrNotLeader
 	}
 	cc := &pb.ConfChange{Type: typ.Enum(), NodeId: new(id), Context: []byte(addr)}
+	// Raft silently turns a conf change it cannot take now (another one
+	// pending) into an empty entry, and a forwarded one may be lost: propose
+	// again every RetryInterval until the change shows or ctx ends.
+	for {
+		if err := n.proposeConf(ctx, cc); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(n.cfg.RetryInterval)
+		for time.Now().Before(deadline) {
+			if done(n.Status()) {
+				return nil
+			}
+			if err := sleepCtx(ctx, n.cfg.TickInterval, n.donec, n.stopErr); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (n *Node) proposeConf(ctx context.Context, cc pb.ConfChangeI) error {
 	errc := make(chan error, 1)
 	select {
 	case n.confc <- confRequest{cc: cc, errc: errc}:
@@ -57,20 +81,15 @@ func (n *Node) changeConf(ctx context.Context, typ pb.ConfChangeType, id uint64,
 	}
 	select {
 	case err := <-errc:
-		if err != nil {
+		if err != nil && !errors.Is(err, raft.ErrProposalDropped) {
 			return fmt.Errorf("core: propose conf change: %w", err)
 		}
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-n.donec:
 		return n.stopErr()
 	}
-	for !done(n.Status()) {
-		if err := sleepCtx(ctx, n.cfg.TickInterval, n.donec, n.stopErr); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // SetPeerAddr points the transport at a new address for a peer, as

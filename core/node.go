@@ -80,6 +80,7 @@ func StartNode(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeStaleSnapshots(cfg.DataDir)
 	n, err := newNode(cfg, db, fresh)
 	if err != nil {
 		_ = db.Close()

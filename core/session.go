@@ -376,4 +376,3 @@ func (k *keepAliveWaits) deliver(ack keepAliveAck) {
 		ch <- ack
 	}
 }
-

@@ -202,7 +202,10 @@ func (n *Node) installSnapshot(tx *bbolt.Tx, snap *pb.Snapshot) error {
 	// src must stay mapped until the outer transaction commits: bbolt keeps
 	// references to the keys and values put until then.
 	n.loopState.snapSrc = src
-	watched := n.watches.watchedPaths()
+	// The watch manager stays locked until the install's events are fired
+	// after the commit (persistAndApply calls endInstall).
+	watched := n.watches.beginInstall()
+	n.loopState.installing = true
 	before := readPathStates(tx, watched)
 	err = src.View(func(stx *bbolt.Tx) error { return fsm.CopyState(tx, stx) })
 	if err != nil {
@@ -230,5 +233,25 @@ func (n *Node) removeSnapFiles(index uint64) {
 			_ = os.Remove(p)
 			delete(n.loopState.snapFiles, i)
 		}
+	}
+}
+
+// dropClosedSessions forgets the watches of sessions a snapshot install
+// closed (their close was never applied here one by one).
+func (n *Node) dropClosedSessions() {
+	for _, id := range n.watches.sessionsWithWatches() {
+		if _, ok, err := n.SessionInfo(id); err == nil && !ok {
+			n.watches.removeSession(id)
+		}
+	}
+}
+
+// removeStaleSnapshots deletes received snapshot files a crash left behind:
+// a snapshot is installed inside a Ready transaction or not at all, so at
+// start-up none of them is needed.
+func removeStaleSnapshots(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, "snap-*.db*"))
+	for _, p := range matches {
+		_ = os.Remove(p)
 	}
 }

@@ -88,12 +88,15 @@ func (p *Pending) Wait(ctx context.Context) (*Result, error) {
 	n := p.n
 	defer func() { n.waits.cancel(p.key, p.ch) }()
 	o, err := n.waitProposal(ctx, p.key, p.data, p.ch, p.first.errc)
+	backoff := n.cfg.TickInterval
 	for err == nil && o.Result != nil && o.Result.Code == grove.CodeOutOfOrder {
 		// An earlier request of this session is still on its way: let it
-		// land, then try again.
-		if err := sleepCtx(ctx, n.cfg.TickInterval, n.donec, n.stopErr); err != nil {
+		// land, then try again, backing off so a lost earlier request does
+		// not turn into a storm of rejected entries.
+		if err := sleepCtx(ctx, backoff, n.donec, n.stopErr); err != nil {
 			return nil, err
 		}
+		backoff = min(2*backoff, n.cfg.RetryInterval)
 		n.Touch(p.key.session)
 		p.ch = n.waits.register(p.key) // the last outcome consumed the registration
 		o, err = n.waitProposal(ctx, p.key, p.data, p.ch, nil)

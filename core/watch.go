@@ -274,10 +274,11 @@ func (wm *watchManager) fireLocked(ev grove.Event) {
 	}
 }
 
-// watchedPaths lists every path with a watch (for snapshot installs).
-func (wm *watchManager) watchedPaths() []string {
+// beginInstall locks the manager for a snapshot install and lists every
+// watched path. No watch can be registered until endInstall, so none reads
+// the old state and misses the install's changes.
+func (wm *watchManager) beginInstall() []string {
 	wm.mu.Lock()
-	defer wm.mu.Unlock()
 	paths := make([]string, 0, len(wm.exact)+len(wm.recursive))
 	for p := range wm.exact {
 		paths = append(paths, p)
@@ -286,6 +287,14 @@ func (wm *watchManager) watchedPaths() []string {
 		paths = append(paths, p)
 	}
 	return paths
+}
+
+// endInstall fires the install's events and unlocks the manager.
+func (wm *watchManager) endInstall(events []grove.Event) {
+	defer wm.mu.Unlock()
+	for _, ev := range events {
+		wm.fireLocked(ev)
+	}
 }
 
 // pathState is what a snapshot install compares to derive watch events.
@@ -329,4 +338,15 @@ func diffEvents(before, after map[string]pathState, zxid int64) []grove.Event {
 		}
 	}
 	return evs
+}
+
+// sessionsWithWatches lists the sessions that have watches here.
+func (wm *watchManager) sessionsWithWatches() []uint64 {
+	wm.mu.Lock()
+	defer wm.mu.Unlock()
+	ids := make([]uint64, 0, len(wm.sinks))
+	for id := range wm.sinks {
+		ids = append(ids, id)
+	}
+	return ids
 }

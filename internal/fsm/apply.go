@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -41,9 +42,23 @@ func (a *applier) apply(index uint64, e *command.Entry) (*Outcome, error) {
 	case *command.Request:
 		return a.applyRequest(body)
 	case *command.CreateSession:
+		// A retried create (same password) answers with the session the
+		// first one made, instead of opening a second session.
+		if id := a.st.tokens.Get(body.Password); len(id) == 8 && len(body.Password) > 0 {
+			if s, ok, err := a.st.session(binary.BigEndian.Uint64(id)); err != nil {
+				return nil, err
+			} else if ok {
+				return &Outcome{Kind: command.KindCreateSession, Session: s.ID, Created: &s}, nil
+			}
+		}
 		s := &Session{ID: index, TimeoutMs: body.TimeoutMs, Password: append([]byte(nil), body.Password...)}
 		if err := a.st.putSession(s); err != nil {
 			return nil, err
+		}
+		if len(s.Password) > 0 {
+			if err := a.st.tokens.Put(s.Password, u64(index)); err != nil {
+				return nil, fmt.Errorf("fsm: write session token: %w", err)
+			}
 		}
 		return &Outcome{Kind: command.KindCreateSession, Session: index, Created: s}, nil
 	case *command.Expire:

@@ -110,8 +110,8 @@ func TestCopyStateRoundTrip(t *testing.T) {
 	})
 	// The copy keeps working: both apply the same next entry alike.
 	src.index, dst.index, dst.now = 4242, 4242, src.now
-	src.apply(&command.CreateSession{TimeoutMs: 1})
-	dst.apply(&command.CreateSession{TimeoutMs: 1})
+	src.apply(&command.CreateSession{TimeoutMs: 1, Password: []byte("a")})
+	dst.apply(&command.CreateSession{TimeoutMs: 1, Password: []byte("a")})
 	if dst.digest() != src.digest() {
 		t.Error("diverged after the copy")
 	}

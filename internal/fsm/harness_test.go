@@ -16,10 +16,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // harness is an initialised store fed entries at increasing indexes.
 type harness struct {
-	t     testing.TB
-	db    *bbolt.DB
-	index uint64 // index of the last applied entry
-	now   int64  // time stamped into the next entry
+	t       testing.TB
+	db      *bbolt.DB
+	index   uint64 // index of the last applied entry
+	now     int64  // time stamped into the next entry
+	clients int    // sessions opened, for unique passwords
 }
 
 // mustHarness opens a fresh initialised store in t.TempDir().
@@ -118,7 +119,8 @@ type client struct {
 // newClient opens a session.
 func (h *harness) newClient(ids ...grove.Identity) *client {
 	h.t.Helper()
-	out := h.apply(&command.CreateSession{TimeoutMs: 10000, Password: []byte("pw")})
+	h.clients++
+	out := h.apply(&command.CreateSession{TimeoutMs: 10000, Password: []byte(fmt.Sprintf("pw-%d", h.clients))})
 	if out.Created == nil || out.Session != h.index {
 		h.t.Fatalf("create session: %+v", out)
 	}

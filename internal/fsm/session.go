@@ -125,6 +125,13 @@ func (a *applier) closeSession(id uint64) error {
 	if err := deletePrefix(a.st.results, u64(id)); err != nil {
 		return err
 	}
+	if s, ok, err := a.st.session(id); err != nil {
+		return err
+	} else if ok && len(s.Password) > 0 {
+		if err := a.st.tokens.Delete(s.Password); err != nil {
+			return fmt.Errorf("fsm: delete session token: %w", err)
+		}
+	}
 	if err := a.st.sessions.Delete(u64(id)); err != nil {
 		return fmt.Errorf("fsm: delete session %d: %w", id, err)
 	}

@@ -234,3 +234,30 @@ func TestExpire(t *testing.T) {
 	}
 	wantCode(t, "expired session", a.create("/x", "", grove.ModePersistent, grove.OpenACLUnsafe).Code, grove.CodeSessionExpired)
 }
+
+func TestRetriedCreateSessionFindsTheFirst(t *testing.T) {
+	h := mustHarness(t)
+	first := h.apply(&command.CreateSession{TimeoutMs: 4000, Password: []byte("token")})
+	again := h.apply(&command.CreateSession{TimeoutMs: 4000, Password: []byte("token")})
+	if first.Created == nil || again.Created == nil || again.Created.ID != first.Created.ID || again.Session != first.Session {
+		t.Fatalf("retry opened another session: %+v then %+v", first.Created, again.Created)
+	}
+	var n int
+	h.view(func(tx *bbolt.Tx) error {
+		list, err := Sessions(tx)
+		n = len(list)
+		return err
+	})
+	if n != 1 {
+		t.Fatalf("%d sessions after a retried create", n)
+	}
+	// Once closed, the token is free again.
+	c := &client{h: h, id: first.Session}
+	if out := c.do(&command.Request{Op: command.OpCloseSession}); out.Result.Code != 0 {
+		t.Fatalf("close: %+v", out.Result)
+	}
+	third := h.apply(&command.CreateSession{TimeoutMs: 4000, Password: []byte("token")})
+	if third.Created == nil || third.Session == first.Session {
+		t.Fatalf("create after close: %+v", third)
+	}
+}

@@ -19,12 +19,13 @@ var (
 	bucketSessions   = []byte("fsm.sessions")   // session(8) → session record
 	bucketResults    = []byte("fsm.results")    // session(8) + seq(8) → command.Result
 	bucketMeta       = []byte("fsm.meta")       // keyApplied → index(8) + term(8)
+	bucketTokens     = []byte("fsm.tokens")     // session password → session(8), so a retried create finds its session
 )
 
 // stateBuckets are the buckets holding replicated state, in digest order.
 // bucketMeta is not among them: the applied index is not state.
 var stateBuckets = [][]byte{
-	bucketNodes, bucketChildren, bucketEphemerals, bucketReap, bucketSessions, bucketResults,
+	bucketNodes, bucketChildren, bucketEphemerals, bucketReap, bucketSessions, bucketResults, bucketTokens,
 }
 
 // allBuckets are every bucket the package owns.
@@ -44,6 +45,7 @@ type store struct {
 	reap       *bbolt.Bucket
 	sessions   *bbolt.Bucket
 	results    *bbolt.Bucket
+	tokens     *bbolt.Bucket
 	meta       *bbolt.Bucket
 }
 
@@ -51,7 +53,7 @@ type store struct {
 // wrapping grove.ErrCorrupt when one is missing.
 func openStore(tx *bbolt.Tx) (*store, error) {
 	st := &store{tx: tx}
-	ptrs := []**bbolt.Bucket{&st.nodes, &st.children, &st.ephemerals, &st.reap, &st.sessions, &st.results, &st.meta}
+	ptrs := []**bbolt.Bucket{&st.nodes, &st.children, &st.ephemerals, &st.reap, &st.sessions, &st.results, &st.tokens, &st.meta}
 	for i, name := range allBuckets {
 		b := tx.Bucket(name)
 		if b == nil {
