@@ -81,13 +81,16 @@ type eventLog struct {
 	ch  chan struct{}
 }
 
-func newEventLog() *eventLog { return &eventLog{ch: make(chan struct{}, 1024)} }
+func newEventLog() *eventLog { return &eventLog{ch: make(chan struct{}, 1<<16)} }
 
 func (l *eventLog) Deliver(ev grove.Event) {
 	l.mu.Lock()
 	l.evs = append(l.evs, ev)
 	l.mu.Unlock()
-	l.ch <- struct{}{}
+	select { // Deliver must never block
+	case l.ch <- struct{}{}:
+	default:
+	}
 }
 
 func (l *eventLog) events() []grove.Event {

@@ -153,7 +153,30 @@ func (n *Node) view(ctx context.Context, r *Read, reg *registration, fn func(tx 
 	}
 	var err error
 	if reg != nil && r.Watch != nil {
-		err = n.watches.registerWith(reg, r.Watch, func() (uint64, error) { return zxid, read() })
+		// Register only once every event up to the state read has been
+		// dispatched: a watch set on state Z must fire for the first change
+		// after Z, and a one-shot watch pending from an earlier read must
+		// fire for its own change first. Holding the watch lock keeps later
+		// events from being dispatched between the read and the
+		// registration.
+		for {
+			behind := false
+			err = n.watches.registerWith(reg, r.Watch, func() (uint64, error) {
+				if err := read(); err != nil {
+					return zxid, err
+				}
+				if d, _ := n.dispatched.get(); d < zxid {
+					behind, reg.keep = true, false
+				}
+				return zxid, nil
+			})
+			if err != nil || !behind {
+				break
+			}
+			if err = n.WaitApplied(ctx, zxid); err != nil {
+				return zxid, err
+			}
+		}
 	} else {
 		err = read()
 	}

@@ -85,3 +85,87 @@ func staleReadAfterRestart(t *testing.T) bool {
 	c.Net.Heal()
 	return err == nil && string(data) != "new"
 }
+
+// A new leader must not call a live session expired because it has not yet
+// applied the session's creation, committed under the old leader.
+func TestNewLeaderDoesNotExpireUnappliedSession(t *testing.T) {
+	c := coretest.NewCluster(t, 3, coretest.WithConfig(func(cfg *core.Config) { cfg.ElectionTicks = 50 }))
+	ctx := t.Context()
+	l := c.WaitLeader(ctx)
+	var o []*core.Node
+	for _, nd := range c.Nodes() {
+		if nd != l {
+			o = append(o, nd)
+		}
+	}
+	c.Net.Delay(l.ID(), o[0].ID(), 100*time.Millisecond)
+	c.Net.Delay(l.ID(), o[1].ID(), 100*time.Millisecond)
+	c.Net.Delay(o[0].ID(), o[1].ID(), 150*time.Millisecond)
+	c.Net.Delay(o[1].ID(), o[0].ID(), 150*time.Millisecond)
+	s, err := l.CreateSession(ctx, 10*time.Second)
+	must(t, err)
+	c.Net.Isolate(l.ID()) // the leader dies right after acknowledging the session
+	var nl *core.Node
+	for nl == nil {
+		for _, nd := range o {
+			if nd.IsLeader() {
+				nl = nd
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := nl.KeepAlive(ctx, s.ID); err != nil {
+		t.Fatalf("new leader answered KeepAlive of an acknowledged session with %v", err)
+	}
+}
+
+// A session re-reading a watched node must get the event of every change it
+// then reads, even when its re-registration races with that change.
+func TestReRegisteredWatchStillFires(t *testing.T) {
+	n := mustStartSingle(t, t.TempDir())
+	ctx := t.Context()
+	w := mustSession(t, n, 10*time.Second)
+	if _, err := w.create(ctx, "/a", nil, grove.ModePersistent); err != nil {
+		t.Fatal(err)
+	}
+	r := mustSession(t, n, 10*time.Second)
+	stop := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if res, err := w.submit(ctx, core.Request{Op: core.OpSetData, Path: "/a", Data: []byte("x"), Version: -1}); err != nil || res.Code != grove.CodeOK {
+				errc <- err
+				return
+			}
+		}
+	}()
+	sink := newEventLog()
+	prev := int64(-1)
+	for i := range 3000 {
+		_, st, z, err := n.Get(ctx, core.Read{Session: r.id, Watch: sink}, "/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev >= 0 && st.Mzxid > prev {
+			seen := false
+			for _, ev := range sink.events() {
+				seen = seen || ev.Zxid > prev
+			}
+			if !seen {
+				close(stop)
+				t.Fatalf("read %d: watch armed at zxid %d, read data of zxid %d, no event after %d delivered", i, prev, st.Mzxid, prev)
+			}
+		}
+		prev = int64(z)
+	}
+	close(stop)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
