@@ -1,0 +1,47 @@
+package client
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Option configures a Session.
+type Option func(*options)
+
+type options struct {
+	timeout     time.Duration
+	chroot      string
+	auth        []authCred
+	logger      *slog.Logger
+	eventBuffer int
+}
+
+type authCred struct {
+	scheme string
+	cred   []byte
+}
+
+func defaultOptions() options {
+	return options{timeout: 10 * time.Second, eventBuffer: 64, logger: slog.New(slog.DiscardHandler)}
+}
+
+// WithTimeout asks for a session timeout (default 10s); the cluster clamps
+// it to its configured bounds.
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithChroot roots every path of the session at prefix (e.g. "/app"):
+// "/x" means "/app/x" on the cluster, and paths coming back are relative.
+func WithChroot(prefix string) Option { return func(o *options) { o.chroot = prefix } }
+
+// WithAuth authenticates the session at once (see Session.AddAuth).
+func WithAuth(scheme string, cred []byte) Option {
+	return func(o *options) { o.auth = append(o.auth, authCred{scheme, cred}) }
+}
+
+// WithLogger sets the session's logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithEventBuffer sets the buffer of Events() and of each persistent
+// watch's channel (default 64). Persistent watches queue beyond it without
+// dropping; Events drops the oldest state change when full.
+func WithEventBuffer(n int) Option { return func(o *options) { o.eventBuffer = n } }
