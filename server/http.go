@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/membership"
@@ -191,21 +192,30 @@ func (s *Server) resolveMember(name, hexID string) (uint64, error) {
 	return 0, fmt.Errorf("server: no member named %q: %w", name, grove.ErrNoNode)
 }
 
-func (s *Server) leaderHTTP() (string, error) {
-	lead := s.node.Leader()
-	if lead == 0 {
-		return "", grove.ErrNoLeader
-	}
-	for _, m := range s.gossip.Members() {
-		if m.RaftID == lead && m.HTTPAddr != "" {
-			return m.HTTPAddr, nil
+// leaderHTTP returns the leader's HTTP address, waiting up to a few
+// seconds (or ctx) for a leader and its gossiped address to be known, as
+// during an election.
+func (s *Server) leaderHTTP(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		if lead := s.node.Leader(); lead != 0 {
+			for _, m := range s.gossip.Members() {
+				if m.RaftID == lead && m.HTTPAddr != "" {
+					return m.HTTPAddr, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("server: no leader with a known HTTP address: %w", grove.ErrNoLeader)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return "", fmt.Errorf("server: leader %s has no known HTTP address: %w", idString(lead), grove.ErrNoLeader)
 }
 
 func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) {
-	addr, err := s.leaderHTTP()
+	addr, err := s.leaderHTTP(r.Context())
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
