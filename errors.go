@@ -78,6 +78,8 @@ var (
 	// ErrRuntimeInconsistency marks the operations of a failed multi that ran
 	// after the failing one and were therefore not attempted.
 	ErrRuntimeInconsistency = newError(CodeRuntimeInconsistency, "grove: runtime inconsistency")
+	// ErrDataInconsistency is ZooKeeper's data inconsistency error.
+	ErrDataInconsistency = newError(CodeDataInconsistency, "grove: data inconsistency")
 	// ErrConnectionLoss is returned when the connection to the server was lost
 	// before an answer arrived; the outcome of a write is then unknown unless
 	// the session retries it.

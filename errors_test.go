@@ -15,6 +15,7 @@ var sentinels = []struct {
 	zk   int32 // 0: Grove-only
 }{
 	{ErrSystemError, CodeSystemError, -1},
+	{ErrDataInconsistency, CodeDataInconsistency, -3},
 	{ErrRuntimeInconsistency, CodeRuntimeInconsistency, -2},
 	{ErrConnectionLoss, CodeConnectionLoss, -4},
 	{ErrMarshalling, CodeMarshallingError, -5},
@@ -53,9 +54,7 @@ var sentinels = []struct {
 
 // codesWithoutSentinel are Code constants that have no sentinel error, so
 // CodeError turns them into an "unknown code" error wrapping ErrSystemError.
-var codesWithoutSentinel = map[Code]int32{
-	CodeDataInconsistency: -3,
-}
+var codesWithoutSentinel = map[Code]int32{}
 
 func TestErrorCodeRoundTripsEverySentinel(t *testing.T) {
 	if len(sentinels) != len(byCode) {

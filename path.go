@@ -51,7 +51,9 @@ func validatePath(path string, sequential bool) error {
 		}
 	}
 	for _, r := range check {
-		if r <= 0x1f || (r >= 0x7f && r <= 0x9f) || (r >= 0xd800 && r <= 0xf8ff) || (r >= 0xfff0 && r <= 0xffff) {
+		// ZooKeeper checks UTF-16 code units: a rune above U+FFFF is a
+		// surrogate pair there, inside its banned U+D800-U+F8FF range.
+		if r <= 0x1f || (r >= 0x7f && r <= 0x9f) || (r >= 0xd800 && r <= 0xf8ff) || r >= 0xfff0 {
 			return bad(fmt.Sprintf("invalid character %U", r))
 		}
 	}

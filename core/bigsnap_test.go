@@ -43,7 +43,16 @@ import (
 //
 //	GROVE_BIG_SNAPSHOT_MB=300 go test -run 'BigSnapshot/big' -v -timeout 30m ./core/
 //
-// No assertion is made on timings.
+// Knobs of the big mode (all optional):
+//
+//	GROVE_BIG_SNAPSHOT_ENTRIES=N         SnapshotEntries (default 2000; CatchUpEntries N/4)
+//	GROVE_BIG_SNAPSHOT_LOAD=N            N bulk sessions keep writing during the catch-up
+//	GROVE_BIG_SNAPSHOT_TIMEOUT=D         catch-up deadline (default 2m)
+//	GROVE_BIG_SNAPSHOT_FOLLOWER_DIR=DIR  restarted follower's data dir under DIR (e.g. /dev/shm)
+//	GROVE_BIG_SNAPSHOT_RATE_MBPS=N       cap snapshot streams at N MiB/s (test-side throttle)
+//
+// No assertion is made on timings. TestIgnoredSnapshotFileRemoved is a
+// known-bug regression test, skipped unless GROVE_KNOWN_BUGS=1.
 
 // snapValueSize is the data of every bulk znode.
 const snapValueSize = 4 << 10
@@ -552,7 +561,11 @@ func TestBigSnapshotCatchUp(t *testing.T) {
 		if testing.Short() {
 			t.Skip("writes ~24 MB with fsync")
 		}
-		runSnapshotCatchUp(t, catchUpRun{target: 24 << 20, snapEntries: 1000, writers: 32, window: 4})
+		// CatchUpEntries close to SnapshotEntries: the log keeps at least
+		// 750 entries behind the applied index, far more than the probe
+		// writes during a ~25 MB transfer, so one snapshot suffices even on
+		// a slow CI machine (see the repeated snapshots of the big mode).
+		runSnapshotCatchUp(t, catchUpRun{target: 24 << 20, snapEntries: 1000, catchUpEntries: 750, writers: 32, window: 4, quick: true})
 	})
 	t.Run("big", func(t *testing.T) {
 		mb, _ := strconv.Atoi(os.Getenv("GROVE_BIG_SNAPSHOT_MB"))
@@ -574,13 +587,15 @@ func TestBigSnapshotCatchUp(t *testing.T) {
 // catchUpRun parameterises runSnapshotCatchUp.
 type catchUpRun struct {
 	target         int64  // bytes of the leader's data file before the restart
-	snapEntries    uint64 // SnapshotEntries; CatchUpEntries is a quarter of it
+	snapEntries    uint64 // SnapshotEntries
+	catchUpEntries uint64 // CatchUpEntries; 0: a quarter of snapEntries
 	writers        int    // bulk-load sessions
 	window         int    // writes in flight per bulk-load session
 	loadDuring     int    // bulk-load sessions (window 1) kept writing during the catch-up
 	laggerDir      string // if set, the restarted follower's data dir is moved under it
 	snapMBps       int    // if positive, snapshot streams are capped at this many MiB/s
 	catchUpTimeout time.Duration
+	quick          bool // short settle, baseline and after windows (CI)
 }
 
 // runSnapshotCatchUp stops a follower, loads the leader, restarts the
@@ -591,9 +606,12 @@ func runSnapshotCatchUp(t *testing.T, r catchUpRun) {
 	if r.catchUpTimeout == 0 {
 		r.catchUpTimeout = 2 * time.Minute
 	}
+	if r.catchUpEntries == 0 {
+		r.catchUpEntries = r.snapEntries / 4
+	}
 	c := newTCPCluster(t, 3, float64(r.snapMBps)*(1<<20), func(cfg *core.Config) {
 		cfg.SnapshotEntries = r.snapEntries
-		cfg.CatchUpEntries = r.snapEntries / 4
+		cfg.CatchUpEntries = r.catchUpEntries
 		cfg.MaxSessionTimeout = 5 * time.Minute
 	})
 	leader := c.waitLeader(ctx)
@@ -644,7 +662,7 @@ func runSnapshotCatchUp(t *testing.T, r catchUpRun) {
 	size := dataSize(leader)
 	t.Logf("loaded %d znodes of %d B in %v (%.0f writes/s): leader data file %.1f MiB at index %d (follower %d stopped at %d); SnapshotEntries %d, CatchUpEntries %d",
 		len(paths), snapValueSize, loadTook.Round(time.Millisecond), float64(len(paths))/loadTook.Seconds(),
-		float64(size)/(1<<20), leader.AppliedIndex(), lagger, laggerApplied, r.snapEntries, r.snapEntries/4)
+		float64(size)/(1<<20), leader.AppliedIndex(), lagger, laggerApplied, r.snapEntries, r.catchUpEntries)
 
 	// The probe writer times the leader's write path before, during and
 	// after the catch-up.
@@ -653,8 +671,11 @@ func runSnapshotCatchUp(t *testing.T, r catchUpRun) {
 	var probeErr error
 	var pwg sync.WaitGroup
 	pwg.Go(func() { probe, probeErr = probeWriter(ctx, leader, stopProbe) })
-	baseline := 2 * time.Second
-	time.Sleep(time.Second + baseline) // a second to settle after the load
+	settle, baseline, after := time.Second, 2*time.Second, time.Second
+	if r.quick {
+		settle, baseline, after = 100*time.Millisecond, 500*time.Millisecond, 200*time.Millisecond
+	}
+	time.Sleep(settle + baseline) // settle after the load, then the baseline
 
 	// Sample the leader transport's snapshot bytes, to split the stream into
 	// the body on the wire and the follower's fsync, check and ack.
@@ -708,11 +729,12 @@ func runSnapshotCatchUp(t *testing.T, r catchUpRun) {
 	for caughtUp.IsZero() {
 		now := time.Now()
 		marks = append(marks, mark{now, leader.AppliedIndex()})
+		for len(marks) > 1 && now.Sub(marks[1].at) >= 50*time.Millisecond {
+			marks = marks[1:]
+		}
 		var want uint64
-		for _, m := range marks {
-			if now.Sub(m.at) >= 50*time.Millisecond {
-				want = m.index
-			}
+		if now.Sub(marks[0].at) >= 50*time.Millisecond {
+			want = marks[0].index
 		}
 		if want > 0 && restarted.AppliedIndex() >= want && len(c.logs.find("installed snapshot")) > 0 {
 			caughtUp = now
@@ -726,16 +748,7 @@ func runSnapshotCatchUp(t *testing.T, r catchUpRun) {
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			loadDone.Store(true)
-			lwg.Wait()
-			for _, rec := range c.logs.all() {
-				if rec.msg != "became leader" {
-					t.Logf("log: %v", rec)
-				}
-			}
-			t.Fatalf("follower %d did not catch up in %v: at %d, leader at %d; %d snapshots sent, %d installed",
-				lagger, r.catchUpTimeout, restarted.AppliedIndex(), leader.AppliedIndex(),
-				len(c.logs.find("snapshot sent")), len(c.logs.find("installed snapshot")))
+			break
 		}
 	}
 	loadDone.Store(true)
@@ -743,13 +756,27 @@ func runSnapshotCatchUp(t *testing.T, r catchUpRun) {
 	if duringErr != nil {
 		t.Fatal(duringErr)
 	}
-	time.Sleep(time.Second) // the probe keeps writing after the catch-up
+	time.Sleep(after) // the probe keeps writing after the catch-up
 	close(stopProbe)
 	pwg.Wait()
 	close(stopSampler)
 	swg.Wait()
 	if probeErr != nil {
 		t.Fatal(probeErr)
+	}
+	if caughtUp.IsZero() {
+		for _, rec := range c.logs.all() {
+			t.Logf("log: %v", rec)
+		}
+		end := time.Now()
+		t.Logf("probe writes on the leader: before (%v): %v", baseline, summarize(probe, restartAt.Add(-baseline), restartAt))
+		st := summarize(probe, restartAt, end)
+		t.Logf("probe writes on the leader: restart → give-up: %v; slowest started at +%v after the restart", st, st.maxAt.Sub(restartAt).Round(time.Millisecond))
+		ml, nl := c.obs[leader.ID()].maxIn(restartAt, end)
+		t.Logf("leader Ready commits restart → give-up: max %v (%d)", ml.Round(time.Millisecond), nl)
+		t.Fatalf("follower %d did not catch up in %v: at %d, leader at %d; %d snapshots sent, %d installed; leader data file %.1f MiB",
+			lagger, r.catchUpTimeout, restarted.AppliedIndex(), leader.AppliedIndex(),
+			len(c.logs.find("snapshot sent")), len(c.logs.find("installed snapshot")), float64(dataSize(leader))/(1<<20))
 	}
 
 	// Correctness: a snapshot sent and installed, same state everywhere,
@@ -786,7 +813,7 @@ func runSnapshotCatchUp(t *testing.T, r catchUpRun) {
 
 	// Measurements (reported, never asserted).
 	for _, rec := range c.logs.all() {
-		if rec.msg != "became leader" && (rec.level >= slog.LevelWarn || capturedMsgs[rec.msg] || strings.Contains(rec.msg, "ignored snapshot")) {
+		if rec.level >= slog.LevelWarn || capturedMsgs[rec.msg] || strings.Contains(rec.msg, "ignored snapshot") {
 			t.Logf("log: %v", rec)
 		}
 	}
@@ -832,8 +859,13 @@ func runSnapshotCatchUp(t *testing.T, r catchUpRun) {
 	mi, _ := c.obs[lagger].maxIn(inst, caughtUp)
 	t.Logf("restarted follower: longest Ready commit from install to caught up (the install commit): %v", mi.Round(time.Millisecond))
 	t.Logf("probe writes on the leader: stream end → install: %v", summarize(probe, streamEnd, inst))
-	t.Logf("probe writes on the leader: restart → caught up: %v", summarize(probe, restartAt, caughtUp))
-	t.Logf("probe writes on the leader: after: %v", summarize(probe, caughtUp, caughtUp.Add(time.Second)))
+	st := summarize(probe, restartAt, caughtUp)
+	t.Logf("probe writes on the leader: restart → caught up: %v; slowest started at +%v after the restart", st, st.maxAt.Sub(restartAt).Round(time.Millisecond))
+	for _, id := range []uint64{leader.ID(), other} {
+		m, k := c.obs[id].maxIn(restartAt, caughtUp)
+		t.Logf("node %d Ready commits restart → caught up: max %v (%d)", id, m.Round(time.Millisecond), k)
+	}
+	t.Logf("probe writes on the leader: after: %v", summarize(probe, caughtUp, caughtUp.Add(after)))
 	// Received snapshot files are removed once installed (or superseded).
 	if left, _ := filepath.Glob(filepath.Join(c.cfgs[lagger].DataDir, "snap-*")); len(left) > 0 {
 		var sizes []string
@@ -856,9 +888,10 @@ func runSnapshotCatchUp(t *testing.T, r catchUpRun) {
 // received snap-*.db file must not stay in the data dir.
 //
 // Known bug, skipped unless GROVE_KNOWN_BUGS=1: core keeps the file in
-// loopState.snapFiles and removes it only when a snapshot at that index or
-// later is installed, or the node stops; a crash leaves it forever (no
-// clean-up of snap-* files at start).
+// loopState.snapFiles and removes it only when the next snapshot stream
+// arrives, one is installed, or the node stops or restarts; until then a
+// follower that caught up through the log keeps a whole copy of the state
+// it does not need.
 func TestIgnoredSnapshotFileRemoved(t *testing.T) {
 	if os.Getenv("GROVE_KNOWN_BUGS") == "" {
 		t.Skip("known bug (an ignored snapshot's file stays until the next install or stop); GROVE_KNOWN_BUGS=1 runs it")

@@ -259,6 +259,13 @@ func (n *Node) handleReady() error {
 	n.publish(outcomes, &rd)
 	n.answerReads(rd.ReadStates)
 	n.rn.Advance(rd)
+	if n.campaignAt != 0 && n.applied.Load() >= n.campaignAt {
+		// After Advance: raft counts the configuration as applied only now.
+		n.campaignAt = 0
+		if err := n.rn.Campaign(); err != nil {
+			n.log.Warn("campaign", "err", err)
+		}
+	}
 	n.maybeCompact()
 	return nil
 }

@@ -34,6 +34,9 @@ type Node struct {
 	loopState loopState
 	// incarnation is random per start; it tags ReadIndex requests.
 	incarnation uint64
+	// campaignAt, if non-zero, is the applied index at which the loop
+	// campaigns once (a fresh single-node cluster).
+	campaignAt uint64
 
 	propc     chan proposal
 	recvc     chan *pb.Message
@@ -179,9 +182,10 @@ func newNode(cfg Config, db *bbolt.DB, fresh bool) (*Node, error) {
 		}
 	}
 	n.wg.Go(n.run)
+	// A single-node cluster elects itself as soon as its bootstrap
+	// configuration is applied (raft refuses to campaign before).
 	if len(cfg.Peers) == 1 && bootstrap {
-		// A single-node cluster elects itself at once.
-		n.campaign()
+		n.campaignAt = uint64(len(cfg.Peers))
 	}
 	return n, nil
 }
@@ -248,15 +252,6 @@ func (n *Node) leaderChanged() <-chan struct{} {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	return n.leaderChange
-}
-
-// campaign asks the loop to start an election (used for single-node
-// clusters and by tests through coretest).
-func (n *Node) campaign() {
-	select {
-	case n.confc <- confRequest{campaign: true}:
-	case <-n.donec:
-	}
 }
 
 // Campaign makes this node start an election now. Tests use it to choose a

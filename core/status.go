@@ -73,7 +73,7 @@ func (n *Node) updateSoftState(ss *raft.SoftState) {
 	n.loopState.lead = ss.Lead
 	switch {
 	case n.loopState.isLeader && !wasLeader:
-		n.log.Info("became leader", "term", n.rn.BasicStatus().Term)
+		n.log.Info("became leader", "term", n.rn.BasicStatus().GetTerm())
 		n.becomeLeader()
 	case !n.loopState.isLeader && wasLeader:
 		n.log.Info("lost leadership", "new_leader", ss.Lead)

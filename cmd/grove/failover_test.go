@@ -114,6 +114,7 @@ type failoverResult struct {
 	elected      time.Duration // kill → "became leader" on the new leader
 	firstWrite   time.Duration // kill → end of the first successful write started after it
 	firstVia     string        // node that write went through
+	firstTook    time.Duration // how long that write took
 	maxGap       time.Duration // longest gap between two successful write completions
 	okBefore     int           // successful writes before the kill
 	failed       int           // failed writes ending between the kill and the first success
@@ -122,9 +123,9 @@ type failoverResult struct {
 }
 
 func (r failoverResult) String() string {
-	return fmt.Sprintf("killed %s; election started +%v, %s leader +%v; first write +%v (via %s); longest write gap %v; %d failed writes (%d timeouts) before it; events: %s",
+	return fmt.Sprintf("killed %s; election started +%v, %s leader +%v; first write +%v (via %s, took %v); longest write gap %v; %d failed writes (%d timeouts) before it; events: %s",
 		r.killed.name, r.election.Round(time.Millisecond), r.newLeader, r.elected.Round(time.Millisecond),
-		r.firstWrite.Round(time.Millisecond), r.firstVia, r.maxGap.Round(time.Millisecond), r.failed, r.timeouts,
+		r.firstWrite.Round(time.Millisecond), r.firstVia, r.firstTook.Round(time.Millisecond), r.maxGap.Round(time.Millisecond), r.failed, r.timeouts,
 		strings.Join(r.leaderEvents, "; "))
 }
 
@@ -174,7 +175,7 @@ func failoverRun(t *testing.T, c *procCluster, all []*proc, client *http.Client,
 		defer mu.Unlock()
 		for _, r := range recs {
 			if r.err == nil && r.start.After(killAt) {
-				first, res.firstVia = r.end, r.via
+				first, res.firstVia, res.firstTook = r.end, r.via, r.end.Sub(r.start)
 				return true
 			}
 		}
