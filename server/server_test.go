@@ -96,6 +96,12 @@ func startCluster(t *testing.T, n int, mod func(*Config)) *testCluster {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			s, err := Start(ctx, cfg)
+			for try := 0; err != nil && strings.Contains(err.Error(), "address already in use") && try < 3; try++ {
+				// Another process took a port between our check and the
+				// listen: pick fresh peer and HTTP ports (gossip seeds stay).
+				cfg.PeerAddr, cfg.HTTPAddr = freeAddr(t), freeAddr(t)
+				s, err = Start(ctx, cfg)
+			}
 			if err != nil {
 				errc <- fmt.Errorf("%s: %w", cfg.Name, err)
 				return
