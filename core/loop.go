@@ -61,6 +61,7 @@ type readBatch struct {
 const (
 	maxProposalBatch = 1024
 	maxProposalBytes = 4 << 20
+	maxInboundBatch  = 256 // raft messages stepped before one Ready
 )
 
 // run is the loop: the only goroutine that touches the raft RawNode. The
@@ -83,6 +84,7 @@ func (n *Node) run() {
 			n.propose(p)
 		case m := <-n.recvc:
 			n.step(m)
+			n.drainInbound()
 		case w := <-n.readc:
 			n.readIndex(w)
 		case r := <-n.confc:
@@ -182,6 +184,22 @@ func (n *Node) step(m *pb.Message) {
 	}
 	if err := n.rn.Step(m); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
 		n.log.Debug("step", "type", m.GetType().String(), "from", m.GetFrom(), "err", err)
+	}
+}
+
+// drainInbound steps the messages already waiting (up to a bound) before
+// the next Ready, so a burst of appends, acks and forwarded proposals shares
+// one transaction and one fsync.
+func (n *Node) drainInbound() {
+	for range maxInboundBatch {
+		select {
+		case m := <-n.recvc:
+			n.step(m)
+		case p := <-n.propc:
+			n.propose(p)
+		default:
+			return
+		}
 	}
 }
 
