@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -416,4 +418,47 @@ func TestOvertakingRequestIsAppliedInOrder(t *testing.T) {
 	if err != nil || string(data) != "2" {
 		t.Fatalf("final data %q %v", data, err)
 	}
+}
+
+// Random byte flips past the meta pages must either be refused with a clear
+// error or leave a node that starts and serves; never a crash.
+func TestBitFlippedDataFileNeverCrashes(t *testing.T) {
+	good := filepath.Join(t.TempDir(), "good")
+	n := mustStartSingle(t, good)
+	s := mustSession(t, n, 10*time.Second)
+	for i := range 300 {
+		if _, err := s.create(t.Context(), fmt.Sprintf("/n%d", i), make([]byte, 100), grove.ModePersistent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, n.Close())
+	orig, err := os.ReadFile(filepath.Join(good, "grove.db"))
+	must(t, err)
+	const trials = 30
+	refused := 0
+	for trial := range trials {
+		b := append([]byte(nil), orig...)
+		r := rand.New(rand.NewPCG(uint64(trial), 11))
+		for range 20 {
+			b[8192+r.IntN(min(len(b), 160<<10)-8192)] ^= byte(1 + r.IntN(255)) // within the pages in use
+		}
+		dir := filepath.Join(t.TempDir(), fmt.Sprint(trial))
+		must(t, os.MkdirAll(dir, 0o750))
+		must(t, os.WriteFile(filepath.Join(dir, "grove.db"), b, 0o600))
+		cfg := coretest.FastConfig()
+		cfg.ID, cfg.DataDir = 1, dir
+		nd, err := core.StartNode(t.Context(), cfg)
+		if err != nil {
+			if !errors.Is(err, grove.ErrCorrupt) {
+				t.Fatalf("trial %d: refused without ErrCorrupt: %v", trial, err)
+			}
+			refused++
+			continue
+		}
+		for i := range 300 {
+			_, _, _, _ = nd.Get(t.Context(), core.Read{}, fmt.Sprintf("/n%d", i))
+		}
+		must(t, nd.Close())
+	}
+	t.Logf("%d of %d corrupted files refused, the rest started", refused, trials)
 }

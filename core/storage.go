@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -65,15 +67,24 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, fresh bool, err e
 			return nil, false, err
 		}
 	}
+	// A corrupt page can make bbolt index out of range or read outside the
+	// file: with panic-on-fault both become panics this goroutine recovers.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
+			if db != nil {
+				_ = db.Close()
+			}
 			db, fresh = nil, false
 			err = fmt.Errorf("core: data file %q is corrupt: %v: %w", path, r, grove.ErrCorrupt)
 		}
 	}()
 	db, err = bbolt.Open(path, 0o600, &bbolt.Options{
-		NoSync:          noSync,
-		NoFreelistSync:  true,
+		NoSync: noSync,
+		// The free list is synced: without it bbolt rebuilds it at open by
+		// walking the file in a goroutine of its own, where a corrupt page
+		// would crash the process beyond any recover.
+		NoFreelistSync:  false,
 		FreelistType:    bbolt.FreelistMapType,
 		InitialMmapSize: 1 << 30, // so long read transactions (snapshots) never block the writer's remap
 		Timeout:         0,
@@ -123,11 +134,47 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, fresh bool, err e
 		}
 		return fsm.Init(tx)
 	})
+	if err == nil && existed {
+		err = walkAll(db, path)
+	}
 	if err != nil {
 		_ = db.Close()
 		return nil, false, err
 	}
 	return db, fresh, nil
+}
+
+// walkAll reads every key and every value byte of every bucket once, so a
+// corrupt page (a bad pointer, a length past the end of the file) is found
+// at start-up, as an error through the caller's recover, rather than by a
+// request later. It costs one sequential pass over the data.
+func walkAll(db *bbolt.DB, path string) error {
+	var sum uint32
+	return db.View(func(tx *bbolt.Tx) error {
+		var walk func(b *bbolt.Bucket) error
+		walk = func(b *bbolt.Bucket) error {
+			c := b.Cursor()
+			prev := []byte(nil)
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				sum = crc32.Update(sum, crc32.IEEETable, v) // touch every value byte
+				if prev != nil && bytes.Compare(prev, k) >= 0 {
+					return fmt.Errorf("core: data file %q has keys out of order: %w", path, grove.ErrCorrupt)
+				}
+				prev = append(prev[:0], k...)
+				if v == nil {
+					nb := b.Bucket(k)
+					if nb == nil {
+						return fmt.Errorf("core: data file %q has a dangling nested bucket: %w", path, grove.ErrCorrupt)
+					}
+					if err := walk(nb); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+		return tx.ForEach(func(_ []byte, b *bbolt.Bucket) error { return walk(b) })
+	})
 }
 
 func bucketNames(tx *bbolt.Tx) [][]byte {
