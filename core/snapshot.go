@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -162,6 +163,10 @@ func writeFileSync(path string, r io.Reader) error {
 // checkSnapshotFile opens a received snapshot and checks that it is a Grove
 // state at the announced index.
 func checkSnapshotFile(path string, index uint64) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	if err := precheckFile(path); err != nil {
+		return err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("core: snapshot file %q is corrupt: %v: %w", path, r, grove.ErrCorrupt)
@@ -172,6 +177,9 @@ func checkSnapshotFile(path string, index uint64) (err error) {
 		return fmt.Errorf("core: snapshot file %q: %v: %w", path, err, grove.ErrCorrupt)
 	}
 	defer func() { _ = db.Close() }()
+	if err := walkAll(db, path); err != nil {
+		return err
+	}
 	return db.View(func(tx *bbolt.Tx) error {
 		got, _, err := fsm.Applied(tx)
 		if err != nil {
