@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -18,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -25,28 +24,7 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	// Ports from below Linux's ephemeral range (32768+), so outgoing
-	// connections of other tests do not grab them between this check and
-	// the server's own listen.
-	for range 200 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr) // gossip also needs UDP
-		_ = l.Close()
-		if err != nil {
-			continue
-		}
-		_ = u.Close()
-		return addr
-	}
-	t.Fatal("no free port")
-	return ""
-}
+func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
 
 func fastCore() core.Config {
 	c := core.DefaultConfig()

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grovekit/grove/internal/testutil"
 	"github.com/grovekit/grove/server"
 )
 
@@ -44,28 +43,7 @@ func buildGrove(t *testing.T) string {
 	return bin
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	// Ports from below Linux's ephemeral range (32768+), so outgoing
-	// connections of other tests do not grab them between this check and
-	// the server's own listen.
-	for range 200 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr) // gossip also needs UDP
-		_ = l.Close()
-		if err != nil {
-			continue
-		}
-		_ = u.Close()
-		return addr
-	}
-	t.Fatal("no free port")
-	return ""
-}
+func freePort(t *testing.T) string { return testutil.FreeAddr(t) }
 
 // proc is one grove server process.
 type proc struct {
