@@ -14,6 +14,7 @@ const (
 	EventNodeChildrenChanged EventType = 4
 )
 
+// String returns the name of the EventType.
 func (t EventType) String() string {
 	switch t {
 	case EventNone:
@@ -49,6 +50,7 @@ const (
 	WatchPersistentRecursive WatchKind = 4
 )
 
+// String returns the name of the WatchKind.
 func (k WatchKind) String() string {
 	switch k {
 	case WatchData:

@@ -36,6 +36,7 @@ func (m CreateMode) IsTTL() bool {
 	return m == ModePersistentWithTTL || m == ModePersistentSequentialWithTTL
 }
 
+// String returns the name of the CreateMode.
 func (m CreateMode) String() string {
 	switch m {
 	case ModePersistent:

@@ -26,6 +26,7 @@ const (
 	StateClosed
 )
 
+// String returns the name of the State.
 func (s State) String() string {
 	switch s {
 	case StateConnected:
