@@ -51,8 +51,7 @@ import (
 //	GROVE_BIG_SNAPSHOT_FOLLOWER_DIR=DIR  restarted follower's data dir under DIR (e.g. /dev/shm)
 //	GROVE_BIG_SNAPSHOT_RATE_MBPS=N       cap snapshot streams at N MiB/s (test-side throttle)
 //
-// No assertion is made on timings. TestIgnoredSnapshotFileRemoved is a
-// known-bug regression test, skipped unless GROVE_KNOWN_BUGS=1.
+// No assertion is made on timings.
 
 // snapValueSize is the data of every bulk znode.
 const snapValueSize = 4 << 10
@@ -886,16 +885,8 @@ func runSnapshotCatchUp(t *testing.T, r catchUpRun) {
 // second snapshot while the follower is still installing (or has just
 // installed) the first: raft ignores it ("ignored snapshot"), and the
 // received snap-*.db file must not stay in the data dir.
-//
-// Known bug, skipped unless GROVE_KNOWN_BUGS=1: core keeps the file in
-// loopState.snapFiles and removes it only when the next snapshot stream
-// arrives, one is installed, or the node stops or restarts; until then a
-// follower that caught up through the log keeps a whole copy of the state
-// it does not need.
+// The node removes such a file once its applied index passes it.
 func TestIgnoredSnapshotFileRemoved(t *testing.T) {
-	if os.Getenv("GROVE_KNOWN_BUGS") == "" {
-		t.Skip("known bug (an ignored snapshot's file stays until the next install or stop); GROVE_KNOWN_BUGS=1 runs it")
-	}
 	ctx := t.Context()
 	c := newTCPCluster(t, 3, 0, nil)
 	leader := c.waitLeader(ctx)

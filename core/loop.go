@@ -27,9 +27,10 @@ type loopState struct {
 	lastReap    time.Time
 	reapUntil   time.Time // a reap proposal is in flight until then
 	ticks       uint64
-	snapEvents  []grove.Event // watch events of an installed snapshot
-	snapSrc     *bbolt.DB     // the snapshot being installed, open until commit
-	installing  bool          // the watch manager is locked for an install
+	snapEvents  []grove.Event      // watch events of an installed snapshot
+	snapSrc     *bbolt.DB          // the snapshot being installed, open until commit
+	installing  bool               // the watch manager is locked for an install
+	snapPins    map[uint64]snapPin // peer → log index its snapshot needs kept
 	// leaderReadyIndex is the index of this leader's first entry; once it
 	// is applied the leader knows every session (0: not yet known).
 	leaderReadyIndex uint64
@@ -62,6 +63,9 @@ const (
 	maxProposalBatch = 1024
 	maxProposalBytes = 4 << 20
 	maxInboundBatch  = 256 // raft messages stepped before one Ready
+	// maxCompactPerReady bounds the log entries one Ready deletes, so a
+	// truncation never stalls a commit.
+	maxCompactPerReady = 1000
 )
 
 // run is the loop: the only goroutine that touches the raft RawNode. The
@@ -72,6 +76,7 @@ func (n *Node) run() {
 		readBatches: map[uint64]*readBatch{},
 		snapFiles:   map[uint64]string{},
 		sending:     map[uint64]bool{},
+		snapPins:    map[uint64]snapPin{},
 	}
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
@@ -307,10 +312,13 @@ func (n *Node) persistAndApply(rd *raft.Ready) ([]*fsm.Outcome, error) {
 			}
 		}
 		if n.loopState.compactTo > 0 {
-			if err := compactLog(tx, n.loopState.compactTo); err != nil {
+			done, err := compactLog(tx, n.loopState.compactTo, maxCompactPerReady)
+			if err != nil {
 				return err
 			}
-			n.loopState.compactTo = 0
+			if done {
+				n.loopState.compactTo = 0
+			}
 		}
 		if err := saveEntries(tx, rd.Entries); err != nil {
 			return err
@@ -405,6 +413,9 @@ func (n *Node) publish(outcomes []*fsm.Outcome, rd *raft.Ready) {
 		}
 	}
 	n.dispatched.set(n.applied.Load())
+	// A received snapshot raft did not take (the log caught up first) is
+	// obsolete once applied passes it.
+	n.removeSnapFiles(n.applied.Load())
 	n.maybeLeaderReady()
 	for _, o := range outcomes {
 		n.waits.trigger(o)
@@ -413,12 +424,20 @@ func (n *Node) publish(outcomes []*fsm.Outcome, rd *raft.Ready) {
 }
 
 // maybeCompact truncates the in-memory log behind the applied index once it
-// holds more than SnapshotEntries; the on-disk log follows in the next Ready.
+// holds more than SnapshotEntries; the on-disk log follows in the next
+// Readys. It never truncates past a snapshot a peer is still catching up
+// from, or that peer would need another snapshot at once.
 func (n *Node) maybeCompact() {
 	applied := n.applied.Load()
 	first, _ := n.ms.FirstIndex()
 	if applied < first || applied-first < n.cfg.SnapshotEntries {
 		return
+	}
+	if pin := n.snapshotPin(); pin > 0 && pin < applied {
+		applied = pin
+		if applied < first || applied-first < n.cfg.SnapshotEntries {
+			return
+		}
 	}
 	if _, err := n.ms.CreateSnapshot(applied, n.confState, nil); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
 		n.log.Warn("create snapshot point", "index", applied, "err", err)
@@ -430,6 +449,38 @@ func (n *Node) maybeCompact() {
 		return
 	}
 	n.loopState.compactTo = to
+}
+
+// snapshotPin returns the lowest index a peer catching up from a snapshot
+// still needs the log from (0: none), forgetting peers that caught up or
+// whose pin is too old.
+func (n *Node) snapshotPin() uint64 {
+	pins := n.loopState.snapPins
+	if len(pins) == 0 {
+		return 0
+	}
+	progress := n.rn.Status().Progress
+	var low uint64
+	for peer, pin := range pins {
+		pr, ok := progress[peer]
+		if !ok || pr.Match >= pin.index || time.Since(pin.at) > snapshotPinTTL {
+			delete(pins, peer)
+			continue
+		}
+		if low == 0 || pin.index < low {
+			low = pin.index
+		}
+	}
+	return low
+}
+
+// snapshotPinTTL bounds how long a snapshot in flight holds back log
+// truncation.
+const snapshotPinTTL = 10 * time.Minute
+
+type snapPin struct {
+	index uint64
+	at    time.Time
 }
 
 func decodeConfChange(e *pb.Entry) (pb.ConfChangeI, error) {

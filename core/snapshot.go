@@ -47,6 +47,9 @@ func (n *Node) sendSnapshot(m *pb.Message) {
 		return
 	}
 	n.loopState.sending[to] = true
+	// Keep the log from here on until the peer caught up past it: the
+	// stream's state is at least this new.
+	n.loopState.snapPins[to] = snapPin{index: n.applied.Load(), at: time.Now()}
 	n.wg.Go(func() {
 		status := raft.SnapshotFinish
 		if err := n.streamSnapshot(m); err != nil {

@@ -25,6 +25,10 @@ import (
 // and apply committed ones atomically.
 const dataFileName = "grove.db"
 
+// initialMmapSize is the size bbolt maps at open: 16 GiB of address space
+// on 64-bit machines.
+const initialMmapSize = 16 << 30
+
 // formatMarker identifies a Grove data file; a bbolt file without it is
 // foreign and refused.
 var formatMarker = []byte("grove-data-v1")
@@ -84,9 +88,12 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, fresh bool, err e
 		// The free list is synced: without it bbolt rebuilds it at open by
 		// walking the file in a goroutine of its own, where a corrupt page
 		// would crash the process beyond any recover.
-		NoFreelistSync:  false,
-		FreelistType:    bbolt.FreelistMapType,
-		InitialMmapSize: 1 << 30, // so long read transactions (snapshots) never block the writer's remap
+		NoFreelistSync: false,
+		FreelistType:   bbolt.FreelistMapType,
+		// Map far beyond the file (address space only): a long read
+		// transaction, such as a snapshot stream, blocks the writer's remap,
+		// so the writer must not need one below this size.
+		InitialMmapSize: initialMmapSize,
 		Timeout:         0,
 	})
 	if err != nil {
@@ -314,16 +321,21 @@ func readConfState(tx *bbolt.Tx) (*pb.ConfState, error) {
 	return cs, nil
 }
 
-// compactLog deletes log entries up to and including index.
-func compactLog(tx *bbolt.Tx, index uint64) error {
+// compactLog deletes log entries up to and including index, at most limit
+// of them; done reports whether none up to index remain.
+func compactLog(tx *bbolt.Tx, index uint64, limit int) (done bool, err error) {
 	b := tx.Bucket(bucketLog)
 	c := b.Cursor()
 	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= index; k, _ = c.First() {
-		if err := b.Delete(k); err != nil {
-			return err
+		if limit == 0 {
+			return false, nil
 		}
+		if err := b.Delete(k); err != nil {
+			return false, err
+		}
+		limit--
 	}
-	return nil
+	return true, nil
 }
 
 // clearLog deletes every log entry (a snapshot replaces the log).

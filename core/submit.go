@@ -164,6 +164,10 @@ func (n *Node) waitProposal(ctx context.Context, key waitKey, data []byte, ch ch
 			return o, nil
 		case <-retry.C:
 			n.log.Debug("proposal not applied in time, proposing again", "session", key.session, "seq", key.seq)
+		case <-n.leaderChanged():
+			// A forwarded proposal may have died with the old leader:
+			// propose again at once rather than after RetryInterval
+			// (retries are deduplicated).
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-n.donec:
