@@ -147,14 +147,38 @@ func (n *Node) receiveSnapshot(ctx context.Context, header []byte, body io.Reade
 	}
 }
 
+// writeFileSync stores a stream durably, syncing every syncEvery bytes so
+// the write-back is spread over the transfer instead of one long fsync at
+// the end that stalls every other fsync on the disk.
 func writeFileSync(path string, r io.Reader) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, r); err != nil {
-		_ = f.Close()
-		return err
+	buf := make([]byte, 1<<20)
+	var sinceSync int
+	for {
+		k, rerr := r.Read(buf)
+		if k > 0 {
+			if _, err := f.Write(buf[:k]); err != nil {
+				_ = f.Close()
+				return err
+			}
+			if sinceSync += k; sinceSync >= syncEvery {
+				if err := f.Sync(); err != nil {
+					_ = f.Close()
+					return err
+				}
+				sinceSync = 0
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			_ = f.Close()
+			return rerr
+		}
 	}
 	if err := f.Sync(); err != nil {
 		_ = f.Close()
@@ -162,6 +186,9 @@ func writeFileSync(path string, r io.Reader) error {
 	}
 	return f.Close()
 }
+
+// syncEvery is how many received snapshot bytes go to disk between syncs.
+const syncEvery = 16 << 20
 
 // checkSnapshotFile opens a received snapshot and checks that it is a Grove
 // state at the announced index.

@@ -102,7 +102,7 @@ func (t *TCP) sendSnapshot(ctx context.Context, to uint64, header []byte, body i
 	defer release()
 	c, err := t.connect(ctx, to, addr)
 	if err == nil {
-		err = t.streamSnapshot(c, header, body)
+		err = t.streamSnapshot(ctx, c, header, body)
 		c.close()
 	}
 	switch {
@@ -116,8 +116,29 @@ func (t *TCP) sendSnapshot(ctx context.Context, to uint64, header []byte, body i
 	return err
 }
 
+// pace sleeps as long as sending n bytes since start ran ahead of
+// SnapshotRate, so a stream leaves CPU, disk and network to the write path.
+func (t *TCP) pace(ctx context.Context, start time.Time, n int64) error {
+	rate := t.cfg.SnapshotRate
+	if rate <= 0 {
+		return nil
+	}
+	ahead := time.Until(start.Add(time.Duration(float64(n) / float64(rate) * float64(time.Second))))
+	if ahead <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(ahead)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // streamSnapshot writes begin, chunks and end, and reads the ack.
-func (t *TCP) streamSnapshot(c *conn, header []byte, body io.Reader) error {
+func (t *TCP) streamSnapshot(ctx context.Context, c *conn, header []byte, body io.Reader) error {
 	size := int64(-1)
 	if l, ok := body.(interface{ Len() int }); ok {
 		size = int64(l.Len())
@@ -128,6 +149,7 @@ func (t *TCP) streamSnapshot(c *conn, header []byte, body io.Reader) error {
 	buf := make([]byte, t.cfg.SnapshotChunkSize)
 	sum := sha256.New()
 	var n int64
+	start := time.Now()
 	for {
 		k, rerr := io.ReadFull(body, buf)
 		if k > 0 {
@@ -144,6 +166,9 @@ func (t *TCP) streamSnapshot(c *conn, header []byte, body io.Reader) error {
 			}
 			n += int64(k)
 			t.stats.snapshotBytesSent.Add(uint64(k))
+			if err := t.pace(ctx, start, n); err != nil {
+				return err
+			}
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break
