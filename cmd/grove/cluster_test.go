@@ -21,27 +21,36 @@ import (
 	"github.com/grovekit/grove/server"
 )
 
-// groveBin is the grove binary built once for the process tests.
-var groveBin string
+// groveBins are the grove binaries built once per test run, with and
+// without the race detector.
+var groveBins = map[bool]string{}
 
-func buildGrove(t *testing.T) string {
+// buildGroveBin builds the grove binary once (race: with -race).
+func buildGroveBin(t *testing.T, race bool) string {
 	t.Helper()
-	if groveBin != "" {
-		return groveBin
+	if bin := groveBins[race]; bin != "" {
+		return bin
 	}
 	dir, err := os.MkdirTemp("", "grove-bin-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "grove")
-	cmd := exec.Command("go", "build", "-race", "-o", bin, ".")
+	args := []string{"build", "-o", bin, "."}
+	if race {
+		args = []string{"build", "-race", "-o", bin, "."}
+	}
+	cmd := exec.Command("go", args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("build grove: %v", err)
 	}
-	groveBin = bin
+	groveBins[race] = bin
 	return bin
 }
+
+// buildGrove returns the race-enabled grove binary for the process tests.
+func buildGrove(t *testing.T) string { return buildGroveBin(t, true) }
 
 func freePort(t *testing.T) string { return testutil.FreeAddr(t) }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -306,26 +305,6 @@ func logField(line, key string) (string, bool) {
 	return rest, true
 }
 
-// groveBinNoRace is the grove binary built once without -race, for
+// buildGroveNoRace returns the grove binary without -race, for
 // measurements.
-var groveBinNoRace string
-
-func buildGroveNoRace(t *testing.T) string {
-	t.Helper()
-	if groveBinNoRace != "" {
-		return groveBinNoRace
-	}
-	dir, err := os.MkdirTemp("", "grove-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "grove")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build grove: %v", err)
-	}
-	groveBinNoRace = bin
-	t.Cleanup(func() { _ = os.RemoveAll(dir); groveBinNoRace = "" })
-	return bin
-}
+func buildGroveNoRace(t *testing.T) string { return buildGroveBin(t, false) }

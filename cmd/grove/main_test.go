@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -9,8 +10,8 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if groveBin != "" {
-		_ = os.RemoveAll(groveBin[:len(groveBin)-len("/grove")])
+	for _, bin := range groveBins {
+		_ = os.RemoveAll(filepath.Dir(bin))
 	}
 	if code == 0 {
 		if err := goleak.Find(goleak.IgnoreTopFunction("os/exec.(*Cmd).Wait"),
