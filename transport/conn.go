@@ -34,7 +34,8 @@ type hello struct {
 
 // conn is one established connection, after TLS and hello.
 type conn struct {
-	net.Conn // the TLS connection when TLS is on
+	net.Conn          // the TLS connection when TLS is on
+	raw      net.Conn // the TCP connection underneath
 	fr       frameReader
 	fw       frameWriter
 	release  func() // stops the context watch that closes the connection
@@ -113,7 +114,7 @@ func (t *TCP) connect(ctx context.Context, to uint64, addr string) (*conn, error
 		}
 		return nil, fmt.Errorf("transport: handshake with peer %d at %s: %w", to, addr, err)
 	}
-	c.release = release
+	c.release, c.raw = release, raw
 	return c, nil
 }
 

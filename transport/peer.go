@@ -107,6 +107,11 @@ func (p *peer) session(first []byte) (connected bool, err error) {
 	defer cancel()
 
 	c, err := p.t.connect(ctx, p.id, addr)
+	if err == nil {
+		// Message connections only: a snapshot stream may legitimately
+		// wait on a slow receiver.
+		setUserTimeout(c.raw, messageUserTimeout)
+	}
 	if err != nil {
 		p.t.stats.messagesDropped.Add(1) // first
 		return false, p.cause(ctx, err)
