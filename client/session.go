@@ -228,6 +228,19 @@ func (s *Session) end(why error) {
 	})
 }
 
+// spawn starts fn as a goroutine of the session unless the session has
+// ended: end closes Events once every such goroutine returned, so none may
+// start after it.
+func (s *Session) spawn(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return false
+	}
+	s.wg.Go(fn)
+	return true
+}
+
 // alive returns the session's end error, if it ended.
 func (s *Session) alive() error {
 	select {
@@ -277,7 +290,9 @@ func (s *Session) write(ctx context.Context, req *command.Request) (*command.Res
 		if ctx.Err() != nil && s.life.Err() == nil {
 			// Unknown outcome: keep resolving it so later writes of the
 			// session are not held behind a gap in the sequence.
-			s.wg.Go(func() { _, _ = p.Wait(s.life) })
+			if !s.spawn(func() { _, _ = p.Wait(s.life) }) {
+				p.Cancel()
+			}
 		}
 		if errors.Is(err, grove.ErrStopped) {
 			s.end(grove.ErrStopped)

@@ -30,13 +30,7 @@ func mustSession(t *testing.T, n *core.Node, opts ...client.Option) *client.Sess
 
 func TestConcurrentWritesOfOneSessionAreOrdered(t *testing.T) {
 	c := coretest.NewCluster(t, 3)
-	c.WaitLeader(t.Context())
-	var follower *core.Node
-	for _, nd := range c.Nodes() {
-		if !nd.IsLeader() {
-			follower = nd
-		}
-	}
+	follower := c.WaitFollower(t.Context())
 	s := mustSession(t, follower)
 	ctx := t.Context()
 	if _, err := s.Create(ctx, "/q", nil, grove.ModePersistent, grove.OpenACLUnsafe); err != nil {
@@ -94,13 +88,7 @@ func TestAbandonedWriteDoesNotBlockLaterWrites(t *testing.T) {
 
 func TestExpiredSessionEndsEverything(t *testing.T) {
 	c := coretest.NewCluster(t, 3)
-	c.WaitLeader(t.Context())
-	var follower *core.Node
-	for _, nd := range c.Nodes() {
-		if !nd.IsLeader() {
-			follower = nd
-		}
-	}
+	follower := c.WaitFollower(t.Context())
 	ctx := t.Context()
 	s, err := follower.Session(ctx, client.WithTimeout(300*time.Millisecond))
 	if err != nil {

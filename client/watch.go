@@ -54,7 +54,10 @@ func (s *Session) AddWatch(ctx context.Context, path string, recursive bool) (*W
 		s.mu.Unlock()
 		return nil, err
 	}
-	s.wg.Go(w.pump)
+	if !s.spawn(w.pump) {
+		close(w.c)
+		return nil, s.Err()
+	}
 	return w, nil
 }
 

@@ -228,16 +228,17 @@ func TestSnapshotCatchUp(t *testing.T) {
 			break
 		}
 	}
-	watchSession := mustSession(t, c.Node(follower), 30*time.Second)
 	a := newAcked()
 	writeN(t, leader, "/x", 5, a)
 	c.WaitConverged(t.Context())
 	c.Crash(follower)
 	writeN(t, leader, "/y", 200, a) // far past the truncation point
 	restarted := c.Restart(follower)
-	_ = watchSession
 	c.WaitConverged(t.Context())
 	a.check(t, c)
+	if st, err := restarted.Stats(); err != nil || st.SnapshotsInstalled == 0 {
+		t.Fatalf("the restarted follower caught up without a snapshot: %+v %v", st, err)
+	}
 	// The restarted follower serves reads and its own writes afterwards.
 	writeN(t, restarted, "/z", 5, a)
 	c.WaitConverged(t.Context())

@@ -18,7 +18,6 @@ import (
 type loopState struct {
 	isLeader    bool
 	lead        uint64
-	term        uint64
 	readBatches map[uint64]*readBatch
 	nextReadID  uint64
 	snapFiles   map[uint64]string // received snapshot files by index
@@ -100,7 +99,9 @@ func (n *Node) run() {
 		case in := <-n.snapInc:
 			n.removeSnapFiles(^uint64(0)) // only the newest stream is kept
 			n.loopState.snapFiles[in.index] = in.path
-			_ = n.rn.Step(in.msg)
+			if err := n.rn.Step(in.msg); err != nil {
+				n.log.Warn("snapshot message refused by raft", "index", in.index, "err", err)
+			}
 		case <-n.stopc:
 			n.fail(grove.ErrStopped)
 			n.removeSnapFiles(^uint64(0))
@@ -267,6 +268,7 @@ func (n *Node) handleReady() error {
 			return fmt.Errorf("core: apply snapshot to memory log: %w", err)
 		}
 		n.removeSnapFiles(rd.Snapshot.GetMetadata().GetIndex())
+		n.stats.snapsIn.Add(1)
 	}
 	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
 		if err := n.ms.SetHardState(rd.HardState); err != nil {
@@ -399,7 +401,9 @@ func (n *Node) publish(outcomes []*fsm.Outcome, rd *raft.Ready) {
 		n.applied.Store(rd.Snapshot.GetMetadata().GetIndex())
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
-		n.sessions.reload(n.db)
+		if err := n.sessions.reload(n.db); err != nil {
+			n.log.Error("reload sessions after a snapshot install", "err", err)
+		}
 		n.dropClosedSessions()
 	}
 	for _, o := range outcomes {

@@ -79,12 +79,12 @@ func StartNode(ctx context.Context, cfg Config) (*Node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	db, fresh, err := openDB(cfg.DataDir, cfg.ID, cfg.NoSync)
+	db, err := openDB(cfg.DataDir, cfg.ID, cfg.NoSync)
 	if err != nil {
 		return nil, err
 	}
 	removeStaleSnapshots(cfg.DataDir)
-	n, err := newNode(cfg, db, fresh)
+	n, err := newNode(cfg, db)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
@@ -92,7 +92,7 @@ func StartNode(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-func newNode(cfg Config, db *bbolt.DB, fresh bool) (*Node, error) {
+func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 	rs, err := loadRaftState(db)
 	if err != nil {
 		return nil, err

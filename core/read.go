@@ -193,7 +193,7 @@ func (n *Node) Get(ctx context.Context, r Read, path string) (data []byte, stat 
 	if err := grove.ValidatePath(path); err != nil {
 		return nil, stat, 0, err
 	}
-	reg := &registration{session: r.Session, path: path, kind: grove.WatchData, onlyIfExists: true}
+	reg := &registration{session: r.Session, path: path, kind: grove.WatchData}
 	zxid, err = n.view(ctx, &r, reg, func(tx *bbolt.Tx) error {
 		var err error
 		data, stat, err = fsm.Get(tx, path, r.Identities)

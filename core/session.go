@@ -261,17 +261,27 @@ func (st *sessionTracker) stepDown() {
 }
 
 // reload re-reads the sessions after a snapshot install.
-func (st *sessionTracker) reload(db *bbolt.DB) {
+func (st *sessionTracker) reload(db *bbolt.DB) error {
 	if !st.isReady() {
-		return
+		return nil
 	}
+	list, err := loadSessions(db)
+	if err != nil {
+		return err
+	}
+	st.becomeReady(list, now())
+	return nil
+}
+
+// loadSessions reads every session from the applied state.
+func loadSessions(db *bbolt.DB) ([]fsm.Session, error) {
 	var list []fsm.Session
-	_ = db.View(func(tx *bbolt.Tx) error {
+	err := db.View(func(tx *bbolt.Tx) error {
 		var err error
 		list, err = fsm.Sessions(tx)
 		return err
 	})
-	st.becomeReady(list, now())
+	return list, err
 }
 
 func (st *sessionTracker) add(id uint64, timeout time.Duration) {

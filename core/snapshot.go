@@ -104,6 +104,7 @@ func (n *Node) streamSnapshot(m *pb.Message) error {
 	pr.CloseWithError(errors.New("core: snapshot stream ended"))
 	<-written // the transaction must outlive WriteTo
 	if err == nil {
+		n.stats.snapsSent.Add(1)
 		n.log.Info("snapshot sent", "to", m.GetTo(), "index", index, "size", tx.Size(), "took", time.Since(start))
 	}
 	return err

@@ -115,12 +115,7 @@ func (n *Node) maybeLeaderReady() {
 	if n.applied.Load() < ls.leaderReadyIndex {
 		return
 	}
-	var list []fsm.Session
-	err := n.db.View(func(tx *bbolt.Tx) error {
-		var err error
-		list, err = fsm.Sessions(tx)
-		return err
-	})
+	list, err := loadSessions(n.db)
 	if err != nil {
 		n.log.Error("load sessions", "err", err)
 		return
@@ -150,10 +145,11 @@ func (n *Node) updateStatus(hs *pb.HardState) {
 	if hs != nil && !raft.IsEmptyHardState(hs) {
 		n.status.Term = hs.GetTerm()
 		n.status.Commit = hs.GetCommit()
-		n.loopState.term = hs.GetTerm()
 	}
-	n.status.Voters = slices.Clone(n.confState.GetVoters())
-	n.status.Learners = slices.Clone(n.confState.GetLearners())
+	// Shared, not copied: a ConfState is replaced on every change, never
+	// modified, and Status copies the slices it hands out.
+	n.status.Voters = n.confState.GetVoters()
+	n.status.Learners = n.confState.GetLearners()
 	if n.status.Role == RoleFollower || n.status.Role == RoleLearner {
 		n.status.Role = n.roleOf(raft.StateFollower)
 	}
@@ -165,6 +161,8 @@ type counters struct {
 	readies   atomic.Uint64
 	appended  atomic.Uint64
 	applied   atomic.Uint64
+	snapsSent atomic.Uint64
+	snapsIn   atomic.Uint64
 }
 
 // Stats are running totals and current sizes, for metrics.
@@ -173,20 +171,25 @@ type Stats struct {
 	Readies        uint64 // Ready transactions committed (fsyncs)
 	EntriesWritten uint64 // log entries persisted
 	EntriesApplied uint64 // log entries applied
-	Sessions       int    // open sessions
-	Znodes         int    // znodes in the tree
-	Watches        int    // watches registered on this node
+	SnapshotsSent  uint64 // snapshots streamed to followers
+	// SnapshotsInstalled counts snapshots this node caught up from.
+	SnapshotsInstalled uint64
+	Sessions           int // open sessions
+	Znodes             int // znodes in the tree
+	Watches            int // watches registered on this node
 }
 
 // Stats returns running totals and, by reading the state, the current
 // numbers of sessions and znodes (cost grows with the tree size).
 func (n *Node) Stats() (Stats, error) {
 	s := Stats{
-		Proposals:      n.stats.proposals.Load(),
-		Readies:        n.stats.readies.Load(),
-		EntriesWritten: n.stats.appended.Load(),
-		EntriesApplied: n.stats.applied.Load(),
-		Watches:        n.watches.size(),
+		Proposals:          n.stats.proposals.Load(),
+		Readies:            n.stats.readies.Load(),
+		EntriesWritten:     n.stats.appended.Load(),
+		EntriesApplied:     n.stats.applied.Load(),
+		SnapshotsSent:      n.stats.snapsSent.Load(),
+		SnapshotsInstalled: n.stats.snapsIn.Load(),
+		Watches:            n.watches.size(),
 	}
 	err := n.db.View(func(tx *bbolt.Tx) error {
 		var err error

@@ -56,19 +56,19 @@ func u64key(i uint64) []byte {
 // Grove data file for this node id. A corrupt, truncated or foreign file
 // returns an error naming the file and wrapping grove.ErrCorrupt; bbolt
 // panics on some corrupt files, so the open is guarded.
-func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, fresh bool, err error) {
+func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, false, fmt.Errorf("core: data dir %q: %w", dir, err)
+		return nil, fmt.Errorf("core: data dir %q: %w", dir, err)
 	}
 	path := filepath.Join(dir, dataFileName)
 	st, statErr := os.Stat(path)
 	existed := statErr == nil
 	if existed && st.Size() == 0 {
-		return nil, false, fmt.Errorf("core: data file %q is empty (truncated?); remove it to start afresh: %w", path, grove.ErrCorrupt)
+		return nil, fmt.Errorf("core: data file %q is empty (truncated?); remove it to start afresh: %w", path, grove.ErrCorrupt)
 	}
 	if existed {
 		if err := precheckFile(path); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 	}
 	// A corrupt page can make bbolt index out of range or read outside the
@@ -79,7 +79,7 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, fresh bool, err e
 			if db != nil {
 				_ = db.Close()
 			}
-			db, fresh = nil, false
+			db = nil
 			err = fmt.Errorf("core: data file %q is corrupt: %v: %w", path, r, grove.ErrCorrupt)
 		}
 	}()
@@ -98,9 +98,9 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, fresh bool, err e
 	})
 	if err != nil {
 		if existed {
-			return nil, false, fmt.Errorf("core: open data file %q: %v: %w", path, err, grove.ErrCorrupt)
+			return nil, fmt.Errorf("core: open data file %q: %v: %w", path, err, grove.ErrCorrupt)
 		}
-		return nil, false, fmt.Errorf("core: open data file %q: %w", path, err)
+		return nil, fmt.Errorf("core: open data file %q: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		if fi, err := os.Stat(path); err == nil && fi.Size() < tx.Size() {
@@ -111,7 +111,6 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, fresh bool, err e
 			if len(bucketNames(tx)) > 0 {
 				return fmt.Errorf("core: data file %q is not a Grove data file (no format marker): %w", path, grove.ErrCorrupt)
 			}
-			fresh = true
 			var err error
 			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
 				return err
@@ -146,9 +145,9 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, fresh bool, err e
 	}
 	if err != nil {
 		_ = db.Close()
-		return nil, false, err
+		return nil, err
 	}
-	return db, fresh, nil
+	return db, nil
 }
 
 // walkAll reads every key and every value byte of every bucket once, so a

@@ -26,11 +26,10 @@ func (f WatcherFunc) Deliver(ev grove.Event) { f(ev) }
 
 // registration describes a watch a read wants to set.
 type registration struct {
-	session      uint64
-	path         string
-	kind         grove.WatchKind
-	onlyIfExists bool
-	keep         bool // set by the read: register only if the read succeeded
+	session uint64
+	path    string
+	kind    grove.WatchKind
+	keep    bool // set by the read: register only if the read succeeded
 }
 
 // watchSet is one session's watches on one path. A field is the zxid after

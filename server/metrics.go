@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/grovekit/grove/core"
 )
 
 // metrics exposes the node's numbers in Prometheus format, on a registry of
@@ -28,38 +30,7 @@ func newMetrics(s *Server) *metrics {
 		Help:    "Log entries appended per Ready transaction (group commit size).",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
 	})
-	gauge := func(name, help string, f func() float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
-	}
-	counter := func(name, help string, f func() float64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
-	}
-	stats := func() (sessions, znodes, watches float64) {
-		st, err := s.node.Stats()
-		if err != nil {
-			return 0, 0, 0
-		}
-		return float64(st.Sessions), float64(st.Znodes), float64(st.Watches)
-	}
-	m.reg.MustRegister(
-		m.persist, m.batch,
-		gauge("grove_raft_term", "Current raft term.", func() float64 { return float64(s.node.Status().Term) }),
-		gauge("grove_raft_commit_index", "Raft commit index.", func() float64 { return float64(s.node.Status().Commit) }),
-		gauge("grove_raft_applied_index", "Applied index (zxid of the newest readable state).", func() float64 { return float64(s.node.AppliedIndex()) }),
-		gauge("grove_raft_is_leader", "1 if this node is the leader.", func() float64 {
-			if s.node.IsLeader() {
-				return 1
-			}
-			return 0
-		}),
-		counter("grove_proposals_total", "Entries proposed through this node.", func() float64 {
-			st, _ := s.node.Stats()
-			return float64(st.Proposals)
-		}),
-		gauge("grove_sessions", "Open sessions.", func() float64 { v, _, _ := stats(); return v }),
-		gauge("grove_znodes", "Znodes in the tree.", func() float64 { _, v, _ := stats(); return v }),
-		gauge("grove_watches", "Watches registered on this node.", func() float64 { _, _, v := stats(); return v }),
-	)
+	m.reg.MustRegister(m.persist, m.batch, &nodeCollector{s: s})
 	return m
 }
 
@@ -73,4 +44,48 @@ func (m *metrics) ObservePersist(d time.Duration, appended, _ int) {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// nodeCollector reads the node's status and counts once per scrape (the
+// counts walk the state's buckets, so they are not read per metric).
+type nodeCollector struct{ s *Server }
+
+var (
+	descTerm      = prometheus.NewDesc("grove_raft_term", "Current raft term.", nil, nil)
+	descCommit    = prometheus.NewDesc("grove_raft_commit_index", "Raft commit index.", nil, nil)
+	descApplied   = prometheus.NewDesc("grove_raft_applied_index", "Applied index (zxid of the newest readable state).", nil, nil)
+	descLeader    = prometheus.NewDesc("grove_raft_is_leader", "1 if this node is the leader.", nil, nil)
+	descProposals = prometheus.NewDesc("grove_proposals_total", "Entries proposed through this node.", nil, nil)
+	descSessions  = prometheus.NewDesc("grove_sessions", "Open sessions.", nil, nil)
+	descZnodes    = prometheus.NewDesc("grove_znodes", "Znodes in the tree.", nil, nil)
+	descWatches   = prometheus.NewDesc("grove_watches", "Watches registered on this node.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descProposals, descSessions, descZnodes, descWatches} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.node.Status()
+	leader := 0.0
+	if st.Role == core.RoleLeader {
+		leader = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(st.Term))
+	ch <- prometheus.MustNewConstMetric(descCommit, prometheus.GaugeValue, float64(st.Commit))
+	ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.Applied))
+	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, leader)
+	stats, err := c.s.node.Stats()
+	if err != nil {
+		c.s.log.Warn("metrics: read node stats", "err", err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descProposals, prometheus.CounterValue, float64(stats.Proposals))
+	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(stats.Sessions))
+	ch <- prometheus.MustNewConstMetric(descZnodes, prometheus.GaugeValue, float64(stats.Znodes))
+	ch <- prometheus.MustNewConstMetric(descWatches, prometheus.GaugeValue, float64(stats.Watches))
 }

@@ -46,11 +46,11 @@ type Server struct {
 // ctx bounds the start-up, including the wait for bootstrap peers.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
-		return nil, err
+		return nil, configErr(err)
 	}
 	id, fresh, err := loadIdentity(cfg.DataDir)
 	if err != nil {
-		return nil, err
+		return nil, configErr(err)
 	}
 	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("name", cfg.Name), removed: map[uint64]bool{}, members: map[uint64]bool{}, stopc: make(chan struct{})}
 	if err := s.start(ctx, fresh); err != nil {
@@ -65,12 +65,12 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	var err error
 	s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("server: listen --http-addr %s: %w", cfg.HTTPAddr, err)
+		return configErr(fmt.Errorf("server: listen --http-addr %s: %w", cfg.HTTPAddr, err))
 	}
 	tc := transport.DefaultConfig()
 	tc.ID, tc.ListenAddr, tc.TLS, tc.Logger = s.id, cfg.PeerAddr, cfg.PeerTLS, s.log
 	if s.tr, err = transport.New(tc); err != nil {
-		return fmt.Errorf("server: listen --peer-addr %s: %w", cfg.PeerAddr, err)
+		return configErr(fmt.Errorf("server: listen --peer-addr %s: %w", cfg.PeerAddr, err))
 	}
 	role := membership.RoleVoter
 	if cfg.Learner {
@@ -85,7 +85,7 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 		BindAddr: cfg.GossipAddr, Join: cfg.Join, Meta: meta, SecretKey: cfg.GossipKey, Logger: s.log,
 	})
 	if err != nil {
-		return err
+		return configErr(err)
 	}
 	var peers []core.Peer
 	if fresh && cfg.BootstrapExpect > 0 {

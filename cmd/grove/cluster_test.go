@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -275,13 +274,12 @@ func TestThreeProcessCluster(t *testing.T) {
 	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(all...) != nil })
 
 	acks := &ackLog{}
-	for i, p := range all {
+	for _, p := range all {
 		path := fmt.Sprintf("/through-%s", p.name)
 		if err := put(p.httpAdr, path, "x"); err != nil {
 			t.Fatalf("write through %s: %v", p.name, err)
 		}
 		acks.add(path)
-		_ = i
 	}
 
 	// A writer runs against the two followers while the leader is killed.
@@ -303,7 +301,9 @@ func TestThreeProcessCluster(t *testing.T) {
 			}
 		}
 	})
-	time.Sleep(300 * time.Millisecond) // let the writer run before the kill
+	before := len(acks.all())
+	c.waitFor("the writer to get writes acknowledged before the kill", 30*time.Second,
+		func() bool { return len(acks.all()) >= before+5 })
 	killedAt := time.Now()
 	c.kill(old)
 	var newLeader *proc
@@ -317,7 +317,9 @@ func TestThreeProcessCluster(t *testing.T) {
 		return false
 	})
 	t.Logf("leader SIGKILL → first successful write: %v", firstWrite.Sub(killedAt))
-	time.Sleep(300 * time.Millisecond)
+	after := len(acks.all())
+	c.waitFor("the writer to get writes acknowledged after the failover", 30*time.Second,
+		func() bool { return len(acks.all()) >= after+5 })
 	cancel()
 	wg.Wait()
 
@@ -405,6 +407,3 @@ func TestThreeProcessCluster(t *testing.T) {
 	}
 	c.waitFor("convergence of the survivors", 30*time.Second, func() bool { return c.converged(alive...) })
 }
-
-// scanLines is kept for future log assertions.
-var _ = bufio.ScanLines

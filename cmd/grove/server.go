@@ -9,9 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
+	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/server"
 	"github.com/grovekit/grove/transport"
 )
@@ -107,13 +107,9 @@ func runServer(args []string, stderr io.Writer) error {
 }
 
 // isUsage reports start-up errors that are the operator's to fix: bad
-// addresses, an unusable or foreign data dir.
+// settings, an unusable or foreign data dir, addresses in use, a corrupt
+// data file.
 func isUsage(err error) bool {
-	msg := err.Error()
-	for _, s := range []string{"--", "data dir", "data file", "node id file", "left its cluster", "address already in use", "gossip key"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
+	var ce *server.ConfigError
+	return errors.As(err, &ce) || errors.Is(err, grove.ErrCorrupt)
 }

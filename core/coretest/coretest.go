@@ -317,3 +317,17 @@ func (c *Cluster) Remove(ctx context.Context, id uint64) error {
 	c.Crash(id)
 	return nil
 }
+
+// WaitFollower waits for a leader and returns a running node that is not
+// it.
+func (c *Cluster) WaitFollower(ctx context.Context) *core.Node {
+	c.t.Helper()
+	leader := c.WaitLeader(ctx)
+	for _, nd := range c.Nodes() {
+		if nd != leader {
+			return nd
+		}
+	}
+	c.t.Fatal("coretest: no follower running")
+	return nil
+}

@@ -39,7 +39,6 @@ const (
 	KindCreateSession Kind = 2 // open a session (CreateSession); its id is the entry's index
 	KindExpire        Kind = 3 // the leader expires sessions (Expire)
 	KindReap          Kind = 4 // the leader reaps empty containers and idle TTL nodes (Reap)
-	KindTouch         Kind = 5 // reserved; keep-alives are not logged
 )
 
 // OpKind is the kind of a request operation.
