@@ -1,62 +1,15 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// writeCA creates a CA and one node certificate (IP SAN 127.0.0.1, usable
-// as server and client) in dir and returns the file paths.
-func writeCA(t *testing.T, dir, name string) (caFile, certFile, keyFile string) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name + " node"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	write := func(file, typ string, b []byte) string {
-		p := filepath.Join(dir, file)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	return write(name+"-ca.pem", "CERTIFICATE", caDER), write(name+"-cert.pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", keyDER)
-}
+	"github.com/grovekit/grove/internal/testutil"
+)
 
 // TestPeerTLSCluster forms a three-process cluster over mutual TLS, and
 // shows a node with a certificate from another CA cannot take part: the
@@ -66,8 +19,10 @@ func TestPeerTLSCluster(t *testing.T) {
 		t.Skip("multi-process test; run without -short")
 	}
 	dir := t.TempDir()
-	ca, cert, key := writeCA(t, dir, "good")
-	_, badCert, badKey := writeCA(t, dir, "evil")
+	good := testutil.MustCA(t, dir, "good-ca")
+	cert, key := good.MustNodeCert(t, dir, "good-node")
+	ca := good.File
+	badCert, badKey := testutil.MustCA(t, dir, "evil-ca").MustNodeCert(t, dir, "evil-node")
 	c := newProcCluster(t)
 	tlsFlags := []string{"--peer-tls-ca", ca, "--peer-tls-cert", cert, "--peer-tls-key", key}
 	var all []*proc
