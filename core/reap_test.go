@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -88,5 +89,42 @@ func TestACLsAndSuperDigest(t *testing.T) {
 	}
 	if _, err := n.Authenticate("kerberos", []byte("x")); !errors.Is(err, grove.ErrAuthFailed) {
 		t.Fatalf("unknown scheme: %v", err)
+	}
+}
+
+// Closing a session drops all of its watches on the node, whether they
+// fired, were removed or are still pending.
+func TestClosedSessionLeavesNoWatches(t *testing.T) {
+	n := mustStartSingle(t, t.TempDir())
+	ctx := t.Context()
+	s := mustSession(t, n, 10*time.Second)
+	w := newEventLog()
+	for i := range 20 {
+		p := fmt.Sprintf("/w%d", i)
+		if _, err := s.create(ctx, p, nil, grove.ModePersistent); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := n.Get(ctx, core.Read{Session: s.id, Watch: w}, p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.AddWatch(s.id, p, grove.WatchPersistentRecursive, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Fire half of the one-shot watches and remove a few recursive ones.
+	for i := range 10 {
+		if _, err := s.submit(ctx, core.Request{Op: core.OpSetData, Path: fmt.Sprintf("/w%d", i), Version: -1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		must(t, n.RemoveWatches(s.id, fmt.Sprintf("/w%d", i), grove.WatchPersistentRecursive))
+	}
+	if got := n.WatchCount(); got != 25 {
+		t.Fatalf("%d watches before the close, want 10 one-shot + 15 recursive", got)
+	}
+	must(t, n.CloseSession(ctx, s.id, s.next()))
+	if got := n.WatchCount(); got != 0 {
+		t.Fatalf("%d watches left after the session closed", got)
 	}
 }

@@ -46,7 +46,10 @@ type watchManager struct {
 	exact     map[string]map[uint64]*watchSet // path → session → watches
 	recursive map[string]map[uint64]uint64    // path → session → fires after zxid
 	sinks     map[uint64]Watcher              // session → where its events go
-	count     int
+	// paths indexes the paths each session watches, so closing a session
+	// (in the apply path) costs its own watches, not every watch.
+	paths map[uint64]map[string]struct{}
+	count int
 }
 
 func newWatchManager() *watchManager {
@@ -54,6 +57,33 @@ func newWatchManager() *watchManager {
 		exact:     map[string]map[uint64]*watchSet{},
 		recursive: map[string]map[uint64]uint64{},
 		sinks:     map[uint64]Watcher{},
+		paths:     map[uint64]map[string]struct{}{},
+	}
+}
+
+// track records that session watches path.
+func (wm *watchManager) track(session uint64, path string) {
+	ps := wm.paths[session]
+	if ps == nil {
+		ps = map[string]struct{}{}
+		wm.paths[session] = ps
+	}
+	ps[path] = struct{}{}
+}
+
+// untrack forgets path for session once it has no watch of any kind there.
+func (wm *watchManager) untrack(session uint64, path string) {
+	if _, ok := wm.exact[path][session]; ok {
+		return
+	}
+	if _, ok := wm.recursive[path][session]; ok {
+		return
+	}
+	if ps := wm.paths[session]; ps != nil {
+		delete(ps, path)
+		if len(ps) == 0 {
+			delete(wm.paths, session)
+		}
 	}
 }
 
@@ -71,6 +101,7 @@ func (wm *watchManager) registerWith(reg *registration, w Watcher, read func() (
 
 func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchKind, zxid uint64, w Watcher) {
 	wm.sinks[session] = w
+	wm.track(session, path)
 	if kind == grove.WatchPersistentRecursive {
 		m := wm.recursive[path]
 		if m == nil {
@@ -162,6 +193,7 @@ func (wm *watchManager) remove(session uint64, path string, kind grove.WatchKind
 			}
 		}
 	}
+	wm.untrack(session, path)
 	if !removed {
 		return grove.ErrNoWatcher
 	}
@@ -172,28 +204,31 @@ func (wm *watchManager) remove(session uint64, path string, kind grove.WatchKind
 func (wm *watchManager) removeSession(session uint64) {
 	wm.mu.Lock()
 	defer wm.mu.Unlock()
-	for path, m := range wm.exact {
-		if ws := m[session]; ws != nil {
-			for _, f := range []uint64{ws.data, ws.child, ws.persistent} {
-				if f != 0 {
-					wm.count--
+	for path := range wm.paths[session] {
+		if m := wm.exact[path]; m != nil {
+			if ws := m[session]; ws != nil {
+				for _, f := range []uint64{ws.data, ws.child, ws.persistent} {
+					if f != 0 {
+						wm.count--
+					}
+				}
+				delete(m, session)
+				if len(m) == 0 {
+					delete(wm.exact, path)
 				}
 			}
-			delete(m, session)
-			if len(m) == 0 {
-				delete(wm.exact, path)
+		}
+		if m := wm.recursive[path]; m != nil {
+			if _, ok := m[session]; ok {
+				delete(m, session)
+				wm.count--
+				if len(m) == 0 {
+					delete(wm.recursive, path)
+				}
 			}
 		}
 	}
-	for path, m := range wm.recursive {
-		if _, ok := m[session]; ok {
-			delete(m, session)
-			wm.count--
-			if len(m) == 0 {
-				delete(wm.recursive, path)
-			}
-		}
-	}
+	delete(wm.paths, session)
 	delete(wm.sinks, session)
 }
 
@@ -251,6 +286,7 @@ func (wm *watchManager) fireLocked(ev grove.Event) {
 			fire(&ws.persistent, false)
 			if *ws == (watchSet{}) {
 				delete(m, s)
+				wm.untrack(s, ev.Path)
 			}
 		}
 		if len(m) == 0 {
