@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,17 +73,41 @@ func TestConcurrentWritesOfOneSessionAreOrdered(t *testing.T) {
 }
 
 func TestAbandonedWriteDoesNotBlockLaterWrites(t *testing.T) {
-	n := coretest.NewCluster(t, 1).WaitLeader(t.Context())
-	s := mustSession(t, n)
-	for i := range 20 {
-		ctx, cancel := context.WithCancel(t.Context())
-		cancel() // the write's outcome is unknown to the caller
-		_, _ = s.Create(ctx, fmt.Sprintf("/gone-%d", i), nil, grove.ModePersistent, grove.OpenACLUnsafe)
+	c := coretest.NewCluster(t, 3)
+	follower := c.WaitFollower(t.Context())
+	s := mustSession(t, follower, client.WithTimeout(30*time.Second))
+	// Cut the session's node off so the writes are proposed but cannot
+	// commit: each caller gives up with an unknown outcome.
+	c.Net.Isolate(follower.ID())
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		_, err := s.Create(ctx, fmt.Sprintf("/gone-%d", i), nil, grove.ModePersistent, grove.OpenACLUnsafe)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("write %d during the partition: %v, want a timeout", i, err)
+		}
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	c.Net.Heal()
+	// A later write needs every earlier sequence number settled: the
+	// session keeps resolving the abandoned ones in the background.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if _, err := s.Create(ctx, "/after", nil, grove.ModePersistent, grove.OpenACLUnsafe); err != nil {
 		t.Fatalf("write after abandoned ones: %v", err)
+	}
+	// The abandoned writes did apply, exactly once each.
+	names, _, err := s.Children(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := 0
+	for _, n := range names {
+		if strings.HasPrefix(n, "gone-") {
+			gone++
+		}
+	}
+	if gone != 5 {
+		t.Fatalf("%d of the 5 abandoned writes applied: %v", gone, names)
 	}
 }
 

@@ -39,11 +39,13 @@ func (n *Node) Submit(ctx context.Context, req *Request) (*Result, error) {
 
 // Pending is a proposed request whose result is not known yet.
 type Pending struct {
-	n     *Node
-	key   waitKey
-	data  []byte
-	ch    chan *fsm.Outcome
-	first proposal
+	n    *Node
+	key  waitKey
+	data []byte
+	ch   chan *fsm.Outcome // nil while no Wait is registered
+	// errc carries raft's verdict on the first proposal until a Wait has
+	// read it (then nil).
+	errc chan error
 }
 
 // Begin hands a session write to raft without waiting for it to apply, so
@@ -64,9 +66,9 @@ func (n *Node) Begin(ctx context.Context, req *Request) (*Pending, error) {
 	n.Touch(req.Session)
 	p := &Pending{n: n, key: waitKey{session: req.Session, seq: req.Seq}, data: data}
 	p.ch = n.waits.register(p.key)
-	p.first = proposal{data: data, errc: make(chan error, 1)}
+	p.errc = make(chan error, 1)
 	select {
-	case n.propc <- p.first:
+	case n.propc <- proposal{data: data, errc: p.errc}:
 		return p, nil
 	case <-ctx.Done():
 		n.waits.cancel(p.key, p.ch)
@@ -78,7 +80,14 @@ func (n *Node) Begin(ctx context.Context, req *Request) (*Pending, error) {
 }
 
 // Cancel stops waiting for the request; it may still apply.
-func (p *Pending) Cancel() { p.n.waits.cancel(p.key, p.ch) }
+func (p *Pending) Cancel() { p.release() }
+
+func (p *Pending) release() {
+	if p.ch != nil {
+		p.n.waits.cancel(p.key, p.ch)
+		p.ch = nil
+	}
+}
 
 // Wait blocks until the request is applied on this node and returns its
 // result. It holds the request through an election and re-proposes it if
@@ -86,8 +95,25 @@ func (p *Pending) Cancel() { p.n.waits.cancel(p.key, p.ch) }
 // of its session is re-proposed after it.
 func (p *Pending) Wait(ctx context.Context) (*Result, error) {
 	n := p.n
-	defer func() { n.waits.cancel(p.key, p.ch) }()
-	o, err := n.waitProposal(ctx, p.key, p.data, p.ch, p.first.errc)
+	if p.ch == nil {
+		// An earlier Wait gave up (its ctx ended): wait again, for
+		// example to resolve an abandoned write in the background.
+		p.ch = n.waits.register(p.key)
+	}
+	defer p.release()
+	proposed := false
+	if p.errc != nil {
+		switch err := n.verdict(ctx, p.errc); {
+		case err == nil:
+			proposed = true
+		case errors.Is(err, raft.ErrProposalDropped):
+			// No leader took it: waitProposal proposes again.
+		default:
+			return nil, err // ctx or the node ended; the verdict stays pending
+		}
+		p.errc = nil
+	}
+	o, err := n.waitProposal(ctx, p.key, p.data, p.ch, proposed)
 	backoff := n.cfg.TickInterval
 	for err == nil && o.Result != nil && o.Result.Code == grove.CodeOutOfOrder {
 		// An earlier request of this session is still on its way: let it
@@ -99,7 +125,7 @@ func (p *Pending) Wait(ctx context.Context) (*Result, error) {
 		backoff = min(2*backoff, n.cfg.RetryInterval)
 		n.Touch(p.key.session)
 		p.ch = n.waits.register(p.key) // the last outcome consumed the registration
-		o, err = n.waitProposal(ctx, p.key, p.data, p.ch, nil)
+		o, err = n.waitProposal(ctx, p.key, p.data, p.ch, false)
 	}
 	if err != nil {
 		return nil, err
@@ -130,24 +156,22 @@ func (n *Node) checkSize(req *Request) error {
 func (n *Node) proposeAndWait(ctx context.Context, key waitKey, data []byte) (*fsm.Outcome, error) {
 	ch := n.waits.register(key)
 	defer n.waits.cancel(key, ch)
-	return n.waitProposal(ctx, key, data, ch, nil)
+	return n.waitProposal(ctx, key, data, ch, false)
 }
 
 // waitProposal waits for the outcome on ch, re-proposing data when no
-// leader takes it or nothing is applied within RetryInterval. If errc is
-// non-nil the first proposal was already queued and errc carries raft's
-// verdict on it; otherwise waitProposal proposes first.
-func (n *Node) waitProposal(ctx context.Context, key waitKey, data []byte, ch chan *fsm.Outcome, errc chan error) (*fsm.Outcome, error) {
+// leader takes it or nothing is applied within RetryInterval. With proposed
+// the first proposal is already in raft; otherwise waitProposal proposes
+// first.
+func (n *Node) waitProposal(ctx context.Context, key waitKey, data []byte, ch chan *fsm.Outcome, proposed bool) (*fsm.Outcome, error) {
 	retry := time.NewTimer(n.cfg.RetryInterval)
 	defer retry.Stop()
 	for {
 		var err error
-		if errc != nil {
-			err = n.verdict(ctx, errc)
-			errc = nil
-		} else {
+		if !proposed {
 			err = n.proposeOnce(ctx, data)
 		}
+		proposed = false
 		if err != nil {
 			if !errors.Is(err, raft.ErrProposalDropped) {
 				return nil, err
