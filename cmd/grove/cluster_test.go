@@ -149,16 +149,27 @@ func status(addr string) (server.StatusReply, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-func put(addr, path, data string) error {
+func put(addr, path, data string) error { return putWith(hc, addr, path, data) }
+
+// statusError is a non-200 answer of the HTTP data API.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// putWith creates path with data through addr's HTTP data API.
+func putWith(client *http.Client, addr, path, data string) error {
 	req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/v1/znode"+path, strings.NewReader(data))
-	resp, err := hc.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("PUT %s: %s %s", path, resp.Status, b)
+		return &statusError{code: resp.StatusCode, msg: fmt.Sprintf("PUT %s: %s %s", path, resp.Status, b)}
 	}
 	return nil
 }
