@@ -49,6 +49,7 @@ const (
 	CodeCorrupt       Code = -1007
 	CodeNoLeader      Code = -1008
 	CodeStaleRequest  Code = -1009
+	CodeServerBehind  Code = -1010
 )
 
 // codeError is a sentinel error with a stable code.
@@ -158,6 +159,9 @@ var (
 	ErrStaleRequest = newError(CodeStaleRequest, "grove: request too old to answer")
 	// ErrNoLeader is returned when no leader emerged before the deadline.
 	ErrNoLeader = newError(CodeNoLeader, "grove: no leader")
+	// ErrServerBehind is a server's refusal of a client that has seen a
+	// newer state than the server has applied; the client tries another.
+	ErrServerBehind = newError(CodeServerBehind, "grove: server is behind the client")
 )
 
 // ErrorCode returns the stable code of err: CodeOK for nil, the code of the

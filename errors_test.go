@@ -50,6 +50,7 @@ var sentinels = []struct {
 	{ErrCorrupt, CodeCorrupt, 0},
 	{ErrNoLeader, CodeNoLeader, 0},
 	{ErrStaleRequest, CodeStaleRequest, 0},
+	{ErrServerBehind, CodeServerBehind, 0},
 }
 
 // codesWithoutSentinel are Code constants that have no sentinel error, so

@@ -28,10 +28,10 @@ type Backend interface {
 	KeepAlive(ctx context.Context, session uint64) (time.Duration, error)
 	// AddWatch sets a persistent (recursive) watch; RemoveWatches removes
 	// watches of kind (0: all) on path.
-	AddWatch(session uint64, path string, kind grove.WatchKind) (uint64, error)
-	RemoveWatches(session uint64, path string, kind grove.WatchKind) error
+	AddWatch(ctx context.Context, session uint64, path string, kind grove.WatchKind) error
+	RemoveWatches(ctx context.Context, session uint64, path string, kind grove.WatchKind) error
 	// Authenticate resolves credentials into an identity.
-	Authenticate(scheme string, cred []byte) (grove.Identity, error)
+	Authenticate(ctx context.Context, scheme string, cred []byte) (grove.Identity, error)
 	// Release forgets the session's watches and event handler on this
 	// backend (the session is closed or gone).
 	Release(session uint64)

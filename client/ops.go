@@ -275,7 +275,7 @@ func (s *Session) AddAuth(ctx context.Context, scheme string, cred []byte) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	id, err := s.b.Authenticate(scheme, cred)
+	id, err := s.b.Authenticate(ctx, scheme, cred)
 	if err != nil {
 		return err
 	}

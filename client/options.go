@@ -1,7 +1,10 @@
 package client
 
 import (
+	"context"
+	"crypto/tls"
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -14,6 +17,8 @@ type options struct {
 	auth        []authCred
 	logger      *slog.Logger
 	eventBuffer int
+	tls         *tls.Config
+	dialer      func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 type authCred struct {
@@ -45,3 +50,13 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // watch's channel (default 64). Persistent watches queue beyond it without
 // dropping; Events drops the oldest state change when full.
 func WithEventBuffer(n int) Option { return func(o *options) { o.eventBuffer = n } }
+
+// WithTLS makes Dial speak TLS to the client ports with cfg (its
+// ServerName defaults to the host of the address dialled).
+func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
+
+// WithDialer makes Dial open connections with dial instead of a plain TCP
+// dialer (for proxies, custom timeouts or tests).
+func WithDialer(dial func(ctx context.Context, addr string) (net.Conn, error)) Option {
+	return func(o *options) { o.dialer = dial }
+}

@@ -79,8 +79,8 @@ type watchKey struct {
 	kind grove.WatchKind // WatchData or WatchChildren
 }
 
-// New opens a session on b. Users get sessions from core.Node.Session (or,
-// later, Dial); New is for Backend implementations.
+// New opens a session on b. Users get sessions from Dial or
+// core.Node.Session; New is for Backend implementations.
 func New(ctx context.Context, b Backend, opts ...Option) (*Session, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -164,15 +164,37 @@ func (s *Session) emit(st State) {
 	}
 }
 
-// keepAlive refreshes the session every third of its timeout.
+// linked is a Backend whose link to the cluster can break and heal (the
+// network backend): it reports StateDisconnected and StateReconnected, and
+// closes gone when the cluster says the session expired.
+type linked interface {
+	links() <-chan State
+	gone() <-chan struct{}
+}
+
+// keepAlive refreshes the session every third of its timeout (and at once
+// after a reconnect), and passes link state changes on to Events.
 func (s *Session) keepAlive() {
 	interval := max(s.timeout/3, 10*time.Millisecond)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var links <-chan State
+	var gone <-chan struct{}
+	if l, ok := s.b.(linked); ok {
+		links, gone = l.links(), l.gone()
+	}
 	for {
 		select {
 		case <-s.life.Done():
 			return
+		case <-gone:
+			s.end(grove.ErrSessionExpired)
+			return
+		case st := <-links:
+			s.emit(st)
+			if st != StateReconnected {
+				continue
+			}
 		case <-t.C:
 		}
 		sent := time.Now()
@@ -299,6 +321,9 @@ func (s *Session) write(ctx context.Context, req *command.Request) (*command.Res
 		}
 		return nil, err
 	}
+	s.mu.Lock()
+	s.lastZxid = max(s.lastZxid, res.Zxid)
+	s.mu.Unlock()
 	if res.Code == grove.CodeSessionExpired {
 		s.end(grove.ErrSessionExpired)
 	}

@@ -48,7 +48,7 @@ func (s *Session) AddWatch(ctx context.Context, path string, recursive bool) (*W
 	s.mu.Lock()
 	s.watches[w] = struct{}{}
 	s.mu.Unlock()
-	if _, err := s.b.AddWatch(s.id, w.path, kind); err != nil {
+	if err := s.b.AddWatch(ctx, s.id, w.path, kind); err != nil {
 		s.mu.Lock()
 		delete(s.watches, w)
 		s.mu.Unlock()
@@ -81,7 +81,7 @@ func (w *Watch) Remove(ctx context.Context) error {
 	if !ok || shared {
 		return nil
 	}
-	return w.s.b.RemoveWatches(w.s.id, w.path, kind)
+	return w.s.b.RemoveWatches(ctx, w.s.id, w.path, kind)
 }
 
 func (w *Watch) matches(ev grove.Event) bool {

@@ -55,31 +55,46 @@ func (e *embedded) Begin(ctx context.Context, req *command.Request) (client.Pend
 }
 
 func (e *embedded) Read(ctx context.Context, r *client.ReadRequest) (*client.ReadResult, error) {
-	rd := Read{Session: r.Session, Identities: r.Identities, MinZxid: r.MinZxid, Linearizable: r.Linearizable}
+	var w Watcher
 	if r.Watch {
-		if rd.Watch = e.sink(r.Session); rd.Watch == nil {
+		if w = e.sink(r.Session); w == nil {
 			return nil, fmt.Errorf("core: session %x has no event sink here: %w", r.Session, grove.ErrSessionClosed)
 		}
+	}
+	return e.n.ServeRead(ctx, r, w)
+}
+
+// ServeRead serves a client read: r.Kind picks the call, r.Watch sets its
+// one-shot watch with events going to w. Errors are reduced to the sentinel
+// of their code (what a remote client gets), so every front end reports
+// them alike.
+func (n *Node) ServeRead(ctx context.Context, r *client.ReadRequest, w Watcher) (*client.ReadResult, error) {
+	rd := Read{Session: r.Session, Identities: r.Identities, MinZxid: r.MinZxid, Linearizable: r.Linearizable}
+	if r.Watch {
+		if w == nil {
+			return nil, fmt.Errorf("core: a watched read needs a watcher: %w", grove.ErrBadArguments)
+		}
+		rd.Watch = w
 	}
 	res := &client.ReadResult{}
 	var err error
 	switch r.Kind {
 	case client.ReadGet:
-		res.Data, res.Stat, res.Zxid, err = e.n.Get(ctx, rd, r.Path)
+		res.Data, res.Stat, res.Zxid, err = n.Get(ctx, rd, r.Path)
 	case client.ReadExists:
-		res.Stat, res.Zxid, err = e.n.Exists(ctx, rd, r.Path)
+		res.Stat, res.Zxid, err = n.Exists(ctx, rd, r.Path)
 		res.Exists = err == nil
 		if errors.Is(err, grove.ErrNoNode) {
 			err = nil
 		}
 	case client.ReadChildren:
-		res.Names, res.Stat, res.More, res.Zxid, err = e.n.Children(ctx, rd, r.Path, r.After, r.Limit)
+		res.Names, res.Stat, res.More, res.Zxid, err = n.Children(ctx, rd, r.Path, r.After, r.Limit)
 	case client.ReadACL:
-		res.ACL, res.Stat, res.Zxid, err = e.n.GetACL(ctx, rd, r.Path)
+		res.ACL, res.Stat, res.Zxid, err = n.GetACL(ctx, rd, r.Path)
 	case client.ReadCount:
-		res.Count, res.Zxid, err = e.n.CountDescendants(ctx, rd, r.Path)
+		res.Count, res.Zxid, err = n.CountDescendants(ctx, rd, r.Path)
 	case client.ReadEphemerals:
-		res.Names, res.Zxid, err = e.n.Ephemerals(ctx, rd, r.Path)
+		res.Names, res.Zxid, err = n.Ephemerals(ctx, rd, r.Path)
 	default:
 		return nil, fmt.Errorf("core: read kind %d: %w", r.Kind, grove.ErrBadRequest)
 	}
@@ -105,19 +120,20 @@ func (e *embedded) KeepAlive(ctx context.Context, session uint64) (time.Duration
 	return e.n.KeepAlive(ctx, session)
 }
 
-func (e *embedded) AddWatch(session uint64, path string, kind grove.WatchKind) (uint64, error) {
+func (e *embedded) AddWatch(_ context.Context, session uint64, path string, kind grove.WatchKind) error {
 	w := e.sink(session)
 	if w == nil {
-		return 0, fmt.Errorf("core: session %x has no event sink here: %w", session, grove.ErrSessionClosed)
+		return fmt.Errorf("core: session %x has no event sink here: %w", session, grove.ErrSessionClosed)
 	}
-	return e.n.AddWatch(session, path, kind, w)
+	_, err := e.n.AddWatch(session, path, kind, w)
+	return err
 }
 
-func (e *embedded) RemoveWatches(session uint64, path string, kind grove.WatchKind) error {
+func (e *embedded) RemoveWatches(_ context.Context, session uint64, path string, kind grove.WatchKind) error {
 	return e.n.RemoveWatches(session, path, kind)
 }
 
-func (e *embedded) Authenticate(scheme string, cred []byte) (grove.Identity, error) {
+func (e *embedded) Authenticate(_ context.Context, scheme string, cred []byte) (grove.Identity, error) {
 	return e.n.Authenticate(scheme, cred)
 }
 

@@ -373,7 +373,11 @@ func (n *Node) applyEntry(tx *bbolt.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 		if len(e.Data) == 0 {
 			return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
 		}
-		return fsm.Apply(tx, e.GetIndex(), e.GetTerm(), e.Data)
+		o, err := fsm.Apply(tx, e.GetIndex(), e.GetTerm(), e.Data)
+		if o != nil {
+			o.Index = e.GetIndex()
+		}
+		return o, err
 	case pb.EntryConfChange, pb.EntryConfChangeV2:
 		cc, err := decodeConfChange(e)
 		if err != nil {

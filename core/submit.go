@@ -133,7 +133,9 @@ func (p *Pending) Wait(ctx context.Context) (*Result, error) {
 	if o.Result == nil {
 		return nil, fmt.Errorf("core: request applied without a result: %w", grove.ErrSystemError)
 	}
-	return o.Result, nil
+	res := *o.Result // the outcome is shared with other waiters of the entry
+	res.Zxid = o.Index
+	return &res, nil
 }
 
 func (n *Node) checkSize(req *Request) error {

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/grovekit/grove/internal/frame"
 )
 
 // Defaults of DefaultConfig; zero Config fields take them.
 const (
 	// DefaultMaxFrameSize bounds a frame's length prefix: 16 MiB.
-	DefaultMaxFrameSize = 16 << 20
+	DefaultMaxFrameSize = frame.DefaultMax
 	// DefaultQueueSize is the number of messages queued per peer.
 	DefaultQueueSize = 4096
 	// DefaultSnapshotChunkSize is the body bytes per snapshot chunk: 1 MiB.

@@ -1,6 +1,10 @@
 package transport
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/grovekit/grove/internal/frame"
+)
 
 // Frame decoding errors. ReadFrame returns them wrapped with detail; an
 // inbound connection that produces one is closed, the error is logged and
@@ -9,17 +13,17 @@ var (
 	// ErrFrameTooLarge is returned when a frame's length prefix exceeds the
 	// receiver's MaxFrameSize, or when Send is given a message that cannot
 	// fit in one frame.
-	ErrFrameTooLarge = errors.New("transport: frame too large")
+	ErrFrameTooLarge = frame.ErrFrameTooLarge
 	// ErrBadVersion is returned for a frame or hello whose protocol version
 	// this build does not speak.
-	ErrBadVersion = errors.New("transport: unsupported protocol version")
+	ErrBadVersion = frame.ErrBadVersion
 	// ErrUnknownFrame is returned for a frame type byte this build does not
 	// know.
-	ErrUnknownFrame = errors.New("transport: unknown frame type")
+	ErrUnknownFrame = frame.ErrUnknownFrame
 	// ErrTruncated is returned when the stream ends inside a frame, or a
 	// length prefix is too short to hold the frame header. A mid-frame end of
 	// stream also wraps io.ErrUnexpectedEOF.
-	ErrTruncated = errors.New("transport: truncated frame")
+	ErrTruncated = frame.ErrTruncated
 	// ErrUnexpectedFrame is returned for a well-formed frame that is not
 	// valid at this point of the conversation: anything but hello as the
 	// first frame, a second hello, or a snapshot chunk outside a snapshot.

@@ -2,75 +2,44 @@ package transport
 
 import (
 	"bufio"
-	"encoding/binary"
-	"errors"
-	"fmt"
 	"io"
+
+	"github.com/grovekit/grove/internal/frame"
 )
 
 // ProtocolVersion is the version byte of every frame this build writes, and
 // the only one it reads.
-const ProtocolVersion byte = 1
+const ProtocolVersion = frame.ProtocolVersion
 
 // FrameType says what a frame's payload is.
-type FrameType byte
+type FrameType = frame.FrameType
 
-// Frame types. Every connection starts with a hello each way; then the
+// Frame types. Every peer connection starts with a hello each way; then the
 // dialler sends either message frames, or one snapshot (begin, chunks, end)
-// answered by one ack.
+// answered by one ack. Client ports speak FrameClient only.
 const (
 	// FrameHello carries a msgpack hello: sender's raft ID, the ID it
 	// expects to talk to, and its protocol version.
-	FrameHello FrameType = 1
+	FrameHello = frame.FrameHello
 	// FrameMessage carries one raw message for Handler.Receive.
-	FrameMessage FrameType = 2
+	FrameMessage = frame.FrameMessage
 	// FrameSnapshotBegin carries msgpack: the snapshot header and the body
 	// size, or -1 if unknown.
-	FrameSnapshotBegin FrameType = 3
+	FrameSnapshotBegin = frame.FrameSnapshotBegin
 	// FrameSnapshotChunk carries raw snapshot body bytes.
-	FrameSnapshotChunk FrameType = 4
+	FrameSnapshotChunk = frame.FrameSnapshotChunk
 	// FrameSnapshotEnd carries msgpack: the body size and its SHA-256.
-	FrameSnapshotEnd FrameType = 5
+	FrameSnapshotEnd = frame.FrameSnapshotEnd
 	// FrameSnapshotAck carries msgpack: the receiver's verdict as an error
 	// code.
-	FrameSnapshotAck FrameType = 6
-)
-
-// String names the frame type for logs.
-func (t FrameType) String() string {
-	switch t {
-	case FrameHello:
-		return "hello"
-	case FrameMessage:
-		return "message"
-	case FrameSnapshotBegin:
-		return "snapshot-begin"
-	case FrameSnapshotChunk:
-		return "snapshot-chunk"
-	case FrameSnapshotEnd:
-		return "snapshot-end"
-	case FrameSnapshotAck:
-		return "snapshot-ack"
-	}
-	return fmt.Sprintf("frame(%d)", byte(t))
-}
-
-func (t FrameType) known() bool { return t >= FrameHello && t <= FrameSnapshotAck }
-
-const (
-	// headerLen is the length prefix plus the version and type bytes.
-	headerLen = 6
-	// frameOverhead is what the length prefix counts besides the payload.
-	frameOverhead = 2
-	// maxWireFrame is the largest length a 4-byte prefix may carry.
-	maxWireFrame = 1<<32 - 1
+	FrameSnapshotAck = frame.FrameSnapshotAck
+	// FrameClient carries one message of Grove's native client protocol.
+	// Peer connections refuse it.
+	FrameClient = frame.FrameClient
 )
 
 // Frame is one decoded frame. Payload is owned by the caller.
-type Frame struct {
-	Type    FrameType
-	Payload []byte
-}
+type Frame = frame.Frame
 
 // ReadFrame reads one frame from r:
 //
@@ -82,114 +51,41 @@ type Frame struct {
 // ErrFrameTooLarge, ErrBadVersion, ErrUnknownFrame or ErrTruncated (which
 // also wraps io.ErrUnexpectedEOF when r ended mid-frame), or r's own error.
 // An oversized or unknown frame is rejected before its payload is read.
-func ReadFrame(r io.Reader, max int) (Frame, error) {
-	var hdr [headerLen]byte
-	t, n, err := readHeader(r, max, &hdr)
-	if err != nil {
-		return Frame{}, err
-	}
-	payload := make([]byte, n)
-	if err := readPayload(r, payload); err != nil {
-		return Frame{}, err
-	}
-	return Frame{Type: t, Payload: payload}, nil
-}
-
-// readHeader reads and checks a frame header into hdr and returns the frame
-// type and payload length.
-func readHeader(r io.Reader, max int, hdr *[headerLen]byte) (FrameType, int, error) {
-	if max <= 0 {
-		max = DefaultMaxFrameSize
-	}
-	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
-		if errors.Is(err, io.EOF) {
-			return 0, 0, io.EOF
-		}
-		return 0, 0, truncated(err)
-	}
-	length := uint64(binary.BigEndian.Uint32(hdr[:4]))
-	if length > uint64(max) {
-		return 0, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, length, max)
-	}
-	if length < frameOverhead {
-		return 0, 0, fmt.Errorf("%w: length %d is shorter than the frame header", ErrTruncated, length)
-	}
-	if _, err := io.ReadFull(r, hdr[4:]); err != nil {
-		return 0, 0, truncated(err)
-	}
-	if hdr[4] != ProtocolVersion {
-		return 0, 0, fmt.Errorf("%w: %d, want %d", ErrBadVersion, hdr[4], ProtocolVersion)
-	}
-	t := FrameType(hdr[5])
-	if !t.known() {
-		return 0, 0, fmt.Errorf("%w: %d", ErrUnknownFrame, hdr[5])
-	}
-	return t, int(length - frameOverhead), nil
-}
-
-// readPayload fills p from r, mapping an early end to ErrTruncated.
-func readPayload(r io.Reader, p []byte) error {
-	if _, err := io.ReadFull(r, p); err != nil {
-		return truncated(err)
-	}
-	return nil
-}
-
-// truncated wraps an error of io.ReadFull met inside a frame.
-func truncated(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: %w", ErrTruncated, io.ErrUnexpectedEOF)
-	}
-	return err
-}
-
-// putHeader encodes the header of a frame with n payload bytes.
-func putHeader(hdr *[headerLen]byte, t FrameType, n int) {
-	binary.BigEndian.PutUint32(hdr[:4], uint32(n+frameOverhead))
-	hdr[4] = ProtocolVersion
-	hdr[5] = byte(t)
-}
+func ReadFrame(r io.Reader, max int) (Frame, error) { return frame.ReadFrame(r, max) }
 
 // AppendFrame appends the encoding of a frame to dst and returns the
 // extended slice. It checks only what the 4-byte length prefix can carry
 // (ErrFrameTooLarge), not any MaxFrameSize.
 func AppendFrame(dst []byte, t FrameType, payload []byte) ([]byte, error) {
-	if len(payload) > maxWireFrame-frameOverhead {
-		return dst, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, len(payload))
-	}
-	var hdr [headerLen]byte
-	putHeader(&hdr, t, len(payload))
-	dst = append(dst, hdr[:]...)
-	return append(dst, payload...), nil
+	return frame.AppendFrame(dst, t, payload)
 }
 
 // WriteFrame writes one frame to w: the header and then the payload, in two
 // writes (wrap w in a bufio.Writer to batch them).
 func WriteFrame(w io.Writer, t FrameType, payload []byte) error {
-	if len(payload) > maxWireFrame-frameOverhead {
-		return fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, len(payload))
-	}
-	var hdr [headerLen]byte
-	putHeader(&hdr, t, len(payload))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
-	_, err := w.Write(payload)
-	return err
+	return frame.WriteFrame(w, t, payload)
 }
+
+// frameOverhead is what a frame's length prefix counts besides the payload.
+const frameOverhead = frame.FrameOverhead
+
+var (
+	readPayload = frame.ReadPayload
+	truncated   = frame.Truncated
+)
 
 // frameReader reads the frames of one connection through a buffer, reusing
 // its header scratch space.
 type frameReader struct {
 	r   *bufio.Reader
 	max int
-	hdr [headerLen]byte
+	hdr [frame.HeaderLen]byte
 }
 
 // header reads the next frame header; the caller then reads n payload bytes
 // from fr.r.
 func (fr *frameReader) header() (t FrameType, n int, err error) {
-	return readHeader(fr.r, fr.max, &fr.hdr)
+	return frame.ReadHeader(fr.r, fr.max, &fr.hdr)
 }
 
 // frame reads the next whole frame into a fresh payload.
@@ -199,7 +95,7 @@ func (fr *frameReader) frame() (Frame, error) {
 		return Frame{}, err
 	}
 	payload := make([]byte, n)
-	if err := readPayload(fr.r, payload); err != nil {
+	if err := frame.ReadPayload(fr.r, payload); err != nil {
 		return Frame{}, err
 	}
 	return Frame{Type: t, Payload: payload}, nil
@@ -209,11 +105,11 @@ func (fr *frameReader) frame() (Frame, error) {
 // header scratch space. The caller flushes.
 type frameWriter struct {
 	w   *bufio.Writer
-	hdr [headerLen]byte
+	hdr [frame.HeaderLen]byte
 }
 
 func (fw *frameWriter) write(t FrameType, payload []byte) error {
-	putHeader(&fw.hdr, t, len(payload))
+	frame.PutHeader(&fw.hdr, t, len(payload))
 	if _, err := fw.w.Write(fw.hdr[:]); err != nil {
 		return err
 	}

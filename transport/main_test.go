@@ -189,7 +189,7 @@ func MustRawConn(t *testing.T, addr string, from, to uint64) net.Conn {
 	if from == 0 {
 		return c
 	}
-	mustWrite(t, c, frame(t, FrameHello, hello{From: from, To: to, Version: ProtocolVersion}))
+	mustWrite(t, c, encodeFrame(t, FrameHello, hello{From: from, To: to, Version: ProtocolVersion}))
 	f, err := ReadFrame(c, 0)
 	if err != nil || f.Type != FrameHello {
 		t.Fatalf("hello reply: %v, %v", f.Type, err)
@@ -197,8 +197,8 @@ func MustRawConn(t *testing.T, addr string, from, to uint64) net.Conn {
 	return c
 }
 
-// frame encodes a frame whose payload is v: raw bytes, or msgpack.
-func frame(t *testing.T, typ FrameType, v any) []byte {
+// encodeFrame encodes a frame whose payload is v: raw bytes, or msgpack.
+func encodeFrame(t *testing.T, typ FrameType, v any) []byte {
 	t.Helper()
 	payload, ok := v.([]byte)
 	if !ok {

@@ -69,10 +69,10 @@ func TestSnapshotBadChecksum(t *testing.T) {
 	connectAll(a, b)
 	body := []byte("snapshot body")
 	c := MustRawConn(t, b.Addr().String(), 7, 2)
-	mustWrite(t, c, frame(t, FrameSnapshotBegin, snapBegin{Header: []byte("h"), Size: -1}))
-	mustWrite(t, c, frame(t, FrameSnapshotChunk, body))
+	mustWrite(t, c, encodeFrame(t, FrameSnapshotBegin, snapBegin{Header: []byte("h"), Size: -1}))
+	mustWrite(t, c, encodeFrame(t, FrameSnapshotChunk, body))
 	bad := sha256.Sum256([]byte("something else"))
-	mustWrite(t, c, frame(t, FrameSnapshotEnd, snapEnd{Size: int64(len(body)), Sum: bad[:]}))
+	mustWrite(t, c, encodeFrame(t, FrameSnapshotEnd, snapEnd{Size: int64(len(body)), Sum: bad[:]}))
 
 	got := MustReceive(t, hb.snaps, "snapshot")
 	if !errors.Is(got.err, ErrChecksum) {
@@ -102,7 +102,7 @@ func TestSnapshotBadChecksum(t *testing.T) {
 func TestSnapshotTruncated(t *testing.T) {
 	b, hb := MustTransport(t, 2, nil)
 	c := MustRawConn(t, b.Addr().String(), 7, 2)
-	mustWrite(t, c, frame(t, FrameSnapshotBegin, snapBegin{Size: 100}))
+	mustWrite(t, c, encodeFrame(t, FrameSnapshotBegin, snapBegin{Size: 100}))
 	mustWrite(t, c, rawFrame(102, ProtocolVersion, byte(FrameSnapshotChunk), []byte("half")))
 	_ = c.(interface{ CloseWrite() error }).CloseWrite()
 	if got := MustReceive(t, hb.snaps, "snapshot"); !errors.Is(got.err, ErrTruncated) {

@@ -103,6 +103,10 @@ type Result struct {
 	Path  string      `msgpack:"p,omitempty"`
 	Stat  *grove.Stat `msgpack:"s,omitempty"`
 	Multi []OpResult  `msgpack:"m,omitempty"`
+	// Zxid is the zxid of the entry that answered the request (for a
+	// retried request, of the retry): the state a reader must reach to see
+	// the write. Set by the node when it hands the result out, not stored.
+	Zxid uint64 `msgpack:"z,omitempty"`
 }
 
 // OpResult is the outcome of one operation of a multi.

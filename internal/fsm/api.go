@@ -70,6 +70,7 @@ type Session struct {
 // sessions.
 type Outcome struct {
 	Kind    command.Kind
+	Index   uint64 // the log index (zxid) of the entry applied
 	Session uint64 // KindRequest: the requesting session; KindCreateSession: the new session id
 	Seq     uint64 // KindRequest: the request sequence number
 	// Result answers a KindRequest. Duplicate is true when the request had

@@ -1,0 +1,489 @@
+package front
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/client"
+	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/internal/command"
+	"github.com/grovekit/grove/internal/wire"
+	"github.com/grovekit/grove/transport"
+)
+
+// conn is one client connection and the session attached to it.
+type conn struct {
+	s  *Server
+	n  *core.Node
+	nc net.Conn
+	br *bufio.Reader
+
+	session uint64
+	timeout time.Duration
+	ids     []grove.Identity // the connection's identities (reader-owned)
+
+	out      outQueue
+	inflight chan struct{}  // a token per unanswered request
+	work     chan *workItem // reader → completer, in request order
+
+	ctx    context.Context // ends when the connection closes
+	cancel context.CancelFunc
+	done   chan struct{} // closed when serve returned
+
+	pings     sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// workItem is one request on its way to its answer.
+type workItem struct {
+	xid     uint64
+	typ     wire.Type
+	body    []byte
+	pending *core.Pending // a write begun by the reader
+	reply   []byte        // an answer the reader already made (auth, errors)
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{
+		s: s, n: s.n, nc: nc, br: bufio.NewReaderSize(nc, 64<<10),
+		inflight: make(chan struct{}, s.cfg.MaxInFlight),
+		work:     make(chan *workItem, s.cfg.MaxInFlight),
+		ctx:      ctx, cancel: cancel,
+		done: make(chan struct{}),
+	}
+	c.out.init(s.cfg.MaxQueued)
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		c.ids = []grove.Identity{{Scheme: "ip", ID: ap.Addr().Unmap().String()}}
+	}
+	return c
+}
+
+// close ends the connection once; why (if not nil) is sent to the client
+// as a connection error first, best effort.
+func (c *conn) close(why error) {
+	c.closeOnce.Do(func() {
+		if why != nil {
+			if msg, err := wire.Append(nil, wire.TError, 0, wire.ErrorOf(why)); err == nil {
+				c.out.pushFinal(msg)
+			}
+		}
+		c.out.close()
+		c.cancel()
+		if why == nil {
+			_ = c.nc.Close()
+		}
+	})
+}
+
+// serve runs the connection: handshake, then reader, completer and writer
+// until any of them fails.
+func (c *conn) serve() {
+	defer close(c.done)
+	defer c.s.detach(c)
+	var wg sync.WaitGroup
+	wg.Go(c.writer)
+	err := c.handshake()
+	if err == nil {
+		wg.Go(c.completer)
+		err = c.reader()
+	}
+	c.logEnd(err)
+	if grove.ErrorCode(err) != grove.CodeSystemError {
+		c.close(err) // the client's own fault, or a verdict for it: tell it
+	} else {
+		c.close(nil)
+	}
+	c.pings.Wait()
+	wg.Wait()
+	_ = c.nc.Close()
+}
+
+func (c *conn) logEnd(err error) {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) {
+		return
+	}
+	c.s.log.Debug("client connection closed", "remote", c.nc.RemoteAddr().String(), "session", fmt.Sprintf("%x", c.session), "err", err)
+}
+
+// readMsg reads one client message, allowing the session timeout (or, before
+// the handshake, a fixed 10 s) since the last one.
+func (c *conn) readMsg() (wire.Type, uint64, []byte, error) {
+	idle := c.timeout
+	if idle == 0 {
+		idle = 10 * time.Second
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+	f, err := transport.ReadFrame(c.br, c.s.cfg.MaxFrame)
+	if err != nil {
+		if errors.Is(err, transport.ErrFrameTooLarge) {
+			return 0, 0, nil, fmt.Errorf("%w: %v", grove.ErrTooLarge, err)
+		}
+		if errors.Is(err, transport.ErrBadVersion) || errors.Is(err, transport.ErrUnknownFrame) {
+			return 0, 0, nil, fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
+		}
+		return 0, 0, nil, err
+	}
+	if f.Type != transport.FrameClient {
+		return 0, 0, nil, fmt.Errorf("%w: %s frame on the client port", grove.ErrBadRequest, f.Type)
+	}
+	t, xid, body, err := wire.Split(f.Payload)
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
+	}
+	return t, xid, body, nil
+}
+
+// handshake reads Connect, opens or re-attaches the session and answers
+// Connected.
+func (c *conn) handshake() error {
+	t, _, body, err := c.readMsg()
+	if err != nil {
+		return err
+	}
+	if t != wire.TConnect {
+		return fmt.Errorf("%w: %s before connect", grove.ErrBadRequest, t)
+	}
+	var req wire.Connect
+	if err := wire.DecodeBody(body, &req); err != nil {
+		return fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
+	}
+	if req.Version != wire.Version {
+		return fmt.Errorf("%w: protocol version %d, this server speaks %d", grove.ErrBadRequest, req.Version, wire.Version)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	if req.LastZxid > c.n.AppliedIndex() {
+		wctx, wcancel := context.WithTimeout(ctx, c.s.cfg.BehindWait)
+		err := c.n.WaitApplied(wctx, req.LastZxid)
+		wcancel()
+		if err != nil {
+			return fmt.Errorf("%w: the client has seen zxid %d, this server applied %d", grove.ErrServerBehind, req.LastZxid, c.n.AppliedIndex())
+		}
+	}
+	var info core.SessionInfo
+	if req.Session == 0 {
+		if info, err = c.n.CreateSession(ctx, time.Duration(req.TimeoutMs)*time.Millisecond); err != nil {
+			return err
+		}
+	} else {
+		found, ok, err := c.n.SessionInfo(req.Session)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return fmt.Errorf("%w: session %x", grove.ErrSessionExpired, req.Session)
+		case subtle.ConstantTimeCompare(found.Password, req.Password) != 1:
+			return fmt.Errorf("%w: session %x: wrong password", grove.ErrSessionExpired, req.Session)
+		}
+		info = found
+	}
+	c.session, c.timeout = info.ID, info.Timeout
+	if err := c.s.attach(ctx, c); err != nil {
+		return err
+	}
+	left := c.keepAlive(ctx)
+	msg, err := wire.Append(nil, wire.TConnected, 0, &wire.Connected{
+		Session: info.ID, Password: info.Password, TimeoutMs: info.Timeout.Milliseconds(),
+		LeftMs: left.Milliseconds(), Server: c.n.ID(), Zxid: c.n.AppliedIndex(), MaxFrame: c.s.cfg.MaxFrame,
+	})
+	if err != nil {
+		return err
+	}
+	if req.Session != 0 && left == 0 {
+		// No leader confirmed the session: it may have expired meanwhile;
+		// the client learns it on its next ping.
+		c.s.log.Debug("re-attached session without a confirmed deadline", "session", fmt.Sprintf("%x", info.ID))
+	}
+	c.out.push(msg)
+	return nil
+}
+
+// keepAlive refreshes the session and returns the time it surely has left,
+// or 0 when no leader answered within a third of the timeout.
+func (c *conn) keepAlive(ctx context.Context) time.Duration {
+	c.n.Touch(c.session)
+	kctx, cancel := context.WithTimeout(ctx, max(c.timeout/3, 50*time.Millisecond))
+	defer cancel()
+	left, err := c.n.KeepAlive(kctx, c.session)
+	if err != nil {
+		return 0
+	}
+	return left
+}
+
+// reader decodes requests in order. Writes are begun here, so they are
+// proposed in session order without waiting for each other; everything
+// else is answered by the completer in order.
+func (c *conn) reader() error {
+	for {
+		t, xid, body, err := c.readMsg()
+		if err != nil {
+			return err
+		}
+		if !t.IsRequest() {
+			return fmt.Errorf("%w: unknown request type %s", grove.ErrBadRequest, t)
+		}
+		if xid == 0 {
+			return fmt.Errorf("%w: request without an xid", grove.ErrBadRequest)
+		}
+		select {
+		case c.inflight <- struct{}{}:
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+		if t == wire.TPing {
+			// Out of band: a stuck write must not make the server look dead.
+			c.pings.Go(func() { c.ping(xid) })
+			continue
+		}
+		it := &workItem{xid: xid, typ: t, body: body}
+		switch t {
+		case wire.TWrite:
+			if err := c.beginWrite(it); err != nil {
+				return err
+			}
+		case wire.TAuth:
+			it.reply = c.auth(xid, body)
+		}
+		select {
+		case c.work <- it:
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+	}
+}
+
+// beginWrite decodes a write and hands it to the node; a request the node
+// refuses up front gets its error as the reply. Only a stopping node fails
+// the connection (the client then resends elsewhere).
+func (c *conn) beginWrite(it *workItem) error {
+	var req command.Request
+	if err := wire.DecodeBody(it.body, &req); err != nil {
+		return fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
+	}
+	req.Session, req.Identities = c.session, c.ids
+	p, err := c.n.Begin(c.ctx, &req)
+	switch {
+	case err == nil:
+		it.pending = p
+	case errors.Is(err, grove.ErrStopped) || c.ctx.Err() != nil:
+		return err
+	default:
+		it.reply = errorMsg(it.xid, err)
+	}
+	return nil
+}
+
+// auth resolves credentials into an identity of the connection.
+func (c *conn) auth(xid uint64, body []byte) []byte {
+	var a wire.Auth
+	if err := wire.DecodeBody(body, &a); err != nil {
+		return errorMsg(xid, fmt.Errorf("%w: %v", grove.ErrBadRequest, err))
+	}
+	id, err := c.n.Authenticate(a.Scheme, a.Cred)
+	if err != nil {
+		return errorMsg(xid, err)
+	}
+	dup := false
+	for _, have := range c.ids {
+		dup = dup || have == id
+	}
+	if !dup {
+		c.ids = append(c.ids[:len(c.ids):len(c.ids)], id)
+	}
+	return replyMsg(xid, &id)
+}
+
+// ping answers a keep-alive with the session's time left.
+func (c *conn) ping(xid uint64) {
+	defer func() { <-c.inflight }()
+	left := c.keepAlive(c.ctx)
+	if left == 0 {
+		if _, ok, err := c.n.SessionInfo(c.session); err == nil && !ok {
+			c.out.push(errorMsg(xid, grove.ErrSessionExpired))
+			return
+		}
+	}
+	c.out.push(replyMsg(xid, &wire.Left{LeftMs: left.Milliseconds()}))
+}
+
+// completer answers the requests in order.
+func (c *conn) completer() {
+	for {
+		var it *workItem
+		select {
+		case it = <-c.work:
+		case <-c.ctx.Done():
+			c.drain()
+			return
+		}
+		msg, err := c.answer(it)
+		if err != nil {
+			c.close(nil)
+			c.drain()
+			return
+		}
+		c.out.push(msg)
+		<-c.inflight
+	}
+}
+
+// drain cancels the writes still queued when the connection ends.
+func (c *conn) drain() {
+	for {
+		select {
+		case it := <-c.work:
+			if it.pending != nil {
+				it.pending.Cancel()
+			}
+		default:
+			return
+		}
+	}
+}
+
+// answer runs one request and returns its reply. An error means the
+// connection must end without an answer (the node stopped or the
+// connection closed), so the client resends the request elsewhere.
+func (c *conn) answer(it *workItem) ([]byte, error) {
+	if it.reply != nil {
+		return it.reply, nil
+	}
+	ctx := c.ctx
+	var res any
+	var err error
+	switch it.typ {
+	case wire.TWrite:
+		var r *command.Result
+		r, err = it.pending.Wait(ctx)
+		res = r
+	case wire.TRead:
+		res, err = c.read(ctx, it.body)
+	case wire.TSync:
+		var z uint64
+		z, err = c.n.Sync(ctx)
+		res = &wire.Zxid{Zxid: z}
+	case wire.TAddWatch, wire.TRemoveWatches:
+		var w wire.Watch
+		if err = wire.DecodeBody(it.body, &w); err != nil {
+			err = fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
+		} else if it.typ == wire.TAddWatch {
+			if w.Kind != grove.WatchPersistent && w.Kind != grove.WatchPersistentRecursive {
+				err = fmt.Errorf("front: add watch of kind %s: %w", w.Kind, grove.ErrBadArguments)
+			} else {
+				_, err = c.n.AddWatch(c.session, w.Path, w.Kind, c)
+			}
+		} else {
+			err = c.n.RemoveWatches(c.session, w.Path, w.Kind)
+		}
+	case wire.TSetWatches:
+		res, err = c.setWatches(ctx, it.body)
+	}
+	if err != nil {
+		if errors.Is(err, grove.ErrStopped) || ctx.Err() != nil {
+			return nil, err
+		}
+		return errorMsg(it.xid, err), nil
+	}
+	return replyMsg(it.xid, res), nil
+}
+
+func (c *conn) read(ctx context.Context, body []byte) (*wire.ReadResult, error) {
+	var r wire.Read
+	if err := wire.DecodeBody(body, &r); err != nil {
+		return nil, fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
+	}
+	var w core.Watcher
+	if r.Watch {
+		w = c
+	}
+	res, err := c.n.ServeRead(ctx, &client.ReadRequest{
+		Kind: client.ReadKind(r.Kind), Session: c.session, Identities: c.ids, Path: r.Path,
+		After: r.After, Limit: r.Limit, MinZxid: r.MinZxid, Linearizable: r.Linearizable, Watch: r.Watch,
+	}, w)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.ReadResult{Data: res.Data, Stat: res.Stat, Exists: res.Exists, Names: res.Names,
+		More: res.More, ACL: res.ACL, Count: res.Count, Zxid: res.Zxid}, nil
+}
+
+func (c *conn) setWatches(ctx context.Context, body []byte) (*wire.Zxid, error) {
+	var sw wire.SetWatches
+	if err := wire.DecodeBody(body, &sw); err != nil {
+		return nil, fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
+	}
+	specs := make([]core.WatchSpec, len(sw.Watches))
+	for i, w := range sw.Watches {
+		specs[i] = core.WatchSpec{Path: w.Path, Kind: w.Kind, Existed: w.Existed}
+	}
+	z, err := c.n.RestoreWatches(ctx, c.session, sw.Since, specs, c)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.Zxid{Zxid: z}, nil
+}
+
+// Deliver queues a watch event of the session (core.Watcher). A client too
+// slow to take its events is disconnected.
+func (c *conn) Deliver(ev grove.Event) {
+	msg, err := wire.Append(nil, wire.TEvent, 0, &ev)
+	if err != nil {
+		return
+	}
+	if !c.out.push(msg) {
+		c.close(fmt.Errorf("%w: more than %d replies and events unread", grove.ErrTooLarge, c.s.cfg.MaxQueued))
+	}
+}
+
+// writer sends queued messages, flushing when the queue runs dry.
+func (c *conn) writer() {
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	var frame []byte
+	for {
+		batch, final := c.out.take()
+		for _, msg := range batch {
+			var err error
+			frame, err = transport.AppendFrame(frame[:0], transport.FrameClient, msg)
+			if err == nil {
+				_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				_, err = bw.Write(frame)
+			}
+			if err != nil {
+				c.close(nil)
+				return
+			}
+		}
+		if err := bw.Flush(); err != nil {
+			c.close(nil)
+			return
+		}
+		if final {
+			_ = c.nc.Close()
+			return
+		}
+	}
+}
+
+func replyMsg(xid uint64, body any) []byte {
+	msg, err := wire.Append(nil, wire.TReply, xid, body)
+	if err != nil {
+		return errorMsg(xid, err)
+	}
+	return msg
+}
+
+func errorMsg(xid uint64, err error) []byte {
+	msg, _ := wire.Append(nil, wire.TError, xid, wire.ErrorOf(err))
+	return msg
+}

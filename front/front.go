@@ -1,0 +1,224 @@
+// Package front serves Grove's native client protocol (package client's
+// Dial) on a node's client port.
+//
+// Each connection carries one session. A reader goroutine decodes requests
+// and hands writes to the node at once (so they pipeline through raft in
+// session order); a completer goroutine answers every request in the order
+// it arrived, running reads only after the writes before them applied (so a
+// session reads its own writes); a writer goroutine sends replies and watch
+// events in one ordered stream. At most MaxInFlight requests of a
+// connection are unanswered: beyond that the reader stops reading and TCP
+// pushes back on the client. Malformed input closes the connection with an
+// error message; other connections are unaffected.
+package front
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/grovekit/grove/core"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Node is the node served. Required.
+	Node *core.Node
+	// TLS, if set, makes the port speak TLS.
+	TLS *tls.Config
+	// MaxFrame is the largest request frame read (default 8 MiB). A larger
+	// one closes the connection with grove.ErrTooLarge; clients learn the
+	// limit when they connect and refuse such requests themselves.
+	MaxFrame int
+	// MaxInFlight caps a connection's unanswered requests (default 512,
+	// below the node's per-session result window of 1024, so every request
+	// a client may resend is still answerable).
+	MaxInFlight int
+	// MaxQueued caps the replies and events waiting to be written to one
+	// connection (default 65536). A client that does not read is
+	// disconnected rather than buffered without bound; it reconnects and
+	// gets the events it missed from its watches' re-registration.
+	MaxQueued int
+	// BehindWait is how long a connect from a client that has seen a newer
+	// state than this node waits for the node to catch up before it is
+	// refused with grove.ErrServerBehind (default 200ms).
+	BehindWait time.Duration
+	// Logger gets connection errors (default: discard).
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.Node == nil {
+		return errors.New("front: Config.Node is required")
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = 8 << 20
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 512
+	}
+	if c.MaxInFlight > 1000 {
+		return fmt.Errorf("front: MaxInFlight %d exceeds the node's result window", c.MaxInFlight)
+	}
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = 1 << 16
+	}
+	if c.BehindWait <= 0 {
+		c.BehindWait = 200 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Server serves the native protocol for one node.
+type Server struct {
+	cfg Config
+	n   *core.Node
+	log *slog.Logger
+
+	mu       sync.Mutex
+	lns      map[net.Listener]struct{}
+	conns    map[*conn]struct{}
+	sessions map[uint64]*conn // the connection each session is attached to
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// New returns a Server for cfg.Node; call Serve to accept connections.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg: cfg, n: cfg.Node, log: cfg.Logger,
+		lns:      map[net.Listener]struct{}{},
+		conns:    map[*conn]struct{}{},
+		sessions: map[uint64]*conn{},
+	}, nil
+}
+
+// ErrClosed is returned by Serve after Close.
+var ErrClosed = errors.New("front: server closed")
+
+// Serve accepts connections on ln until Close (then it returns ErrClosed)
+// or ln fails.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return ErrClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, closes every connection and waits for their
+// goroutines. Sessions live on: their clients reconnect elsewhere.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.lns {
+		_ = ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close(nil)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// ConnCount returns the number of open client connections.
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// attach makes c the connection of its session. A connection the session
+// had here before is closed first and its watches dropped, so the new one
+// starts from the watches its client re-registers.
+func (s *Server) attach(ctx context.Context, c *conn) error {
+	s.mu.Lock()
+	old := s.sessions[c.session]
+	s.sessions[c.session] = c
+	s.mu.Unlock()
+	if old != nil && old != c {
+		old.close(errReplaced)
+		select {
+		case <-old.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.n.DropWatches(c.session)
+	return nil
+}
+
+// detach forgets c as its session's connection, dropping the session's
+// watches here unless another connection took it over.
+func (s *Server) detach(c *conn) {
+	s.mu.Lock()
+	mine := c.session != 0 && s.sessions[c.session] == c
+	if mine {
+		delete(s.sessions, c.session)
+	}
+	s.mu.Unlock()
+	if mine {
+		s.n.DropWatches(c.session)
+	}
+}
+
+var errReplaced = errors.New("front: the session reconnected on another connection")
