@@ -54,6 +54,7 @@ func (n *Node) RestoreWatches(ctx context.Context, session, since uint64, specs 
 		wm.mu.Lock()
 		var zxid uint64
 		var fired []grove.Event
+		seen := map[grove.Event]struct{}{}
 		err := n.db.View(func(tx *bbolt.Tx) error {
 			idx, _, err := fsm.Applied(tx)
 			if err != nil {
@@ -70,7 +71,12 @@ func (n *Node) RestoreWatches(ctx context.Context, session, since uint64, specs 
 					return err
 				}
 				evs := missed(s, exists, st, since, zxid)
-				fired = append(fired, evs...)
+				for _, ev := range evs {
+					if _, dup := seen[ev]; !dup { // once per change, as dispatch does
+						seen[ev] = struct{}{}
+						fired = append(fired, ev)
+					}
+				}
 				if len(evs) == 0 || s.Kind >= grove.WatchPersistent {
 					wm.addLocked(session, s.Path, s.Kind, zxid, w)
 				}

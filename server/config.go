@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/front"
 )
 
 // Config configures a server. Start copies it.
@@ -32,8 +33,9 @@ type Config struct {
 	// DataDir holds the data file and the node's identity. Required.
 	DataDir string
 	// GossipAddr, PeerAddr, ClientAddr, ZKAddr and HTTPAddr are host:port
-	// listen addresses. Port 0 picks a free port. ClientAddr and ZKAddr are
-	// announced in gossip for clients to discover.
+	// listen addresses. Port 0 picks a free port. ClientAddr (the native
+	// client port; empty: none) and ZKAddr are announced in gossip for
+	// clients to discover.
 	GossipAddr string
 	PeerAddr   string
 	ClientAddr string
@@ -49,6 +51,11 @@ type Config struct {
 	Learner bool
 	// PeerTLS, if set, secures peer traffic with mutual TLS.
 	PeerTLS *tls.Config
+	// ClientTLS, if set, makes the client port speak TLS.
+	ClientTLS *tls.Config
+	// Front tunes the client port (frame and in-flight limits); its Node,
+	// TLS and Logger are set by the server.
+	Front front.Config
 	// GossipKey, if set (16, 24 or 32 bytes), encrypts gossip.
 	GossipKey []byte
 	// CleanupDeadAfter, if > 0, lets the leader remove a voter that gossip
@@ -72,7 +79,10 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return errors.New("server: --data-dir is required")
 	}
-	for flag, addr := range map[string]string{"gossip-addr": c.GossipAddr, "peer-addr": c.PeerAddr, "http-addr": c.HTTPAddr} {
+	for flag, addr := range map[string]string{"gossip-addr": c.GossipAddr, "peer-addr": c.PeerAddr, "http-addr": c.HTTPAddr, "client-addr": c.ClientAddr} {
+		if flag == "client-addr" && addr == "" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("server: --%s %q: %w", flag, addr, err)
 		}

@@ -65,6 +65,8 @@ type StatusReply struct {
 	Term          uint64         `json:"term"`
 	AppliedIndex  uint64         `json:"applied_index"`
 	CommitIndex   uint64         `json:"commit_index"`
+	ClientAddr    string         `json:"client_addr"`
+	ClientConns   int            `json:"client_conns"`
 	Voters        []StatusMember `json:"voters"`
 	Learners      []StatusMember `json:"learners"`
 	GossipMembers []GossipMember `json:"gossip_members"`
@@ -86,6 +88,7 @@ func (s *Server) Status() StatusReply {
 	r := StatusReply{
 		Name: s.cfg.Name, ID: idString(s.id), Role: string(st.Role),
 		LeaderID: idString(st.Leader), Term: st.Term, AppliedIndex: st.Applied, CommitIndex: st.Commit,
+		ClientAddr: s.ClientAddr(), ClientConns: s.ClientConns(),
 		Voters: []StatusMember{}, Learners: []StatusMember{}, GossipMembers: []GossipMember{}, Drift: []string{},
 	}
 	if st.Leader == 0 {

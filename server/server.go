@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/front"
 	"github.com/grovekit/grove/membership"
 	"github.com/grovekit/grove/transport"
 )
@@ -33,6 +34,9 @@ type Server struct {
 	httpSess  httpSession
 	wasMember bool            // this node has been in the raft configuration
 	members   map[uint64]bool // raft members seen in the configuration
+
+	clientLn net.Listener
+	front    *front.Server
 
 	stopc     chan struct{}
 	wg        sync.WaitGroup
@@ -67,6 +71,13 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	if err != nil {
 		return configErr(fmt.Errorf("server: listen --http-addr %s: %w", cfg.HTTPAddr, err))
 	}
+	clientAddr := ""
+	if cfg.ClientAddr != "" {
+		if s.clientLn, err = net.Listen("tcp", cfg.ClientAddr); err != nil {
+			return configErr(fmt.Errorf("server: listen --client-addr %s: %w", cfg.ClientAddr, err))
+		}
+		clientAddr = s.clientLn.Addr().String()
+	}
 	tc := transport.DefaultConfig()
 	tc.ID, tc.ListenAddr, tc.TLS, tc.Logger = s.id, cfg.PeerAddr, cfg.PeerTLS, s.log
 	if s.tr, err = transport.New(tc); err != nil {
@@ -78,7 +89,7 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	}
 	meta := membership.Meta{
 		Name: cfg.Name, RaftID: s.id, PeerAddr: s.tr.Addr().String(),
-		ClientAddr: cfg.ClientAddr, ZKAddr: cfg.ZKAddr, HTTPAddr: s.httpLn.Addr().String(),
+		ClientAddr: clientAddr, ZKAddr: cfg.ZKAddr, HTTPAddr: s.httpLn.Addr().String(),
 		Role: role, Bootstrapped: !fresh,
 	}
 	s.gossip, err = membership.Start(membership.Config{
@@ -117,7 +128,36 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 		}
 	})
 	s.wg.Go(s.reconcileLoop)
+	if s.clientLn != nil {
+		fc := cfg.Front
+		fc.Node, fc.TLS, fc.Logger = s.node, cfg.ClientTLS, s.log
+		if s.front, err = front.New(fc); err != nil {
+			return configErr(err)
+		}
+		ln := s.clientLn
+		s.wg.Go(func() {
+			if err := s.front.Serve(ln); err != nil && !errors.Is(err, front.ErrClosed) {
+				s.log.Error("client port", "err", err)
+			}
+		})
+	}
 	return nil
+}
+
+// ClientAddr returns the address of the native client port ("" if none).
+func (s *Server) ClientAddr() string {
+	if s.clientLn == nil {
+		return ""
+	}
+	return s.clientLn.Addr().String()
+}
+
+// ClientConns returns the number of open native client connections.
+func (s *Server) ClientConns() int {
+	if s.front == nil {
+		return 0
+	}
+	return s.front.ConnCount()
 }
 
 // Node returns the core node, for embedding front ends.
@@ -180,6 +220,11 @@ func (s *Server) Stop() error {
 
 func (s *Server) shutdown() error {
 	close(s.stopc)
+	if s.front != nil {
+		_ = s.front.Close() // clients move to other servers
+	} else if s.clientLn != nil {
+		_ = s.clientLn.Close()
+	}
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = s.http.Shutdown(ctx)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -21,13 +23,14 @@ func runServer(args []string, stderr io.Writer) error {
 	var cfg server.Config
 	var join listFlag
 	var tlsCA, tlsCert, tlsKey, gossipKey, logLevel string
+	var clientCA, clientCert, clientKey string
 	var leaveOnTerm bool
 	var superDigest string
 	fs.StringVar(&cfg.Name, "name", "", "unique node name (default: the host name)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for the node's data (required)")
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip listen address")
 	fs.StringVar(&cfg.PeerAddr, "peer-addr", "127.0.0.1:2380", "raft peer listen address")
-	fs.StringVar(&cfg.ClientAddr, "client-addr", "127.0.0.1:2281", "native client address (announced; served by the client front)")
+	fs.StringVar(&cfg.ClientAddr, "client-addr", "127.0.0.1:2281", "native client port address (empty: none)")
 	fs.StringVar(&cfg.ZKAddr, "zk-addr", "127.0.0.1:2181", "ZooKeeper-wire address (announced; served by the zk front)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP address for /status, /healthz, /metrics")
 	fs.Var(&join, "join", "gossip seeds, host:port[,host:port]")
@@ -36,6 +39,9 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.StringVar(&tlsCA, "peer-tls-ca", "", "CA file for mutual TLS between peers")
 	fs.StringVar(&tlsCert, "peer-tls-cert", "", "certificate file for peer TLS")
 	fs.StringVar(&tlsKey, "peer-tls-key", "", "key file for peer TLS")
+	fs.StringVar(&clientCert, "client-tls-cert", "", "certificate file: the client port speaks TLS")
+	fs.StringVar(&clientKey, "client-tls-key", "", "key file for --client-tls-cert")
+	fs.StringVar(&clientCA, "client-tls-ca", "", "CA file: the client port also requires client certificates from it")
 	fs.StringVar(&gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) encrypting gossip")
 	fs.DurationVar(&cfg.CleanupDeadAfter, "cleanup-dead-after", 0, "remove voters dead this long (0: never; operators remove them)")
 	fs.IntVar(&cfg.MinVoters, "min-voters", 3, "dead-voter cleanup never goes below this many voters")
@@ -78,6 +84,11 @@ func runServer(args []string, stderr io.Writer) error {
 		}
 		cfg.PeerTLS = tc
 	}
+	ctls, err := clientTLS(clientCA, clientCert, clientKey)
+	if err != nil {
+		return err
+	}
+	cfg.ClientTLS = ctls
 	cfg.Core.SuperDigest = superDigest
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -89,7 +100,7 @@ func runServer(args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.Logger.Info("grove server running", "name", cfg.Name, "id", fmt.Sprintf("%x", s.ID()),
-		"peer", s.PeerAddr(), "gossip", s.GossipAddr(), "http", s.HTTPAddr())
+		"peer", s.PeerAddr(), "client", s.ClientAddr(), "gossip", s.GossipAddr(), "http", s.HTTPAddr())
 	select {
 	case <-ctx.Done():
 		cfg.Logger.Info("terminating", "leave", leaveOnTerm)
@@ -112,4 +123,31 @@ func runServer(args []string, stderr io.Writer) error {
 func isUsage(err error) bool {
 	var ce *server.ConfigError
 	return errors.As(err, &ce) || errors.Is(err, grove.ErrCorrupt)
+}
+
+// clientTLS builds the client port's TLS config from the flags (nil: none).
+func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" && caFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, usagef("--client-tls-cert and --client-tls-key go together (--client-tls-ca needs them)")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, usagef("client TLS: %v", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, usagef("client TLS: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usagef("client TLS: no certificate in %s", caFile)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }

@@ -53,6 +53,10 @@ const (
 	OpMulti        OpKind = 5
 	OpCloseSession OpKind = 6
 	OpCheck        OpKind = 7
+	// OpReject stands in for a request a front end refused before raft
+	// (too large, malformed): it applies as a failure with Code, so the
+	// session's sequence has no gap and a retry gets the same answer.
+	OpReject OpKind = 8
 )
 
 // Request is a write of one session. Seq is the session's request sequence
@@ -70,6 +74,7 @@ type Request struct {
 	TTL        int64            `msgpack:"t,omitempty"`
 	Version    int32            `msgpack:"v,omitempty"`
 	Ops        []grove.Op       `msgpack:"x,omitempty"` // OpMulti
+	Code       grove.Code       `msgpack:"c,omitempty"` // OpReject
 }
 
 // CreateSession opens a session. The session id is the index of the entry.

@@ -167,6 +167,11 @@ func (a *applier) execute(req *command.Request) (*command.Result, error) {
 		if r, err = a.multi(req.Ops); err != nil {
 			return nil, err
 		}
+	case command.OpReject:
+		r = &command.Result{Code: req.Code}
+		if r.Code == grove.CodeOK {
+			r.Code = grove.CodeBadArguments
+		}
 	default:
 		r = &command.Result{Code: grove.CodeUnimplemented}
 	}
