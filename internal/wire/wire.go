@@ -178,7 +178,7 @@ func (e *Error) Err() error {
 	if base == nil {
 		base = grove.ErrSystemError
 	}
-	if e.Message == "" {
+	if e.Message == "" || e.Message == base.Error() {
 		return base
 	}
 	return fmt.Errorf("%w (server: %s)", base, e.Message)
