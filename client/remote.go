@@ -191,6 +191,9 @@ func (r *remote) dial(ctx context.Context, addr string, hello *wire.Connect) (*r
 		return nil, nil, err
 	}
 	_ = nc.SetDeadline(time.Time{})
+	r.mu.Lock()
+	r.timeout = time.Duration(got.TimeoutMs) * time.Millisecond // the reader's idle limit
+	r.mu.Unlock()
 	c := &rconn{nc: nc, addr: addr, wake: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
 	r.wg.Go(func() { r.reader(c, br) })
 	r.wg.Go(func() { r.writer(c) })
@@ -489,11 +492,13 @@ func (r *remote) attach(c *rconn) bool {
 	xids := make([]uint64, 0, len(r.calls))
 	for x, cl := range r.calls {
 		switch {
-		case cl.internal: // a step of an earlier re-attach: superseded
+		case cl.internal || cl.typ == wire.TPing:
+			// A step of an earlier re-attach, or a keep-alive of the lost
+			// connection: superseded (the Session pings again at once).
 			delete(r.calls, x)
 			cl.err = errSuperseded
 			close(cl.done)
-		case cl.typ != wire.TPing:
+		default:
 			xids = append(xids, x)
 		}
 	}
