@@ -80,7 +80,6 @@ type call struct {
 	typ    wire.Type
 	msg    []byte // the whole message, for resending
 	done   chan struct{}
-	body   []byte // the reply body
 	err    error
 	decode func(body []byte) (zxid uint64, err error) // run by the reader on a reply
 	// internal marks a request of the backend itself (re-attach steps);
