@@ -2,9 +2,12 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/grovekit/grove/core/coretest"
 	"github.com/grovekit/grove/front"
 	"github.com/grovekit/grove/front/fronttest"
+	"github.com/grovekit/grove/internal/testutil"
 )
 
 func mustDial(t *testing.T, addrs []string, opts ...client.Option) *client.Session {
@@ -507,5 +511,38 @@ func TestRemoteListsHugeDirectory(t *testing.T) {
 	all, stat, err := s.Children(ctx, "/huge")
 	if err != nil || len(all) != n || stat.NumChildren != n {
 		t.Fatalf("whole listing: %d names, %d children in stat, %v", len(all), stat.NumChildren, err)
+	}
+}
+
+// The client port can speak TLS: a client trusting the cluster's CA
+// connects, one that does not is refused.
+func TestRemoteTLS(t *testing.T) {
+	c := coretest.NewCluster(t, 1)
+	c.WaitLeader(t.Context())
+	dir := t.TempDir()
+	ca := testutil.MustCA(t, dir, "ca")
+	certFile, keyFile := ca.MustNodeCert(t, dir, "server")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := fronttest.Serve(t, c.Nodes()[0], front.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	pem, err := os.ReadFile(ca.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	s := mustDial(t, []string{addr}, client.WithTLS(&tls.Config{RootCAs: pool}))
+	if _, err := s.Create(t.Context(), "/tls", nil, grove.ModePersistent, grove.OpenACLUnsafe); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := client.Dial(ctx, []string{addr}, client.WithTLS(&tls.Config{})); err == nil {
+		t.Fatal("a client not trusting the server's CA connected")
+	}
+	if _, err := client.Dial(ctx, []string{addr}); err == nil {
+		t.Fatal("a plain-TCP client connected to a TLS port")
 	}
 }
