@@ -200,6 +200,32 @@ func (wm *watchManager) remove(session uint64, path string, kind grove.WatchKind
 	return nil
 }
 
+// has reports whether session has a watch of kind (0: any) on path.
+func (wm *watchManager) has(session uint64, path string, kind grove.WatchKind) bool {
+	wm.mu.Lock()
+	defer wm.mu.Unlock()
+	if kind == 0 || kind == grove.WatchPersistentRecursive {
+		if _, ok := wm.recursive[path][session]; ok {
+			return true
+		}
+	}
+	ws := wm.exact[path][session]
+	if ws == nil {
+		return false
+	}
+	switch kind {
+	case 0:
+		return *ws != (watchSet{})
+	case grove.WatchData:
+		return ws.data != 0
+	case grove.WatchChildren:
+		return ws.child != 0
+	case grove.WatchPersistent:
+		return ws.persistent != 0
+	}
+	return false
+}
+
 // removeSession drops every watch of a session.
 func (wm *watchManager) removeSession(session uint64) {
 	wm.mu.Lock()

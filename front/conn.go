@@ -3,7 +3,6 @@ package front
 import (
 	"bufio"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/grovekit/grove/client"
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/internal/command"
+	"github.com/grovekit/grove/internal/outq"
 	"github.com/grovekit/grove/internal/wire"
 	"github.com/grovekit/grove/transport"
 )
@@ -31,7 +31,7 @@ type conn struct {
 	timeout time.Duration
 	ids     []grove.Identity // the connection's identities (reader-owned)
 
-	out      outQueue
+	out      outq.Queue
 	inflight chan struct{}  // a token per unanswered request
 	work     chan *workItem // reader → completer, in request order
 
@@ -61,7 +61,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		ctx:      ctx, cancel: cancel,
 		done: make(chan struct{}),
 	}
-	c.out.init(s.cfg.MaxQueued)
+	c.out.Init(s.cfg.MaxQueued)
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.ids = []grove.Identity{{Scheme: "ip", ID: ap.Addr().Unmap().String()}}
 	}
@@ -74,10 +74,10 @@ func (c *conn) close(why error) {
 	c.closeOnce.Do(func() {
 		if why != nil {
 			if msg, err := wire.Append(nil, wire.TError, 0, wire.ErrorOf(why)); err == nil {
-				c.out.pushFinal(msg)
+				c.out.PushFinal(msg)
 			}
 		}
-		c.out.close()
+		c.out.Close()
 		c.cancel()
 		if why == nil {
 			_ = c.nc.Close()
@@ -162,30 +162,17 @@ func (c *conn) handshake() error {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
-	if req.LastZxid > c.n.AppliedIndex() {
-		wctx, wcancel := context.WithTimeout(ctx, c.s.cfg.BehindWait)
-		err := c.n.WaitApplied(wctx, req.LastZxid)
-		wcancel()
-		if err != nil {
-			return fmt.Errorf("%w: the client has seen zxid %d, this server applied %d", grove.ErrServerBehind, req.LastZxid, c.n.AppliedIndex())
-		}
+	if err := c.n.CatchUp(ctx, req.LastZxid, c.s.cfg.BehindWait); err != nil {
+		return err
 	}
 	var info core.SessionInfo
 	if req.Session == 0 {
-		if info, err = c.n.CreateSession(ctx, time.Duration(req.TimeoutMs)*time.Millisecond); err != nil {
-			return err
-		}
+		info, err = c.n.CreateSession(ctx, time.Duration(req.TimeoutMs)*time.Millisecond)
 	} else {
-		found, ok, err := c.n.SessionInfo(req.Session)
-		switch {
-		case err != nil:
-			return err
-		case !ok:
-			return fmt.Errorf("%w: session %x", grove.ErrSessionExpired, req.Session)
-		case subtle.ConstantTimeCompare(found.Password, req.Password) != 1:
-			return fmt.Errorf("%w: session %x: wrong password", grove.ErrSessionExpired, req.Session)
-		}
-		info = found
+		info, err = c.n.Reattach(req.Session, req.Password)
+	}
+	if err != nil {
+		return err
 	}
 	c.session, c.timeout = info.ID, info.Timeout
 	if err := c.s.attach(ctx, c); err != nil {
@@ -204,7 +191,7 @@ func (c *conn) handshake() error {
 		// the client learns it on its next ping.
 		c.s.log.Debug("re-attached session without a confirmed deadline", "session", fmt.Sprintf("%x", info.ID))
 	}
-	c.out.push(msg)
+	c.out.Push(msg)
 	return nil
 }
 
@@ -319,11 +306,11 @@ func (c *conn) ping(xid uint64) {
 	left := c.keepAlive(c.ctx)
 	if left == 0 {
 		if _, ok, err := c.n.SessionInfo(c.session); err == nil && !ok {
-			c.out.push(errorMsg(xid, grove.ErrSessionExpired))
+			c.out.Push(errorMsg(xid, grove.ErrSessionExpired))
 			return
 		}
 	}
-	c.out.push(replyMsg(xid, &wire.Left{LeftMs: left.Milliseconds()}))
+	c.out.Push(replyMsg(xid, &wire.Left{LeftMs: left.Milliseconds()}))
 }
 
 // completer answers the requests in order.
@@ -342,7 +329,7 @@ func (c *conn) completer() {
 			c.drain()
 			return
 		}
-		c.out.push(msg)
+		c.out.Push(msg)
 		<-c.inflight
 	}
 }
@@ -450,7 +437,7 @@ func (c *conn) Deliver(ev grove.Event) {
 	if err != nil {
 		return
 	}
-	if !c.out.push(msg) {
+	if !c.out.Push(msg) {
 		c.close(fmt.Errorf("%w: more than %d replies and events unread", grove.ErrTooLarge, c.s.cfg.MaxQueued))
 	}
 }
@@ -460,7 +447,7 @@ func (c *conn) writer() {
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
 	var frame []byte
 	for {
-		batch, final := c.out.take()
+		batch, final := c.out.Take()
 		for _, msg := range batch {
 			var err error
 			frame, err = transport.AppendFrame(frame[:0], transport.FrameClient, msg)

@@ -57,6 +57,14 @@ const (
 	// (too large, malformed): it applies as a failure with Code, so the
 	// session's sequence has no gap and a retry gets the same answer.
 	OpReject OpKind = 8
+	// OpFence starts a new run of sequence numbers for a session whose
+	// client does not number its requests (ZooKeeper's wire protocol) and
+	// has just re-attached: it applies if Seq is above every applied one,
+	// whatever the gap, and from then on every request of the session's
+	// earlier connections that has not applied yet never will (it is below
+	// the fence). Path carries a nonce the proposer finds in the result, to
+	// tell its fence from a competing one with the same Seq.
+	OpFence OpKind = 9
 )
 
 // Request is a write of one session. Seq is the session's request sequence

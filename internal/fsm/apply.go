@@ -83,6 +83,12 @@ func (a *applier) applyRequest(req *command.Request) (*Outcome, error) {
 	case !ok:
 		out.Result = &command.Result{Code: grove.CodeSessionExpired}
 		return out, nil
+	case req.Op == command.OpFence && req.Seq > sess.LastSeq:
+		if err := a.dropResults(sess.ID); err != nil {
+			return nil, err
+		}
+		out.Result = &command.Result{Path: req.Path}
+		return out, a.cacheResult(&sess, req.Seq, out.Result)
 	case req.Seq <= sess.LastSeq:
 		cached := a.st.results.Get(resultKey(req.Session, req.Seq))
 		if cached == nil {
@@ -120,6 +126,19 @@ func (a *applier) applyRequest(req *command.Request) (*Outcome, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// dropResults forgets every cached result of a session (a fence makes
+// them unreachable: their sequence numbers are below it).
+func (a *applier) dropResults(session uint64) error {
+	prefix := resultKey(session, 0)[:8]
+	c := a.st.results.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("fsm: drop results: %w", err)
+		}
+	}
+	return nil
 }
 
 // cacheResult stores the result of seq, advances the session's LastSeq and

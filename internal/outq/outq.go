@@ -1,10 +1,13 @@
-package front
+// Package outq is a connection's ordered queue of outgoing messages:
+// replies and events pushed by several goroutines, taken in batches by one
+// writer, bounded, with a final message that is sent before the end.
+package outq
 
 import "sync"
 
-// outQueue is a connection's ordered queue of messages to send: replies
+// Queue is a connection's ordered queue of messages to send: replies
 // and events, pushed by several goroutines, taken by the writer.
-type outQueue struct {
+type Queue struct {
 	mu    sync.Mutex
 	items [][]byte
 	max   int
@@ -13,21 +16,22 @@ type outQueue struct {
 	drain bool // on shut, send what is queued first (a final error)
 }
 
-func (q *outQueue) init(max int) {
+// Init prepares the queue to hold at most max messages.
+func (q *Queue) Init(max int) {
 	q.max = max
 	q.wake = make(chan struct{}, 1)
 }
 
-func (q *outQueue) signal() {
+func (q *Queue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
 }
 
-// push queues msg. It returns false if the queue is full (msg dropped); a
+// Push queues msg. It returns false if the queue is full (msg dropped); a
 // shut queue takes nothing but reports true.
-func (q *outQueue) push(msg []byte) bool {
+func (q *Queue) Push(msg []byte) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.shut {
@@ -41,9 +45,9 @@ func (q *outQueue) push(msg []byte) bool {
 	return true
 }
 
-// pushFinal queues a last message beyond the cap and shuts the queue; the
+// PushFinal queues a last message beyond the cap and shuts the queue; the
 // writer sends what is queued, then stops.
-func (q *outQueue) pushFinal(msg []byte) {
+func (q *Queue) PushFinal(msg []byte) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.shut {
@@ -54,18 +58,18 @@ func (q *outQueue) pushFinal(msg []byte) {
 	q.signal()
 }
 
-// close shuts the queue, dropping what is queued unless a final message
+// Close shuts the queue, dropping what is queued unless a final message
 // asked for draining.
-func (q *outQueue) close() {
+func (q *Queue) Close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.shut = true
 	q.signal()
 }
 
-// take waits for messages and returns them all; last is true when the
+// Take waits for messages and returns them all; last is true when the
 // queue is shut and nothing more will come.
-func (q *outQueue) take() (batch [][]byte, last bool) {
+func (q *Queue) Take() (batch [][]byte, last bool) {
 	for {
 		q.mu.Lock()
 		if q.shut {

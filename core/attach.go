@@ -1,0 +1,95 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/command"
+	"github.com/grovekit/grove/internal/fsm"
+)
+
+// CatchUp is what a client front end does before it accepts a client that
+// has seen zxid: it waits up to wait for this node to apply it and returns
+// grove.ErrServerBehind if it did not, so the client tries a server that
+// is not behind it.
+func (n *Node) CatchUp(ctx context.Context, zxid uint64, wait time.Duration) error {
+	if zxid <= n.AppliedIndex() {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := n.WaitApplied(wctx, zxid); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: the client has seen zxid %d, this server applied %d", grove.ErrServerBehind, zxid, n.AppliedIndex())
+	}
+	return nil
+}
+
+// Reattach returns the session a client re-attaches to with its id and
+// password, or grove.ErrSessionExpired if this node (caught up with the
+// client, see CatchUp) does not know it or the password is wrong.
+func (n *Node) Reattach(id uint64, password []byte) (SessionInfo, error) {
+	info, ok, err := n.SessionInfo(id)
+	switch {
+	case err != nil:
+		return info, err
+	case !ok:
+		return info, fmt.Errorf("%w: session %x", grove.ErrSessionExpired, id)
+	case subtle.ConstantTimeCompare(info.Password, password) != 1:
+		return info, fmt.Errorf("%w: session %x: wrong password", grove.ErrSessionExpired, id)
+	}
+	return info, nil
+}
+
+// Fence starts a new run of request sequence numbers for a session whose
+// client does not number its own requests (ZooKeeper's protocol), after it
+// re-attached here: no request of its earlier connections that has not
+// applied yet will apply after the fence. It returns the fence's sequence
+// number; number the session's next requests from it plus one.
+func (n *Node) Fence(ctx context.Context, session uint64) (uint64, error) {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	tag := hex.EncodeToString(nonce[:])
+	for {
+		var last uint64
+		err := n.db.View(func(tx *bbolt.Tx) error {
+			s, ok, err := fsm.SessionByID(tx, session)
+			if err == nil && !ok {
+				err = fmt.Errorf("%w: session %x", grove.ErrSessionExpired, session)
+			}
+			last = s.LastSeq
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		seq := (last>>32 + 1) << 32
+		res, err := n.Submit(ctx, &command.Request{Session: session, Seq: seq, Op: command.OpFence, Path: tag})
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case res.Code != grove.CodeOK && res.Code != grove.CodeStaleRequest:
+			return 0, grove.CodeError(res.Code)
+		case res.Code == grove.CodeOK && res.Path == tag:
+			return seq, nil
+		}
+		// Another connection of the session fenced at this number (or
+		// past it) first: fence again above it.
+	}
+}
+
+// HasWatch reports whether session has a watch of kind on path here (kind
+// 0: any kind).
+func (n *Node) HasWatch(session uint64, path string, kind grove.WatchKind) bool {
+	return n.watches.has(session, path, kind)
+}
