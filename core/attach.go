@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -92,4 +93,24 @@ func (n *Node) Fence(ctx context.Context, session uint64) (uint64, error) {
 // 0: any kind).
 func (n *Node) HasWatch(session uint64, path string, kind grove.WatchKind) bool {
 	return n.watches.has(session, path, kind)
+}
+
+// BeginOrReject is Begin for a client front end that pipelines a session's
+// writes: a write the node refuses before raft (too large, bad arguments)
+// still takes its place in the session's order, as a logged failure with
+// the refusal's code, so the writes pipelined behind it are not held up by
+// a gap in the sequence. Only a stopping node or an ended ctx fail it.
+func (n *Node) BeginOrReject(ctx context.Context, req *Request) (*Pending, error) {
+	p, err := n.Begin(ctx, req)
+	if err == nil || req.Seq == 0 || req.Session == 0 || errors.Is(err, grove.ErrStopped) || ctx.Err() != nil {
+		return p, err
+	}
+	return n.Begin(ctx, &command.Request{Session: req.Session, Seq: req.Seq, Op: command.OpReject, Code: grove.ErrorCode(err)})
+}
+
+// HasWatches reports whether session has any watch here.
+func (n *Node) HasWatches(session uint64) bool {
+	n.watches.mu.Lock()
+	defer n.watches.mu.Unlock()
+	return len(n.watches.paths[session]) > 0
 }

@@ -262,13 +262,7 @@ func (c *conn) beginWrite(it *workItem) error {
 		return fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
 	}
 	req.Session, req.Identities = c.session, c.ids
-	p, err := c.n.Begin(c.ctx, &req)
-	if err != nil && req.Seq != 0 && !errors.Is(err, grove.ErrStopped) && c.ctx.Err() == nil {
-		// Refused before raft (too large, bad arguments): the client has
-		// pipelined later writes behind this sequence number, so it must
-		// still take its place in the session's order, as a failure.
-		p, err = c.n.Begin(c.ctx, &command.Request{Session: c.session, Seq: req.Seq, Op: command.OpReject, Code: grove.ErrorCode(err)})
-	}
+	p, err := c.n.BeginOrReject(c.ctx, &req)
 	switch {
 	case err == nil:
 		it.pending = p

@@ -24,6 +24,7 @@ import (
 
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/front"
+	"github.com/grovekit/grove/zkwire"
 )
 
 // Config configures a server. Start copies it.
@@ -56,6 +57,9 @@ type Config struct {
 	// Front tunes the client port (frame and in-flight limits); its Node,
 	// TLS and Logger are set by the server.
 	Front front.Config
+	// ZK tunes the ZooKeeper port (jute.maxbuffer, limits); its Node and
+	// Logger are set by the server.
+	ZK zkwire.Config
 	// GossipKey, if set (16, 24 or 32 bytes), encrypts gossip.
 	GossipKey []byte
 	// CleanupDeadAfter, if > 0, lets the leader remove a voter that gossip
@@ -79,8 +83,8 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return errors.New("server: --data-dir is required")
 	}
-	for flag, addr := range map[string]string{"gossip-addr": c.GossipAddr, "peer-addr": c.PeerAddr, "http-addr": c.HTTPAddr, "client-addr": c.ClientAddr} {
-		if flag == "client-addr" && addr == "" {
+	for flag, addr := range map[string]string{"gossip-addr": c.GossipAddr, "peer-addr": c.PeerAddr, "http-addr": c.HTTPAddr, "client-addr": c.ClientAddr, "zk-addr": c.ZKAddr} {
+		if (flag == "client-addr" || flag == "zk-addr") && addr == "" {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/grovekit/grove/front"
 	"github.com/grovekit/grove/membership"
 	"github.com/grovekit/grove/transport"
+	"github.com/grovekit/grove/zkwire"
 )
 
 // Server is one running Grove node. Its methods are safe for concurrent use.
@@ -37,6 +39,8 @@ type Server struct {
 
 	clientLn net.Listener
 	front    *front.Server
+	zkLn     net.Listener
+	zk       *zkwire.Server
 
 	stopc     chan struct{}
 	wg        sync.WaitGroup
@@ -78,6 +82,13 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 		}
 		clientAddr = s.clientLn.Addr().String()
 	}
+	zkAddr := ""
+	if cfg.ZKAddr != "" {
+		if s.zkLn, err = net.Listen("tcp", cfg.ZKAddr); err != nil {
+			return configErr(fmt.Errorf("server: listen --zk-addr %s: %w", cfg.ZKAddr, err))
+		}
+		zkAddr = s.zkLn.Addr().String()
+	}
 	tc := transport.DefaultConfig()
 	tc.ID, tc.ListenAddr, tc.TLS, tc.Logger = s.id, cfg.PeerAddr, cfg.PeerTLS, s.log
 	if s.tr, err = transport.New(tc); err != nil {
@@ -89,7 +100,7 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	}
 	meta := membership.Meta{
 		Name: cfg.Name, RaftID: s.id, PeerAddr: s.tr.Addr().String(),
-		ClientAddr: clientAddr, ZKAddr: cfg.ZKAddr, HTTPAddr: s.httpLn.Addr().String(),
+		ClientAddr: clientAddr, ZKAddr: zkAddr, HTTPAddr: s.httpLn.Addr().String(),
 		Role: role, Bootstrapped: !fresh,
 	}
 	s.gossip, err = membership.Start(membership.Config{
@@ -141,7 +152,39 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 			}
 		})
 	}
+	if s.zkLn != nil {
+		zc := cfg.ZK
+		zc.Node, zc.Logger = s.node, s.log
+		dc := core.DefaultConfig()
+		minTO, maxTO := cmp.Or(cfg.Core.MinSessionTimeout, dc.MinSessionTimeout), cmp.Or(cfg.Core.MaxSessionTimeout, dc.MaxSessionTimeout)
+		zc.Conf = map[string]string{"clientPort": portOf(s.zkLn.Addr()), "dataDir": cfg.DataDir,
+			"tickTime":          fmt.Sprint(cfg.Core.TickInterval.Milliseconds()),
+			"minSessionTimeout": fmt.Sprint(minTO.Milliseconds()),
+			"maxSessionTimeout": fmt.Sprint(maxTO.Milliseconds())}
+		if s.zk, err = zkwire.New(zc); err != nil {
+			return configErr(err)
+		}
+		ln := s.zkLn
+		s.wg.Go(func() {
+			if err := s.zk.Serve(ln); err != nil && !errors.Is(err, zkwire.ErrClosed) {
+				s.log.Error("zookeeper port", "err", err)
+			}
+		})
+	}
 	return nil
+}
+
+func portOf(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
+}
+
+// ZKAddr returns the address of the ZooKeeper port ("" if none).
+func (s *Server) ZKAddr() string {
+	if s.zkLn == nil {
+		return ""
+	}
+	return s.zkLn.Addr().String()
 }
 
 // ClientAddr returns the address of the native client port ("" if none).
@@ -224,6 +267,11 @@ func (s *Server) shutdown() error {
 		_ = s.front.Close() // clients move to other servers
 	} else if s.clientLn != nil {
 		_ = s.clientLn.Close()
+	}
+	if s.zk != nil {
+		_ = s.zk.Close()
+	} else if s.zkLn != nil {
+		_ = s.zkLn.Close()
 	}
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

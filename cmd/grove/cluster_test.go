@@ -57,7 +57,7 @@ func freePort(t *testing.T) string { return testutil.FreeAddr(t) }
 type proc struct {
 	name, dir             string
 	gossip, peer, httpAdr string
-	client                string // native client port
+	client, zk            string // native and ZooKeeper client ports
 	args                  []string
 	cmd                   *exec.Cmd
 	done                  chan struct{}
@@ -78,12 +78,12 @@ func newProcCluster(t *testing.T) *procCluster {
 
 func (c *procCluster) add(name string, extra ...string) *proc {
 	c.t.Helper()
-	p := &proc{name: name, dir: filepath.Join(c.base, name), gossip: freePort(c.t), peer: freePort(c.t), httpAdr: freePort(c.t), client: freePort(c.t)}
+	p := &proc{name: name, dir: filepath.Join(c.base, name), gossip: freePort(c.t), peer: freePort(c.t), httpAdr: freePort(c.t), client: freePort(c.t), zk: freePort(c.t)}
 	if len(c.seeds) < 3 {
 		c.seeds = append(c.seeds, p.gossip)
 	}
 	p.args = append([]string{"server", "--name", name, "--data-dir", p.dir, "--gossip-addr", p.gossip,
-		"--peer-addr", p.peer, "--http-addr", p.httpAdr, "--client-addr", p.client, "--join", strings.Join(c.seeds, ","), "--log-level", "info"}, extra...)
+		"--peer-addr", p.peer, "--http-addr", p.httpAdr, "--client-addr", p.client, "--zk-addr", p.zk, "--join", strings.Join(c.seeds, ","), "--log-level", "info"}, extra...)
 	c.procs[name] = p
 	c.start(p)
 	c.t.Cleanup(func() { c.kill(p) })

@@ -31,7 +31,7 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip listen address")
 	fs.StringVar(&cfg.PeerAddr, "peer-addr", "127.0.0.1:2380", "raft peer listen address")
 	fs.StringVar(&cfg.ClientAddr, "client-addr", "127.0.0.1:2281", "native client port address (empty: none)")
-	fs.StringVar(&cfg.ZKAddr, "zk-addr", "127.0.0.1:2181", "ZooKeeper-wire address (announced; served by the zk front)")
+	fs.StringVar(&cfg.ZKAddr, "zk-addr", "127.0.0.1:2181", "ZooKeeper client protocol address (empty: none)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP address for /status, /healthz, /metrics")
 	fs.Var(&join, "join", "gossip seeds, host:port[,host:port]")
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many fresh voters see each other")
@@ -100,7 +100,7 @@ func runServer(args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.Logger.Info("grove server running", "name", cfg.Name, "id", fmt.Sprintf("%x", s.ID()),
-		"peer", s.PeerAddr(), "client", s.ClientAddr(), "gossip", s.GossipAddr(), "http", s.HTTPAddr())
+		"peer", s.PeerAddr(), "client", s.ClientAddr(), "zk", s.ZKAddr(), "gossip", s.GossipAddr(), "http", s.HTTPAddr())
 	select {
 	case <-ctx.Done():
 		cfg.Logger.Info("terminating", "leave", leaveOnTerm)

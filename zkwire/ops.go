@@ -1,0 +1,399 @@
+package zkwire
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/internal/command"
+)
+
+// decodeOp reads the record of one write op (top level or in a multi).
+func decodeOp(d *decoder, op int32) (grove.Op, bool) {
+	switch op {
+	case opCreate, opCreate2, opCreateContainer, opCreateTTL:
+		o := grove.Op{Type: grove.OpCreate, Path: d.string(), Data: d.buffer(), ACL: d.acls()}
+		o.Mode = grove.CreateMode(d.int32())
+		if op == opCreateTTL {
+			o.TTL = d.int64()
+		}
+		return o, true
+	case opDelete:
+		return grove.Op{Type: grove.OpDelete, Path: d.string(), Version: d.int32()}, true
+	case opSetData:
+		return grove.Op{Type: grove.OpSet, Path: d.string(), Data: d.buffer(), Version: d.int32()}, true
+	case opCheck:
+		return grove.Op{Type: grove.OpCheck, Path: d.string(), Version: d.int32()}, true
+	}
+	return grove.Op{}, false
+}
+
+// beginWrite decodes a write and hands it to the node in session order. A
+// write that does not decode takes its number as a refusal, so the
+// session's order has no gap.
+func (c *conn) beginWrite(it *item) error {
+	d := decoder{b: it.body}
+	req := &command.Request{Session: uint64(c.session), Identities: c.ids}
+	switch it.op {
+	case opSetACL:
+		req.Op, req.Path, req.ACL, req.Version = command.OpSetACL, d.string(), d.acls(), d.int32()
+	case opMulti:
+		req.Op = command.OpMulti
+		for d.err == nil {
+			typ, done, _ := d.int32(), d.bool(), d.int32()
+			if done || d.err != nil {
+				break
+			}
+			o, ok := decodeOp(&d, typ)
+			if !ok {
+				d.fail("multi op of type " + itoa(typ))
+				break
+			}
+			req.Ops = append(req.Ops, o)
+			it.ops = append(it.ops, typ)
+		}
+	default:
+		o, _ := decodeOp(&d, it.op)
+		req.Path, req.Data, req.ACL, req.Mode, req.TTL, req.Version = o.Path, o.Data, o.ACL, o.Mode, o.TTL, o.Version
+		req.Op = map[grove.OpType]command.OpKind{grove.OpCreate: command.OpCreate, grove.OpDelete: command.OpDelete,
+			grove.OpSet: command.OpSetData, grove.OpCheck: command.OpCheck}[o.Type]
+	}
+	c.seq++
+	req.Seq = c.seq
+	if d.err != nil {
+		req = &command.Request{Session: req.Session, Seq: req.Seq, Op: command.OpReject, Code: grove.CodeMarshallingError}
+	}
+	p, err := c.n.BeginOrReject(c.ctx, req)
+	if err != nil {
+		return err
+	}
+	it.pending = p
+	return nil
+}
+
+// answer runs one request and returns its reply frame. An error means the
+// connection must end unanswered (the node stopped or the connection
+// closed): the client sees a connection loss, as with ZooKeeper.
+func (c *conn) answer(it *item) ([]byte, error) {
+	if it.reply != nil {
+		return it.reply, nil
+	}
+	if it.pending != nil {
+		res, err := it.pending.Wait(c.ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.lastZxid.Store(int64(res.Zxid))
+		return c.writeReply(it, res), nil
+	}
+	var body func(e *encoder)
+	zxid, err := c.read(c.ctx, it, &body)
+	if err != nil && (errors.Is(err, grove.ErrStopped) || c.ctx.Err() != nil) {
+		return nil, err
+	}
+	if zxid == 0 {
+		zxid = c.n.AppliedIndex()
+	}
+	c.lastZxid.Store(int64(zxid))
+	code := grove.ErrorCode(err)
+	if err == nil {
+		code = 0
+	}
+	return frame(func(e *encoder) {
+		e.replyHeader(it.xid, int64(zxid), zkCode(code))
+		if err == nil && body != nil {
+			body(e)
+		}
+	}), nil
+}
+
+// writeReply encodes the answer to a write.
+func (c *conn) writeReply(it *item, res *command.Result) []byte {
+	code := zkCode(res.Code)
+	if it.op == opMulti {
+		return frame(func(e *encoder) {
+			e.replyHeader(it.xid, int64(res.Zxid), 0) // per-op codes carry the failure
+			for i, r := range res.Multi {
+				if res.Code != 0 || r.Code != 0 {
+					e.int32(opError)
+					e.bool(false)
+					e.int32(int32(zkCode(r.Code)))
+					e.int32(int32(zkCode(r.Code)))
+					continue
+				}
+				op := opCheck
+				if i < len(it.ops) {
+					op = it.ops[i]
+				}
+				e.int32(op)
+				e.bool(false)
+				e.int32(0)
+				writeOpResult(e, op, r.Path, r.Stat)
+			}
+			e.int32(-1)
+			e.bool(true)
+			e.int32(-1)
+		})
+	}
+	return frame(func(e *encoder) {
+		e.replyHeader(it.xid, int64(res.Zxid), code)
+		if code == 0 {
+			writeOpResult(e, it.op, res.Path, res.Stat)
+		}
+	})
+}
+
+// writeOpResult encodes the success record of a write op.
+func writeOpResult(e *encoder, op int32, path string, st *grove.Stat) {
+	var zero grove.Stat
+	if st == nil {
+		st = &zero
+	}
+	switch op {
+	case opCreate:
+		e.string(path)
+	case opCreate2, opCreateContainer, opCreateTTL:
+		e.string(path)
+		e.stat(st)
+	case opSetData, opSetACL:
+		e.stat(st)
+	}
+}
+
+// read serves a non-write request; *body encodes its success record.
+func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint64, error) {
+	d := decoder{b: it.body}
+	rd := core.Read{Session: uint64(c.session), Identities: it.ids}
+	watch := func(w bool) {
+		if w {
+			rd.Watch = c
+		}
+	}
+	malformed := func() (uint64, error) { return 0, grove.ErrMarshalling }
+	switch it.op {
+	case opExists:
+		path := d.string()
+		watch(d.bool())
+		if d.err != nil {
+			return malformed()
+		}
+		st, z, err := c.n.Exists(ctx, rd, path)
+		*body = func(e *encoder) { e.stat(&st) }
+		return z, err
+	case opGetData:
+		path := d.string()
+		watch(d.bool())
+		if d.err != nil {
+			return malformed()
+		}
+		data, st, z, err := c.n.Get(ctx, rd, path)
+		*body = func(e *encoder) { e.buffer(nonNil(data)); e.stat(&st) }
+		return z, err
+	case opGetChildren, opGetChildren2:
+		path := d.string()
+		watch(d.bool())
+		if d.err != nil {
+			return malformed()
+		}
+		names, st, _, z, err := c.n.Children(ctx, rd, path, "", 0)
+		*body = func(e *encoder) {
+			e.strings(names)
+			if it.op == opGetChildren2 {
+				e.stat(&st)
+			}
+		}
+		return z, err
+	case opGetACL:
+		path := d.string()
+		if d.err != nil {
+			return malformed()
+		}
+		acl, st, z, err := c.n.GetACL(ctx, rd, path)
+		*body = func(e *encoder) { e.acls(acl); e.stat(&st) }
+		return z, err
+	case opSync:
+		path := d.string()
+		if d.err != nil {
+			return malformed()
+		}
+		z, err := c.n.Sync(ctx)
+		*body = func(e *encoder) { e.string(path) }
+		return z, err
+	case opGetEphemerals:
+		prefix := d.string()
+		if d.err != nil {
+			return malformed()
+		}
+		paths, z, err := c.n.Ephemerals(ctx, rd, prefix)
+		*body = func(e *encoder) { e.strings(paths) }
+		return z, err
+	case opGetAllChildrenNum:
+		path := d.string()
+		if d.err != nil {
+			return malformed()
+		}
+		n, z, err := c.n.CountDescendants(ctx, rd, path)
+		*body = func(e *encoder) { e.int32(int32(n)) }
+		return z, err
+	case opAddWatch:
+		path, mode := d.string(), d.int32()
+		if d.err != nil {
+			return malformed()
+		}
+		kind := grove.WatchPersistent
+		switch mode {
+		case 0:
+		case 1:
+			kind = grove.WatchPersistentRecursive
+		default:
+			return 0, grove.ErrBadArguments
+		}
+		_, err := c.n.AddWatch(uint64(c.session), path, kind, c)
+		return 0, err
+	case opCheckWatches, opRemoveWatches:
+		path, typ := d.string(), d.int32()
+		if d.err != nil {
+			return malformed()
+		}
+		kind, ok := watchKind(typ)
+		if !ok {
+			return 0, grove.ErrBadArguments
+		}
+		if it.op == opCheckWatches {
+			if !c.n.HasWatch(uint64(c.session), path, kind) {
+				return 0, grove.ErrNoWatcher
+			}
+			return 0, nil
+		}
+		return 0, c.n.RemoveWatches(uint64(c.session), path, kind)
+	case opSetWatches, opSetWatches2:
+		return c.setWatches(ctx, &d, it.op == opSetWatches2)
+	case opWhoAmI:
+		ids := it.ids
+		*body = func(e *encoder) {
+			e.int32(int32(len(ids)))
+			for _, id := range ids {
+				user := id.ID
+				if id.Scheme == "digest" || id.Scheme == "super" {
+					user, _, _ = strings.Cut(user, ":")
+				}
+				e.string(id.Scheme)
+				e.string(user)
+			}
+		}
+		return 0, nil
+	case opMultiRead:
+		return c.multiRead(ctx, &d, rd, body)
+	}
+	return 0, grove.ErrUnimplemented // reconfig, sasl, deleteContainer, unknown opcodes
+}
+
+// setWatches moves a reconnected client's watches here; changes after its
+// relative zxid fire once, now.
+func (c *conn) setWatches(ctx context.Context, d *decoder, v2 bool) (uint64, error) {
+	since := d.int64()
+	var specs []core.WatchSpec
+	add := func(kind grove.WatchKind, existed bool) {
+		for _, p := range d.strings() {
+			specs = append(specs, core.WatchSpec{Path: p, Kind: kind, Existed: existed})
+		}
+	}
+	add(grove.WatchData, true)      // data watches: set by getData on an existing node
+	add(grove.WatchData, false)     // exist watches: set by exists on a missing node
+	add(grove.WatchChildren, false) // child watches
+	if v2 {
+		add(grove.WatchPersistent, false)
+		add(grove.WatchPersistentRecursive, false)
+	}
+	if d.err != nil {
+		return 0, grove.ErrMarshalling
+	}
+	return c.n.RestoreWatches(ctx, uint64(c.session), uint64(max(since, 0)), specs, c)
+}
+
+// multiRead runs getData and getChildren ops and answers each, failed ones
+// with their error, in one reply.
+func (c *conn) multiRead(ctx context.Context, d *decoder, rd core.Read, body *func(e *encoder)) (uint64, error) {
+	type result struct {
+		op    int32
+		code  grove.Code
+		data  []byte
+		names []string
+		stat  grove.Stat
+	}
+	var results []result
+	var zxid uint64
+	for d.err == nil {
+		typ, done, _ := d.int32(), d.bool(), d.int32()
+		if done || d.err != nil {
+			break
+		}
+		path := d.string()
+		w := d.bool()
+		if d.err != nil {
+			break
+		}
+		r := result{op: typ}
+		rd.Watch = nil
+		if w {
+			rd.Watch = c
+		}
+		var err error
+		var z uint64
+		switch typ {
+		case opGetData:
+			r.data, r.stat, z, err = c.n.Get(ctx, rd, path)
+		case opGetChildren:
+			r.names, _, _, z, err = c.n.Children(ctx, rd, path, "", 0)
+		default:
+			return 0, grove.ErrMarshalling
+		}
+		if err != nil {
+			if errors.Is(err, grove.ErrStopped) || ctx.Err() != nil {
+				return 0, err
+			}
+			r.code = zkCode(grove.ErrorCode(err))
+		}
+		zxid = max(zxid, z)
+		results = append(results, r)
+	}
+	if d.err != nil {
+		return 0, grove.ErrMarshalling
+	}
+	*body = func(e *encoder) {
+		for _, r := range results {
+			if r.code != 0 {
+				e.int32(opError)
+				e.bool(false)
+				e.int32(int32(r.code))
+				e.int32(int32(r.code))
+				continue
+			}
+			e.int32(r.op)
+			e.bool(false)
+			e.int32(0)
+			if r.op == opGetData {
+				e.buffer(nonNil(r.data))
+				e.stat(&r.stat)
+			} else {
+				e.strings(r.names)
+			}
+		}
+		e.int32(-1)
+		e.bool(true)
+		e.int32(-1)
+	}
+	return zxid, nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func itoa(v int32) string { return strconv.Itoa(int(v)) }

@@ -1,0 +1,219 @@
+// Package zkwire serves ZooKeeper's client protocol (jute records in 4-byte
+// length-prefixed frames) on top of a Grove node, so kazoo, Curator,
+// zkCli, go-zookeeper and other ZooKeeper clients work unchanged. Sessions,
+// watches, ACLs and ordering are the node's own: a ZooKeeper client and a
+// native Grove client see the same znodes, sessions and events.
+//
+// The connection pipeline is the native front's (package front): a reader
+// hands writes to the node at once, a completer answers in request order
+// (reads after the writes before them applied), a writer sends replies and
+// watch notifications as one ordered stream. ZooKeeper clients do not
+// number their writes, so the server numbers them per session; a client
+// that re-attaches (to this or another server) first fences the session
+// (core.Node.Fence), so nothing its earlier connection left in flight can
+// apply after the re-attach — ZooKeeper's "session moved" guarantee.
+//
+// Four-letter words (ruok, srvr, stat, envi, conf, cons, mntr, wchs, isro,
+// dump) are answered on the same port.
+package zkwire
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grovekit/grove/core"
+)
+
+// Version is the ZooKeeper version Grove reports (four-letter words):
+// clients such as kazoo read it to pick features.
+const Version = "3.9.3-grove-0.1"
+
+// Config configures a Server.
+type Config struct {
+	// Node is the node served. Required.
+	Node *core.Node
+	// MaxBuffer is ZooKeeper's jute.maxbuffer: the largest request frame
+	// (default 1 MiB). A larger one closes the connection, as ZooKeeper
+	// does.
+	MaxBuffer int
+	// MaxInFlight caps a connection's unanswered requests (default 512).
+	MaxInFlight int
+	// MaxQueued caps the replies and notifications queued for one
+	// connection (default 65536); a client that does not read is
+	// disconnected.
+	MaxQueued int
+	// BehindWait is how long a client that has seen a newer zxid than this
+	// node waits for it before the connection is closed, as ZooKeeper does
+	// (default 200ms).
+	BehindWait time.Duration
+	// Conf lists extra key=value lines for the conf four-letter word
+	// (client port, data dir, ...).
+	Conf map[string]string
+	// Logger gets connection errors (default: discard).
+	Logger *slog.Logger
+}
+
+// Server serves ZooKeeper clients for one node.
+type Server struct {
+	cfg   Config
+	n     *core.Node
+	log   *slog.Logger
+	start time.Time
+
+	received, sent atomic.Int64
+
+	mu       sync.Mutex
+	lns      map[net.Listener]struct{}
+	conns    map[*conn]struct{}
+	sessions map[int64]*conn
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// ErrClosed is returned by Serve after Close.
+var ErrClosed = errors.New("zkwire: server closed")
+
+// New returns a Server; call Serve to accept connections.
+func New(cfg Config) (*Server, error) {
+	if cfg.Node == nil {
+		return nil, errors.New("zkwire: Config.Node is required")
+	}
+	if cfg.MaxBuffer <= 0 {
+		cfg.MaxBuffer = 1 << 20
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 512
+	}
+	if cfg.MaxInFlight > 1000 {
+		return nil, fmt.Errorf("zkwire: MaxInFlight %d exceeds the node's result window", cfg.MaxInFlight)
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = 1 << 16
+	}
+	if cfg.BehindWait <= 0 {
+		cfg.BehindWait = 200 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, n: cfg.Node, log: cfg.Logger, start: time.Now(),
+		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, sessions: map[int64]*conn{}}, nil
+}
+
+// Serve accepts connections on ln until Close (then it returns ErrClosed)
+// or ln fails.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return ErrClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, closes every connection and waits for them.
+// Sessions live on; their clients reconnect to other servers.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.lns {
+		_ = ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// ConnCount returns the number of open connections.
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *Server) connList() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// attach makes c its session's connection here, closing an earlier one
+// and dropping that one's watches (the client re-registers them).
+func (s *Server) attach(c *conn) {
+	s.mu.Lock()
+	old := s.sessions[c.session]
+	s.sessions[c.session] = c
+	s.mu.Unlock()
+	if old != nil && old != c {
+		old.close()
+		<-old.done
+	}
+	s.n.DropWatches(uint64(c.session))
+}
+
+func (s *Server) detach(c *conn) {
+	s.mu.Lock()
+	mine := c.session != 0 && s.sessions[c.session] == c
+	if mine {
+		delete(s.sessions, c.session)
+	}
+	s.mu.Unlock()
+	if mine {
+		s.n.DropWatches(uint64(c.session))
+	}
+}
