@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
+	"github.com/grovekit/grove/core"
 	"io"
 	"net"
 	"strings"
@@ -102,7 +103,7 @@ func (c *rawClient) call(op int32, body rec) (code int32, reply []byte, events [
 		}
 		xid := int32(binary.BigEndian.Uint32(b[:4]))
 		if xid == -1 {
-			events = append(events, b[16:])
+			events = append(events, b) // with the header: xid, zxid, err
 			continue
 		}
 		if xid != c.xid {
@@ -159,6 +160,8 @@ func TestZKNewerRequests(t *testing.T) {
 	zc := newZKCluster(t, 1)
 	c := dialRaw(t, zc.addrs[0])
 	c.mustConnect()
+	var code int32
+	var body []byte
 	for _, p := range []string{"/r", "/r/a", "/r/a/b"} {
 		if code, _, _ := c.call(opCreate, createRec(p, 0)); code != 0 {
 			t.Fatalf("create %s: %d", p, code)
@@ -168,7 +171,7 @@ func TestZKNewerRequests(t *testing.T) {
 		t.Fatalf("create ephemeral: %d", code)
 	}
 	// getAllChildrenNumber
-	code, body, _ := c.call(opAllChildren, rec(nil).str("/r"))
+	code, body, _ = c.call(opAllChildren, rec(nil).str("/r"))
 	if code != 0 || binary.BigEndian.Uint32(body) != 3 {
 		t.Fatalf("getAllChildrenNumber: code %d body %x", code, body)
 	}
@@ -190,12 +193,17 @@ func TestZKNewerRequests(t *testing.T) {
 	if code, _, _ = c.call(opAddWatch, rec(nil).str("/r").i32(1)); code != 0 {
 		t.Fatalf("addWatch: %d", code)
 	}
-	code, _, events := c.call(opSetData, rec(nil).str("/r/a/b").str("xy").i32(-1))
+	code, body, events := c.call(opSetData, rec(nil).str("/r/a/b").str("xy").i32(-1))
 	if code != 0 {
 		t.Fatalf("setData: %d", code)
 	}
-	if len(events) == 0 || !strings.Contains(string(events[len(events)-1]), "/r/a/b") {
+	if len(events) != 1 || !strings.Contains(string(events[0]), "/r/a/b") {
 		t.Fatalf("a recursive watch missed a change below it: %q", events)
+	}
+	// The notification carries the zxid of the change (ZooKeeper 3.9): the
+	// new Stat's mzxid, which is the second long of the reply body.
+	if got, want := binary.BigEndian.Uint64(events[0][4:12]), binary.BigEndian.Uint64(body[8:16]); got != want || got == 0 {
+		t.Fatalf("notification zxid %d, change zxid %d", got, want)
 	}
 	if code, _, _ = c.call(opCheckW, rec(nil).str("/r").i32(5)); code != 0 {
 		t.Fatalf("checkWatches on a recursive watch: %d", code)
@@ -252,6 +260,22 @@ func TestZKHandshakes(t *testing.T) {
 	}
 	if !bad.closedQuietly() {
 		t.Fatal("the connection of an expired session stayed open")
+	}
+	// The timeout is clamped to the server's bounds.
+	for _, tc := range []struct{ ask, want int32 }{{1, 200}, {1 << 30, int32(core.DefaultConfig().MaxSessionTimeout.Milliseconds())}} {
+		r := rec(nil).i32(0).i64(0).i32(tc.ask).i64(0).i32(16)
+		r = append(r, make([]byte, 16)...)
+		cl := dialRaw(t, zc.addrs[0])
+		if _, err := cl.nc.Write(framed(r)); err != nil {
+			t.Fatal(err)
+		}
+		b, err := cl.frame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := int32(binary.BigEndian.Uint32(b[4:8])); got != tc.want {
+			t.Fatalf("asked for %d ms, got %d, want %d", tc.ask, got, tc.want)
+		}
 	}
 	// A client that has seen a newer zxid than the server is refused
 	// without an answer.

@@ -227,6 +227,29 @@ func TestZKACLs(t *testing.T) {
 	}
 }
 
+// The operator's super digest reads and writes past any ACL.
+func TestZKSuperDigest(t *testing.T) {
+	super := grove.DigestID("super", "operator")
+	zc := newZKCluster(t, 1, coretest.WithConfig(func(c *core.Config) { c.SuperDigest = super }))
+	owner, _ := connect(t, zc.addrs, 5*time.Second)
+	if err := owner.AddAuth("digest", []byte("alice:secret")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Create("/locked", []byte("l"), 0, zk.DigestACL(zk.PermAll, "alice", "secret")); err != nil {
+		t.Fatal(err)
+	}
+	op, _ := connect(t, zc.addrs, 5*time.Second)
+	if _, _, err := op.Get("/locked"); !errors.Is(err, zk.ErrNoAuth) {
+		t.Fatalf("before super auth: %v", err)
+	}
+	if err := op.AddAuth("digest", []byte("super:operator")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op.Set("/locked", []byte("fixed"), -1); err != nil {
+		t.Fatalf("super write: %v", err)
+	}
+}
+
 func TestZKWatches(t *testing.T) {
 	zc := newZKCluster(t, 3)
 	conn, _ := connect(t, zc.addrs[:1], 5*time.Second)
