@@ -1,0 +1,242 @@
+// Package election elects one leader among the sessions campaigning at a
+// directory, in the manner of etcd's concurrency.Election, on a Grove
+// session (remote or embedded).
+//
+// Each candidate is an ephemeral sequential node holding its value; the
+// lowest leads. A candidate waits on its immediate predecessor only (no
+// herd). Leadership comes with a term — the creation zxid of the leader's
+// node, larger for every later leader — and a Lost() channel closed the
+// moment leadership may be gone: the node was deleted, the session ended,
+// or the session's deadline passed with no keep-alive extending it. A
+// campaigner whose session expires therefore never believes it still
+// leads.
+package election
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/client"
+	"github.com/grovekit/grove/recipes/internal/contend"
+)
+
+// Errors.
+var (
+	// ErrNotLeader is returned by Proclaim and Resign without leadership.
+	ErrNotLeader = errors.New("election: not the leader")
+	// ErrNoLeader is returned by Leader when nobody campaigns.
+	ErrNoLeader = errors.New("election: no leader")
+	// ErrCampaigning is returned by Campaign while this Election already
+	// campaigns or leads.
+	ErrCampaigning = errors.New("election: already campaigning")
+)
+
+// Leader describes a leader.
+type Leader struct {
+	Value []byte
+	Term  int64 // the creation zxid of its node: grows with every new leader
+	Path  string
+}
+
+// Election is one campaigner at a directory. Safe for concurrent use.
+type Election struct {
+	s   *client.Session
+	dir string
+
+	mu       sync.Mutex
+	running  bool
+	node     contend.Node
+	lost     <-chan struct{}
+	stopHold func()
+}
+
+// New returns a campaigner for the election at dir.
+func New(s *client.Session, dir string) *Election { return &Election{s: s, dir: dir} }
+
+// Campaign joins the election with value and blocks until this campaigner
+// leads or ctx ends (its candidacy is then withdrawn, nothing left
+// behind).
+func (e *Election) Campaign(ctx context.Context, value []byte) error {
+	e.mu.Lock()
+	if e.running {
+		e.mu.Unlock()
+		return ErrCampaigning
+	}
+	e.running = true
+	e.mu.Unlock()
+	fail := func(err error) error {
+		e.mu.Lock()
+		e.running = false
+		e.mu.Unlock()
+		return err
+	}
+	if err := contend.EnsurePath(ctx, e.s, e.dir); err != nil {
+		return fail(err)
+	}
+	me, err := contend.Create(ctx, e.s, e.dir, "candidate-", value)
+	if err != nil {
+		return fail(err)
+	}
+	all, err := contend.List(ctx, e.s, e.dir, "candidate-")
+	if err == nil {
+		var before []contend.Node
+		for _, n := range all {
+			if n.Seq < me.Seq {
+				before = append(before, n)
+			}
+		}
+		err = contend.WaitBefore(ctx, e.s, before)
+	}
+	if err != nil {
+		go contend.Delete(e.s, me.Path)
+		return fail(err)
+	}
+	lost, stop := contend.Hold(e.s, me.Path)
+	e.mu.Lock()
+	e.node, e.lost, e.stopHold = me, lost, stop
+	e.mu.Unlock()
+	return nil
+}
+
+// Term returns this campaigner's term while it leads.
+func (e *Election) Term() (int64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.lost == nil {
+		return 0, ErrNotLeader
+	}
+	return e.node.Czxid, nil
+}
+
+// Lost returns a channel closed when leadership may be gone (nil when not
+// leading).
+func (e *Election) Lost() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lost
+}
+
+// Guard returns an op that makes a Session.Multi commit only while this
+// campaigner still leads.
+func (e *Election) Guard() (grove.Op, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.lost == nil {
+		return grove.Op{}, ErrNotLeader
+	}
+	return grove.CheckOp(e.node.Path, -1), nil
+}
+
+// Proclaim updates the leader's value without a new election.
+func (e *Election) Proclaim(ctx context.Context, value []byte) error {
+	e.mu.Lock()
+	path, leading := e.node.Path, e.lost != nil
+	e.mu.Unlock()
+	if !leading {
+		return ErrNotLeader
+	}
+	if _, err := e.s.Set(ctx, path, value, -1); err != nil {
+		if errors.Is(err, grove.ErrNoNode) {
+			return ErrNotLeader
+		}
+		return err
+	}
+	return nil
+}
+
+// Resign gives up leadership; another campaigner takes over.
+func (e *Election) Resign(ctx context.Context) error {
+	e.mu.Lock()
+	path, stop := e.node.Path, e.stopHold
+	leading := e.lost != nil
+	e.node, e.lost, e.stopHold, e.running = contend.Node{}, nil, nil, false
+	e.mu.Unlock()
+	if !leading {
+		return ErrNotLeader
+	}
+	stop()
+	err := e.s.Delete(ctx, path, -1)
+	if errors.Is(err, grove.ErrNoNode) || errors.Is(err, grove.ErrSessionExpired) || errors.Is(err, grove.ErrSessionClosed) {
+		return nil
+	}
+	return err
+}
+
+// Current returns the current leader of the election at dir.
+func Current(ctx context.Context, s *client.Session, dir string) (Leader, error) {
+	for {
+		all, err := contend.List(ctx, s, dir, "candidate-")
+		if errors.Is(err, grove.ErrNoNode) || (err == nil && len(all) == 0) {
+			return Leader{}, ErrNoLeader
+		}
+		if err != nil {
+			return Leader{}, err
+		}
+		data, st, err := s.Get(ctx, all[0].Path)
+		if errors.Is(err, grove.ErrNoNode) {
+			continue // it just left: look again
+		}
+		if err != nil {
+			return Leader{}, err
+		}
+		return Leader{Value: data, Term: st.Czxid, Path: all[0].Path}, nil
+	}
+}
+
+// Leader returns the current leader of this campaigner's election.
+func (e *Election) Leader(ctx context.Context) (Leader, error) { return Current(ctx, e.s, e.dir) }
+
+// Observe reports the election's leader each time it changes (a new
+// leader, or a new value proclaimed), starting with the current one. The
+// channel closes when ctx ends or the session does.
+func Observe(ctx context.Context, s *client.Session, dir string) <-chan Leader {
+	out := make(chan Leader)
+	go func() {
+		defer close(out)
+		var last Leader
+		for ctx.Err() == nil {
+			if err := contend.EnsurePath(ctx, s, dir); err != nil {
+				if s.Err() != nil {
+					return
+				}
+				continue
+			}
+			_, _, childW, err := s.ChildrenW(ctx, dir)
+			if err != nil {
+				return
+			}
+			var dataW <-chan grove.Event
+			cur, err := Current(ctx, s, dir)
+			if err == nil {
+				_, _, dataW, err = s.GetW(ctx, cur.Path)
+				if err == nil {
+					cur, err = Current(ctx, s, dir) // the value as watched
+				}
+			}
+			if err == nil && (cur.Term != last.Term || string(cur.Value) != string(last.Value)) {
+				select {
+				case out <- cur:
+					last = cur
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err != nil && !errors.Is(err, ErrNoLeader) && !errors.Is(err, grove.ErrNoNode) {
+				return
+			}
+			select {
+			case <-childW:
+			case <-dataW:
+			case <-ctx.Done():
+			case <-s.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// Observe is the package Observe for this campaigner's election.
+func (e *Election) Observe(ctx context.Context) <-chan Leader { return Observe(ctx, e.s, e.dir) }

@@ -1,0 +1,200 @@
+// Package recipetest runs recipe tests against an in-process three-node
+// cluster served on client ports, with sessions whose network a test can
+// cut (to expire them, or to drop their connection mid-call).
+package recipetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/client"
+	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/core/coretest"
+	"github.com/grovekit/grove/front/fronttest"
+)
+
+// Rig is a cluster and the sessions of one test.
+type Rig struct {
+	T     testing.TB
+	C     *coretest.Cluster
+	Addrs []string
+}
+
+// New starts a three-node cluster (n nodes if given) with client ports.
+func New(t testing.TB, n ...int) *Rig {
+	size := 3
+	if len(n) > 0 {
+		size = n[0]
+	}
+	c := coretest.NewCluster(t, size, coretest.WithConfig(func(cfg *core.Config) { cfg.MinSessionTimeout = 100 * time.Millisecond }))
+	c.WaitLeader(context.Background())
+	return &Rig{T: t, C: c, Addrs: fronttest.ServeAll(t, c.Nodes())}
+}
+
+// Net is the network of one session: Cut drops its connection and keeps
+// it from reconnecting until Heal.
+type Net struct {
+	mu    sync.Mutex
+	cut   bool
+	conns []net.Conn
+}
+
+func (n *Net) dial(ctx context.Context, addr string) (net.Conn, error) {
+	n.mu.Lock()
+	cut := n.cut
+	n.mu.Unlock()
+	if cut {
+		return nil, fmt.Errorf("recipetest: network cut")
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		n.mu.Lock()
+		n.conns = append(n.conns, c)
+		n.mu.Unlock()
+	}
+	return c, err
+}
+
+// Cut drops the session's connection and refuses new ones.
+func (n *Net) Cut() {
+	n.mu.Lock()
+	n.cut = true
+	conns := n.conns
+	n.conns = nil
+	n.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// Drop drops the session's connection once; it reconnects at once.
+func (n *Net) Drop() {
+	n.mu.Lock()
+	conns := n.conns
+	n.conns = nil
+	n.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// Heal lets the session reconnect.
+func (n *Net) Heal() {
+	n.mu.Lock()
+	n.cut = false
+	n.mu.Unlock()
+}
+
+// Session dials a remote session with the given timeout; it is closed when
+// the test ends.
+func (r *Rig) Session(timeout time.Duration) (*client.Session, *Net) {
+	r.T.Helper()
+	n := &Net{}
+	s, err := client.Dial(context.Background(), r.Addrs, client.WithTimeout(timeout), client.WithDialer(n.dial))
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	r.T.Cleanup(func() {
+		n.Heal()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	return s, n
+}
+
+// Embedded opens an in-process session on the leader.
+func (r *Rig) Embedded() *client.Session {
+	r.T.Helper()
+	s, err := r.C.WaitLeader(context.Background()).Session(context.Background())
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	r.T.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+// Tree lists every znode under root (root excluded), sorted.
+func Tree(ctx context.Context, s *client.Session, root string) ([]string, error) {
+	var out []string
+	var walk func(p string) error
+	walk = func(p string) error {
+		names, _, err := s.Children(ctx, p, client.Linearizable())
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			c := grove.Join(p, n)
+			out = append(out, c)
+			if err := walk(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := walk(root)
+	slices.Sort(out)
+	return out, err
+}
+
+// WaitCount waits until exactly n znodes under root have names containing
+// sub, and fails the test after 30 s.
+func WaitCount(t testing.TB, s *client.Session, root, sub string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all, err := Tree(context.Background(), s, root)
+		if err != nil && !errors.Is(err, grove.ErrNoNode) {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range all {
+			if strings.Contains(grove.Base(p), sub) {
+				got = append(got, p)
+			}
+		}
+		if len(got) == n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("znodes under %s matching %q: %v, want %d of them", root, sub, got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// WaitTree waits until the znodes under root whose names contain sub are
+// exactly want (sorted), and fails the test after 30 s.
+func WaitTree(t testing.TB, s *client.Session, root, sub string, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var got []string
+	for {
+		all, err := Tree(context.Background(), s, root)
+		if err != nil && !errors.Is(err, grove.ErrNoNode) {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, p := range all {
+			if strings.Contains(grove.Base(p), sub) {
+				got = append(got, p)
+			}
+		}
+		if slices.Equal(got, want) || (len(got) == 0 && len(want) == 0) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("znodes under %s matching %q: %v, want %v", root, sub, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,198 @@
+// Package lock provides distributed locks on a Grove session: Mutex (FIFO
+// fair, with a fencing token), RWMutex (shared readers, exclusive writers,
+// writers never starved) and Semaphore (N holders).
+//
+// Every acquisition is an ephemeral sequential node under the lock's
+// directory; contenders queue in sequence order and each waits on the one
+// node that must go before it (no herd). An acquisition carries a fencing
+// token — the creation zxid of its node — that grows with every
+// acquisition of the lock, and a guard op that makes a Multi commit only
+// while the lock is held. Lost() is closed the moment the hold may be
+// gone: the node was deleted, the session ended, or the session's deadline
+// passed with no keep-alive extending it (the cluster may have expired it
+// and granted the lock to the next waiter).
+//
+// Calls work the same over a remote (client.Dial) or an embedded
+// (core.Node.Session) session, take a ctx, and clean up their node when a
+// wait is cancelled or fails. The session is the caller's: recipes never
+// close it.
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/client"
+	"github.com/grovekit/grove/recipes/internal/contend"
+)
+
+// Errors.
+var (
+	// ErrLocked is returned by TryLock when another holder has the lock.
+	ErrLocked = errors.New("lock: held by another")
+	// ErrNotHeld is returned by Unlock, Token and Guard without a hold.
+	ErrNotHeld = errors.New("lock: not held")
+	// ErrHeld is returned by Lock on a Mutex value that already holds.
+	ErrHeld = errors.New("lock: already held by this Mutex")
+)
+
+// Hold is one acquisition.
+type hold struct {
+	node contend.Node
+	lost <-chan struct{}
+	stop func()
+}
+
+// Mutex is a distributed exclusive lock at a directory. A Mutex value
+// holds at most one acquisition at a time; it is safe for concurrent use.
+type Mutex struct {
+	s   *client.Session
+	dir string
+
+	mu sync.Mutex
+	h  *hold
+}
+
+// NewMutex returns the mutex at dir (created on first use).
+func NewMutex(s *client.Session, dir string) *Mutex { return &Mutex{s: s, dir: dir} }
+
+// Lock blocks until the lock is held or ctx ends. On error nothing of the
+// attempt is left behind.
+func (m *Mutex) Lock(ctx context.Context) error { return m.lock(ctx, true) }
+
+// TryLock takes the lock if it is free right now, else returns ErrLocked.
+func (m *Mutex) TryLock(ctx context.Context) error { return m.lock(ctx, false) }
+
+func (m *Mutex) lock(ctx context.Context, wait bool) error {
+	m.mu.Lock()
+	if m.h != nil {
+		m.mu.Unlock()
+		return ErrHeld
+	}
+	m.mu.Unlock()
+	h, err := acquire(ctx, m.s, m.dir, "lock-", nil, func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error) {
+		before := all[:index(all, me)]
+		if len(before) > 0 && !wait {
+			return nil, false, ErrLocked
+		}
+		return before, true, nil
+	})
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.h = h
+	m.mu.Unlock()
+	return nil
+}
+
+// Unlock releases the lock (deleting its node). Unlocking a lost hold is
+// not an error.
+func (m *Mutex) Unlock(ctx context.Context) error {
+	m.mu.Lock()
+	h := m.h
+	m.h = nil
+	m.mu.Unlock()
+	return release(ctx, m.s, h)
+}
+
+// Token returns the fencing token of the current hold: the creation zxid
+// of its node, larger than the token of every earlier holder of the lock.
+// Pass it to the resources the lock protects so they can refuse a stale
+// holder.
+func (m *Mutex) Token() (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.h == nil {
+		return 0, ErrNotHeld
+	}
+	return m.h.node.Czxid, nil
+}
+
+// Guard returns an op that, put in a Session.Multi, makes the multi
+// commit only while this hold is still in place.
+func (m *Mutex) Guard() (grove.Op, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.h == nil {
+		return grove.Op{}, ErrNotHeld
+	}
+	return grove.CheckOp(m.h.node.Path, -1), nil
+}
+
+// Lost returns a channel closed when the current hold may be gone (nil
+// without a hold: it blocks forever).
+func (m *Mutex) Lost() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.h == nil {
+		return nil
+	}
+	return m.h.lost
+}
+
+// acquire creates a contender node and waits for what blocker says must
+// go first. blocker runs on the sorted contenders; final says the hold is
+// ours once those nodes are gone (nodes before ours only ever go), else the
+// contenders are listed again after the wait. An error from blocker aborts.
+// The node is removed on any failure.
+func acquire(ctx context.Context, s *client.Session, dir, prefix string, data []byte,
+	blocker func(me contend.Node, all []contend.Node) (wait []contend.Node, final bool, err error)) (*hold, error) {
+	if err := contend.EnsurePath(ctx, s, dir); err != nil {
+		return nil, err
+	}
+	me, err := contend.Create(ctx, s, dir, prefix, data)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*hold, error) {
+		go contend.Delete(s, me.Path)
+		return nil, err
+	}
+	for {
+		all, err := contend.List(ctx, s, dir)
+		if err != nil {
+			return fail(err)
+		}
+		if index(all, me) < 0 {
+			return fail(fmt.Errorf("lock: own node %s vanished: %w", me.Path, grove.ErrSessionExpired))
+		}
+		before, final, err := blocker(me, all)
+		if err != nil {
+			return fail(err)
+		}
+		if len(before) > 0 {
+			if err := contend.WaitBefore(ctx, s, before); err != nil {
+				return fail(err)
+			}
+		}
+		if len(before) == 0 || final {
+			lost, stop := contend.Hold(s, me.Path)
+			return &hold{node: me, lost: lost, stop: stop}, nil
+		}
+	}
+}
+
+func release(ctx context.Context, s *client.Session, h *hold) error {
+	if h == nil {
+		return ErrNotHeld
+	}
+	h.stop()
+	err := s.Delete(ctx, h.node.Path, -1)
+	if errors.Is(err, grove.ErrNoNode) || errors.Is(err, grove.ErrSessionExpired) || errors.Is(err, grove.ErrSessionClosed) {
+		return nil
+	}
+	return err
+}
+
+func index(all []contend.Node, me contend.Node) int {
+	for i, n := range all {
+		if n.Seq == me.Seq {
+			return i
+		}
+	}
+	return -1
+}

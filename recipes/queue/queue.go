@@ -1,0 +1,252 @@
+// Package queue is a reliable distributed FIFO queue on a Grove session,
+// with optional priorities, a size bound and a dead-letter queue.
+//
+// Layout under the queue's directory:
+//
+//	items/i-<priority>-<seq>   one per queued item, data = payload;
+//	                           its version counts the deliveries
+//	leases/<item>.<delivery>   ephemeral: the consumer holding a delivery
+//	dead/<item>                items that failed MaxDeliveries times
+//
+// Take claims the first item without a live lease with one atomic multi:
+// the item's version moves from d to d+1 (compare-and-set, so one consumer
+// wins) and the consumer's ephemeral lease <item>.<d+1> is created. Ack
+// deletes the item and the lease in one multi that succeeds only while the
+// item is still at that delivery — so an item is acknowledged at most
+// once. If the consumer's session dies before Ack, its lease vanishes and
+// the item is delivered again; after MaxDeliveries it moves to dead/.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/client"
+	"github.com/grovekit/grove/recipes/internal/contend"
+)
+
+// Errors.
+var (
+	// ErrFull is returned by Put when the queue holds Max items or more.
+	ErrFull = errors.New("queue: full")
+	// ErrLeaseLost is returned by Ack and Nack when the delivery is no
+	// longer this consumer's (its session expired and the item went to
+	// another consumer, or it was acknowledged already).
+	ErrLeaseLost = errors.New("queue: lease lost")
+)
+
+// Options tune a Queue.
+type Options struct {
+	// Max bounds the queue's length (0: unbounded). The check is made
+	// before the write: concurrent producers may overshoot by their
+	// number.
+	Max int
+	// MaxDeliveries moves an item to the dead-letter directory once it has
+	// been delivered this many times without an Ack (0: never).
+	MaxDeliveries int
+}
+
+// Queue is a queue at a directory.
+type Queue struct {
+	s    *client.Session
+	dir  string
+	opts Options
+}
+
+// New returns the queue at dir.
+func New(s *client.Session, dir string, opts Options) *Queue {
+	return &Queue{s: s, dir: dir, opts: opts}
+}
+
+// DefaultPriority is the priority of Put; lower numbers are served first.
+const DefaultPriority = 500
+
+func (q *Queue) items() string  { return q.dir + "/items" }
+func (q *Queue) leases() string { return q.dir + "/leases" }
+func (q *Queue) dead() string   { return q.dir + "/dead" }
+
+func (q *Queue) ensure(ctx context.Context) error {
+	for _, p := range []string{q.items(), q.leases(), q.dead()} {
+		if err := contend.EnsurePath(ctx, q.s, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Put appends an item with the default priority.
+func (q *Queue) Put(ctx context.Context, payload []byte) error {
+	return q.PutPriority(ctx, payload, DefaultPriority)
+}
+
+// PutPriority appends an item with priority 0..999 (lower first; FIFO
+// within a priority).
+func (q *Queue) PutPriority(ctx context.Context, payload []byte, priority int) error {
+	if priority < 0 || priority > 999 {
+		return fmt.Errorf("queue: priority %d outside 0..999: %w", priority, grove.ErrBadArguments)
+	}
+	if err := q.ensure(ctx); err != nil {
+		return err
+	}
+	if q.opts.Max > 0 {
+		n, err := q.Len(ctx)
+		if err != nil {
+			return err
+		}
+		if n >= q.opts.Max {
+			return fmt.Errorf("%w: %d items, bound %d", ErrFull, n, q.opts.Max)
+		}
+	}
+	_, err := q.s.Create(ctx, fmt.Sprintf("%s/i-%03d-", q.items(), priority), payload, grove.ModePersistentSequential, grove.OpenACLUnsafe)
+	return err
+}
+
+// Len returns the number of items queued (taken and not acknowledged
+// ones included).
+func (q *Queue) Len(ctx context.Context) (int, error) {
+	ok, st, err := q.s.Exists(ctx, q.items())
+	if err != nil || !ok {
+		return 0, err
+	}
+	return int(st.NumChildren), nil
+}
+
+// Delivery is a taken item, leased to the consumer until Ack or Nack.
+type Delivery struct {
+	Payload []byte
+	Item    string // the item's name
+	Count   int    // the delivery number: 1 for the first
+	q       *Queue
+	lease   string
+}
+
+// Take claims the next item, waiting for one.
+func (q *Queue) Take(ctx context.Context) (*Delivery, error) {
+	if err := q.ensure(ctx); err != nil {
+		return nil, err
+	}
+	for {
+		names, _, itemsW, err := q.s.ChildrenW(ctx, q.items())
+		if err != nil {
+			return nil, err
+		}
+		_, _, leasesW, err := q.s.ChildrenW(ctx, q.leases())
+		if err != nil {
+			return nil, err
+		}
+		live := map[string]bool{}
+		if ls, _, err := q.s.Children(ctx, q.leases()); err == nil {
+			for _, l := range ls {
+				live[l] = true
+			}
+		} else {
+			return nil, err
+		}
+		// Names sort by priority, then sequence: the queue's order.
+		for _, name := range sortedItems(names) {
+			d, err := q.claim(ctx, name, live)
+			if err != nil {
+				return nil, err
+			}
+			if d != nil {
+				return d, nil
+			}
+		}
+		select {
+		case <-itemsW:
+		case <-leasesW:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-q.s.Done():
+			return nil, q.s.Err()
+		}
+	}
+}
+
+func sortedItems(names []string) []string {
+	out := names[:0:0]
+	for _, n := range names {
+		if strings.HasPrefix(n, "i-") {
+			out = append(out, n)
+		}
+	}
+	// Children come sorted by name already.
+	return out
+}
+
+// claim tries to take item name; nil if someone else holds or took it.
+func (q *Queue) claim(ctx context.Context, name string, live map[string]bool) (*Delivery, error) {
+	path := q.items() + "/" + name
+	data, st, err := q.s.Get(ctx, path)
+	if errors.Is(err, grove.ErrNoNode) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := int(st.Version) // deliveries so far
+	if d > 0 && live[fmt.Sprintf("%s.%d", name, d)] {
+		return nil, nil // leased right now
+	}
+	if q.opts.MaxDeliveries > 0 && d >= q.opts.MaxDeliveries {
+		_, err := q.s.Multi(ctx,
+			grove.CheckOp(path, st.Version),
+			grove.CreateOp(q.dead()+"/"+name, data, grove.ModePersistent, grove.OpenACLUnsafe),
+			grove.DeleteOp(path, st.Version))
+		if err != nil && !isRace(err) {
+			return nil, err
+		}
+		return nil, nil
+	}
+	lease := fmt.Sprintf("%s/%s.%d", q.leases(), name, d+1)
+	_, err = q.s.Multi(ctx,
+		grove.SetOp(path, data, st.Version),
+		grove.CreateOp(lease, nil, grove.ModeEphemeral, grove.OpenACLUnsafe))
+	switch {
+	case err == nil:
+		return &Delivery{Payload: data, Item: name, Count: d + 1, q: q, lease: lease}, nil
+	case isRace(err):
+		return nil, nil
+	}
+	return nil, err
+}
+
+// isRace reports a multi lost to another consumer.
+func isRace(err error) bool {
+	return errors.Is(err, grove.ErrBadVersion) || errors.Is(err, grove.ErrNoNode) || errors.Is(err, grove.ErrNodeExists)
+}
+
+// Ack removes the item for good. It fails with ErrLeaseLost if the
+// delivery is no longer this consumer's.
+func (d *Delivery) Ack(ctx context.Context) error {
+	_, err := d.q.s.Multi(ctx,
+		grove.DeleteOp(d.lease, -1),
+		grove.DeleteOp(d.q.items()+"/"+d.Item, int32(d.Count)))
+	if isRace(err) {
+		return ErrLeaseLost
+	}
+	return err
+}
+
+// Nack gives the item back for another delivery.
+func (d *Delivery) Nack(ctx context.Context) error {
+	_, err := d.q.s.Multi(ctx,
+		grove.CheckOp(d.q.items()+"/"+d.Item, int32(d.Count)),
+		grove.DeleteOp(d.lease, -1))
+	if isRace(err) {
+		return ErrLeaseLost
+	}
+	return err
+}
+
+// Dead lists the names of the items in the dead-letter directory.
+func (q *Queue) Dead(ctx context.Context) ([]string, error) {
+	names, _, err := q.s.Children(ctx, q.dead())
+	if errors.Is(err, grove.ErrNoNode) {
+		return nil, nil
+	}
+	return names, err
+}
