@@ -88,6 +88,7 @@ type Server struct {
 	conns    map[*conn]struct{}
 	sessions map[uint64]*conn // the connection each session is attached to
 	closed   bool
+	closec   chan struct{} // closed by Close
 	wg       sync.WaitGroup
 }
 
@@ -96,12 +97,26 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	return &Server{
+	s := &Server{
 		cfg: cfg, n: cfg.Node, log: cfg.Logger,
 		lns:      map[net.Listener]struct{}{},
 		conns:    map[*conn]struct{}{},
 		sessions: map[uint64]*conn{},
-	}, nil
+		closec:   make(chan struct{}),
+	}
+	go s.closeWithNode()
+	return s, nil
+}
+
+// closeWithNode closes the server when its node stops: a client attached
+// to a stopped node must move to a live one, even if it is only waiting
+// for a watch.
+func (s *Server) closeWithNode() {
+	select {
+	case <-s.n.Done():
+		_ = s.Close()
+	case <-s.closec:
+	}
 }
 
 // ErrClosed is returned by Serve after Close.
@@ -164,6 +179,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // goroutines. Sessions live on: their clients reconnect elsewhere.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.closec)
+	}
 	s.closed = true
 	for ln := range s.lns {
 		_ = ln.Close()

@@ -72,6 +72,7 @@ type Server struct {
 	conns    map[*conn]struct{}
 	sessions map[int64]*conn
 	closed   bool
+	closec   chan struct{} // closed by Close
 	wg       sync.WaitGroup
 }
 
@@ -101,8 +102,20 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, n: cfg.Node, log: cfg.Logger, start: time.Now(),
-		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, sessions: map[int64]*conn{}}, nil
+	s := &Server{cfg: cfg, n: cfg.Node, log: cfg.Logger, start: time.Now(), closec: make(chan struct{}),
+		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, sessions: map[int64]*conn{}}
+	go s.closeWithNode()
+	return s, nil
+}
+
+// closeWithNode closes the server when its node stops, so its clients
+// move to live servers.
+func (s *Server) closeWithNode() {
+	select {
+	case <-s.n.Done():
+		_ = s.Close()
+	case <-s.closec:
+	}
 }
 
 // Serve accepts connections on ln until Close (then it returns ErrClosed)
@@ -159,6 +172,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // Sessions live on; their clients reconnect to other servers.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.closec)
+	}
 	s.closed = true
 	for ln := range s.lns {
 		_ = ln.Close()

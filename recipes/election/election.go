@@ -132,10 +132,15 @@ func (e *Election) Guard() (grove.Op, error) {
 // Proclaim updates the leader's value without a new election.
 func (e *Election) Proclaim(ctx context.Context, value []byte) error {
 	e.mu.Lock()
-	path, leading := e.node.Path, e.lost != nil
+	path, lost := e.node.Path, e.lost
 	e.mu.Unlock()
-	if !leading {
+	if lost == nil {
 		return ErrNotLeader
+	}
+	select {
+	case <-lost:
+		return ErrNotLeader
+	default:
 	}
 	if _, err := e.s.Set(ctx, path, value, -1); err != nil {
 		if errors.Is(err, grove.ErrNoNode) {

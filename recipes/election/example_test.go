@@ -1,0 +1,61 @@
+package election_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/grovekit/grove/recipes/election"
+	"github.com/grovekit/grove/recipes/internal/exampletest"
+)
+
+func ExampleElection() {
+	cluster := exampletest.Start()
+	defer cluster.Stop()
+	ctx := context.Background()
+	s1, s2 := cluster.Session(), cluster.Session()
+	defer s1.Close(ctx)
+	defer s2.Close(ctx)
+
+	a := election.New(s1, "/services/scheduler")
+	if err := a.Campaign(ctx, []byte("node-a")); err != nil {
+		panic(err)
+	}
+	leader, _ := a.Leader(ctx)
+	fmt.Println("leader:", string(leader.Value))
+
+	// b campaigns in the background and takes over when a resigns.
+	b := election.New(s2, "/services/scheduler")
+	won := make(chan struct{})
+	go func() {
+		if b.Campaign(ctx, []byte("node-b")) == nil {
+			close(won)
+		}
+	}()
+	termA, _ := a.Term()
+	_ = a.Resign(ctx)
+	<-won
+	termB, _ := b.Term()
+	leader, _ = b.Leader(ctx)
+	fmt.Println("leader:", string(leader.Value), "newer term:", termB > termA)
+	// Output:
+	// leader: node-a
+	// leader: node-b newer term: true
+}
+
+func ExampleObserve() {
+	cluster := exampletest.Start()
+	defer cluster.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := cluster.Session()
+	defer s.Close(context.Background())
+	e := election.New(s, "/services/api")
+	_ = e.Campaign(ctx, []byte("v1"))
+	changes := election.Observe(ctx, s, "/services/api")
+	fmt.Println(string((<-changes).Value))
+	_ = e.Proclaim(ctx, []byte("v2"))
+	fmt.Println(string((<-changes).Value))
+	// Output:
+	// v1
+	// v2
+}
