@@ -188,8 +188,20 @@ func (q *Queue) claim(ctx context.Context, name string, live map[string]bool) (*
 		return nil, err
 	}
 	d := int(st.Version) // deliveries so far
-	if d > 0 && live[fmt.Sprintf("%s.%d", name, d)] {
-		return nil, nil // leased right now
+	if d > 0 {
+		// The lease of the current delivery, looked up after the item (the
+		// leases listed earlier may predate that delivery's claim).
+		current := fmt.Sprintf("%s.%d", name, d)
+		if live[current] {
+			return nil, nil
+		}
+		held, _, err := q.s.Exists(ctx, q.leases()+"/"+current)
+		if err != nil {
+			return nil, err
+		}
+		if held {
+			return nil, nil // leased right now
+		}
 	}
 	if q.opts.MaxDeliveries > 0 && d >= q.opts.MaxDeliveries {
 		_, err := q.s.Multi(ctx,

@@ -1,0 +1,157 @@
+package config_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/grovekit/grove/recipes/config"
+	"github.com/grovekit/grove/recipes/internal/recipetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type settings struct {
+	Replicas int    `json:"replicas"`
+	Mode     string `json:"mode"`
+}
+
+func TestValueCompareAndSet(t *testing.T) {
+	r := recipetest.New(t)
+	s, _ := r.Session(5 * time.Second)
+	v := config.New[settings](s, "/config/app/settings")
+	ctx := t.Context()
+	if _, err := v.Get(ctx); err == nil {
+		t.Fatal("read of a value never set succeeded")
+	}
+	ver, err := v.Set(ctx, settings{Replicas: 3}, -1)
+	if err != nil || ver != 0 {
+		t.Fatalf("first set: %d %v", ver, err)
+	}
+	got, err := v.Get(ctx)
+	if err != nil || got.Value.Replicas != 3 || got.Version != 0 {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	if _, err := v.Set(ctx, settings{Replicas: 4}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Set(ctx, settings{Replicas: 5}, 0); !errors.Is(err, config.ErrConflict) {
+		t.Fatalf("stale compare-and-set: %v", err)
+	}
+}
+
+// A watcher sees versions in increasing order, ending at the last one,
+// across a dropped connection.
+func TestValueWatchSeesEveryVersionInOrder(t *testing.T) {
+	r := recipetest.New(t)
+	writer, _ := r.Session(5 * time.Second)
+	watcherS, watcherNet := r.Session(5 * time.Second)
+	w := config.New[int](watcherS, "/config/counter")
+	set := config.New[int](writer, "/config/counter")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if _, err := set.Set(ctx, 0, -1); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := w.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const last = 200
+	go func() {
+		for i := 1; i <= last; i++ {
+			if _, err := set.Set(ctx, i, -1); err != nil {
+				return
+			}
+			if i == last/2 {
+				watcherNet.Drop()
+			}
+		}
+	}()
+	prev := int32(-1)
+	for got := range ch {
+		if got.Version <= prev {
+			t.Fatalf("version %d after %d", got.Version, prev)
+		}
+		if int(got.Version) != got.Value {
+			t.Fatalf("version %d carries value %d", got.Version, got.Value)
+		}
+		prev = got.Version
+		if got.Value == last {
+			return
+		}
+	}
+	t.Fatal("the watch ended before the last value")
+}
+
+func TestTreeViewAndSnapshot(t *testing.T) {
+	r := recipetest.New(t)
+	s, _ := r.Session(5 * time.Second)
+	ctx := t.Context()
+	for i := range 5 {
+		if _, err := config.New[int](s, fmt.Sprintf("/config/flags/f%d", i)).Set(ctx, i, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree, err := config.NewTree[int](ctx, s, "/config/flags")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close(context.Background())
+	if keys := tree.Keys(); len(keys) != 5 {
+		t.Fatalf("keys: %v", keys)
+	}
+	changed := tree.Changed()
+	if _, err := config.New[int](s, "/config/flags/f2").Set(ctx, 42, -1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the view did not change")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if v, ok := tree.Get("f2"); ok && v.Value == 42 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the view never showed the new value")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A snapshot under concurrent writes is consistent: the writer keeps
+	// f0 and f1 equal (one multi-free pair of writes at a time), so any
+	// snapshot sees f1 == f0 or f1 == f0 - 1.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f0, f1 := config.New[int](s, "/config/flags/f0"), config.New[int](s, "/config/flags/f1")
+		for i := 100; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, _ = f0.Set(ctx, i, -1)
+			_, _ = f1.Set(ctx, i, -1)
+		}
+	}()
+	for range 5 {
+		snap, zxid, err := tree.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := snap["f0"].Value, snap["f1"].Value
+		if zxid == 0 || len(snap) != 5 || (b != a && b != a-1 && !(a == 0 && b == 1)) {
+			t.Fatalf("snapshot at %d: f0=%d f1=%d (%d keys)", zxid, a, b, len(snap))
+		}
+	}
+	close(stop)
+	<-done
+}
