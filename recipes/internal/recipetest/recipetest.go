@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -18,14 +19,14 @@ import (
 	"github.com/grovekit/grove/client"
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/core/coretest"
-	"github.com/grovekit/grove/front/fronttest"
+	"github.com/grovekit/grove/front"
 )
 
 // Rig is a cluster and the sessions of one test.
 type Rig struct {
 	T     testing.TB
 	C     *coretest.Cluster
-	Addrs []string
+	Addrs []string // client port of node i+1
 }
 
 // New starts a three-node cluster (n nodes if given) with client ports.
@@ -36,7 +37,83 @@ func New(t testing.TB, n ...int) *Rig {
 	}
 	c := coretest.NewCluster(t, size, coretest.WithConfig(func(cfg *core.Config) { cfg.MinSessionTimeout = 100 * time.Millisecond }))
 	c.WaitLeader(context.Background())
-	return &Rig{T: t, C: c, Addrs: fronttest.ServeAll(t, c.Nodes())}
+	r := &Rig{T: t, C: c}
+	for _, id := range c.IDs() {
+		r.Addrs = append(r.Addrs, serveAt(t, c.Node(id), "127.0.0.1:0"))
+	}
+	return r
+}
+
+// serveAt serves n's client port at addr until n stops or the test ends.
+func serveAt(t testing.TB, n *core.Node, addr string) string {
+	t.Helper()
+	srv, err := front.New(front.Config{Node: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	for i := 0; ; i++ { // a port just closed may take a moment to be free
+		if ln, err = net.Listen("tcp", addr); err == nil || i == 100 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ln); close(done) }()
+	t.Cleanup(func() { _ = srv.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// Restart restarts crashed node id (1-based) and serves it at its old
+// client address.
+func (r *Rig) Restart(id uint64) {
+	n := r.C.Restart(id)
+	serveAt(r.T, n, r.Addrs[id-1])
+}
+
+// Chaos disturbs the cluster until ctx ends, one thing at a time, every
+// interval: it crashes and restarts a node (never more than one down),
+// isolates one for a while, or cuts a session's network long enough for
+// the session to expire (then heals it). seed makes the run repeatable.
+func (r *Rig) Chaos(ctx context.Context, seed uint64, interval time.Duration, nets func() []*Net, expire time.Duration) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	ids := r.C.IDs()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+		switch rng.IntN(3) {
+		case 0:
+			id := ids[rng.IntN(len(ids))]
+			r.C.Crash(id)
+			sleepCtx(ctx, interval)
+			r.Restart(id)
+		case 1:
+			id := ids[rng.IntN(len(ids))]
+			r.C.Net.Isolate(id)
+			sleepCtx(ctx, interval)
+			r.C.Net.Heal()
+		case 2:
+			if ns := nets(); len(ns) > 0 {
+				n := ns[rng.IntN(len(ns))]
+				n.Cut()
+				sleepCtx(ctx, expire)
+				n.Heal()
+			}
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }
 
 // Net is the network of one session: Cut drops its connection and keeps
