@@ -140,6 +140,7 @@ func TestTreeViewAndSnapshot(t *testing.T) {
 			}
 			_, _ = f0.Set(ctx, i, -1)
 			_, _ = f1.Set(ctx, i, -1)
+			time.Sleep(5 * time.Millisecond) // a busy configuration, not a firehose
 		}
 	}()
 	for range 5 {

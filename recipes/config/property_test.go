@@ -2,11 +2,14 @@ package config_test
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/grovekit/grove/client"
 	"github.com/grovekit/grove/recipes/config"
 	"github.com/grovekit/grove/recipes/internal/recipetest"
 )
@@ -19,6 +22,9 @@ func TestWatchPropertyUnderChaos(t *testing.T) {
 		t.Skip("chaos run; run without -short")
 	}
 	seed := uint64(time.Now().UnixNano())
+	if env := os.Getenv("GROVE_SEED"); env != "" {
+		seed, _ = strconv.ParseUint(env, 10, 64)
+	}
 	t.Logf("seed %d", seed)
 	r := recipetest.New(t)
 	writer, _ := r.Session(5 * time.Second)
@@ -29,6 +35,7 @@ func TestWatchPropertyUnderChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	var nets []*recipetest.Net
+	var sessions []*client.Session
 	var mu sync.Mutex
 	var seen [4][]int32
 	var wg sync.WaitGroup
@@ -37,6 +44,7 @@ func TestWatchPropertyUnderChaos(t *testing.T) {
 	for i := range seen {
 		s, n := r.Session(5 * time.Second)
 		nets = append(nets, n)
+		sessions = append(sessions, s)
 		ch, err := config.New[int](s, "/config/chaos").Watch(watchCtx)
 		if err != nil {
 			t.Fatal(err)
@@ -53,7 +61,11 @@ func TestWatchPropertyUnderChaos(t *testing.T) {
 		})
 	}
 	chaosCtx, stopChaos := context.WithTimeout(ctx, 4*time.Second)
-	go r.Chaos(chaosCtx, seed, 250*time.Millisecond, func() []*recipetest.Net { return nil }, 0)
+	chaosDone := make(chan struct{})
+	go func() {
+		defer close(chaosDone)
+		r.Chaos(chaosCtx, seed, 250*time.Millisecond, func() []*recipetest.Net { return nil }, 0)
+	}()
 	last := 0
 	for chaosCtx.Err() == nil {
 		for _, n := range nets {
@@ -70,6 +82,8 @@ func TestWatchPropertyUnderChaos(t *testing.T) {
 		last++
 	}
 	stopChaos()
+	<-chaosDone
+	caughtUp := time.Now()
 	// Wait until every watcher has reached the last value (or time runs
 	// out), then stop them.
 	for ctx.Err() == nil {
@@ -84,8 +98,20 @@ func TestWatchPropertyUnderChaos(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if waited := time.Since(caughtUp); waited > 5*time.Second {
+		t.Logf("watchers took %v after the last write to reach it", waited)
+	}
 	stopWatching()
 	wg.Wait()
+	// Close the sessions here, while every node's client port is up (at
+	// cleanup a restarted node's port closes first).
+	for _, s := range append(sessions, writer) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := s.Close(cctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		cancel()
+	}
 	for i, vs := range seen {
 		if !slices.IsSorted(vs) || len(slices.Compact(slices.Clone(vs))) != len(vs) {
 			t.Fatalf("watcher %d saw versions out of order: %v", i, vs)

@@ -1,20 +1,9 @@
-// Package election elects one leader among the sessions campaigning at a
-// directory, in the manner of etcd's concurrency.Election, on a Grove
-// session (remote or embedded).
-//
-// Each candidate is an ephemeral sequential node holding its value; the
-// lowest leads. A candidate waits on its immediate predecessor only (no
-// herd). Leadership comes with a term — the creation zxid of the leader's
-// node, larger for every later leader — and a Lost() channel closed the
-// moment leadership may be gone: the node was deleted, the session ended,
-// or the session's deadline passed with no keep-alive extending it. A
-// campaigner whose session expires therefore never believes it still
-// leads.
 package election
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/grovekit/grove"
@@ -79,15 +68,29 @@ func (e *Election) Campaign(ctx context.Context, value []byte) error {
 	if err != nil {
 		return fail(err)
 	}
-	all, err := contend.List(ctx, e.s, e.dir, "candidate-")
-	if err == nil {
-		var before []contend.Node
-		for _, n := range all {
-			if n.Seq < me.Seq {
-				before = append(before, n)
-			}
+	for err == nil {
+		// Wait for the immediate predecessor; when it goes, look again (it
+		// may have withdrawn rather than led).
+		var all []contend.Node
+		if all, err = contend.List(ctx, e.s, e.dir, "candidate-"); err != nil {
+			break
 		}
-		err = contend.WaitBefore(ctx, e.s, before)
+		var pred *contend.Node
+		present := false
+		for i := range all {
+			if all[i].Seq < me.Seq {
+				pred = &all[i]
+			}
+			present = present || all[i].Seq == me.Seq
+		}
+		if !present {
+			err = fmt.Errorf("election: own candidacy %s vanished: %w", me.Path, grove.ErrSessionExpired)
+			break
+		}
+		if pred == nil {
+			break
+		}
+		err = contend.WaitGone(ctx, e.s, pred.Path)
 	}
 	if err != nil {
 		go contend.Delete(e.s, me.Path)

@@ -50,7 +50,11 @@ func (m *RWMutex) RLock(ctx context.Context) error {
 // Lock takes the lock exclusively.
 func (m *RWMutex) Lock(ctx context.Context) error {
 	return m.take(ctx, writePrefix, &m.writer, func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error) {
-		return all[:index(all, me)], true, nil
+		i := index(all, me)
+		if i == 0 {
+			return nil, true, nil
+		}
+		return all[i-1 : i], i == 1, nil // the immediate predecessor, whatever its kind
 	})
 }
 
