@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,4 +156,42 @@ func TestTreeViewAndSnapshot(t *testing.T) {
 	}
 	close(stop)
 	<-done
+}
+
+// 32 writers increment one value by compare-and-set: no update is lost.
+func TestValueContention(t *testing.T) {
+	r := recipetest.New(t)
+	ctx := t.Context()
+	seed, _ := r.Session(5 * time.Second)
+	if _, err := config.New[int](seed, "/config/hits").Set(ctx, 0, -1); err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 32, 3
+	var wg sync.WaitGroup
+	for range writers {
+		s, _ := r.Session(5 * time.Second)
+		v := config.New[int](s, "/config/hits")
+		wg.Go(func() {
+			for range each {
+				for {
+					cur, err := v.Get(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if _, err := v.Set(ctx, cur.Value+1, cur.Version); err == nil {
+						break
+					} else if !errors.Is(err, config.ErrConflict) {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got, err := config.New[int](seed, "/config/hits").Get(ctx)
+	if err != nil || got.Value != writers*each {
+		t.Fatalf("value %d (%v), want %d", got.Value, err, writers*each)
+	}
 }

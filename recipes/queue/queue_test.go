@@ -138,7 +138,7 @@ func TestRedeliveryAndDeadLetter(t *testing.T) {
 	}
 }
 
-// 8 producers and 8 consumers: every item taken and acknowledged exactly
+// 8 producers and 32 consumers: every item taken and acknowledged exactly
 // once.
 func TestConcurrentConsumersAckOnce(t *testing.T) {
 	r := recipetest.New(t)
@@ -159,7 +159,7 @@ func TestConcurrentConsumersAckOnce(t *testing.T) {
 	var mu sync.Mutex
 	acked := map[string]int{}
 	cctx, cancel := context.WithCancel(ctx)
-	for range 8 {
+	for range 32 {
 		s, _ := r.Session(5 * time.Second)
 		q := queue.New(s, "/q/c", queue.Options{})
 		wg.Go(func() {
