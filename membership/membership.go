@@ -302,6 +302,10 @@ func (g *Gossip) Close() error {
 	return err
 }
 
+// bootstrapSettle is how long the view of members must stay unchanged
+// before WaitBootstrap trusts it.
+const bootstrapSettle = 500 * time.Millisecond
+
 // WaitBootstrap waits until exactly expect fresh voter-eligible nodes
 // (this one included) are alive in gossip, and returns their metadata
 // sorted by raft ID: the initial voter set every one of them computes
@@ -326,6 +330,17 @@ func WaitBootstrap(ctx context.Context, g *Gossip, expect int) ([]Meta, error) {
 			return nil, fmt.Errorf("%w: see %d, expect %d", ErrBootstrapConflict, len(fresh), expect)
 		}
 		if len(fresh) == expect {
+			// A joining node learns the members one at a time: wait until
+			// the view has been still for a moment, so a member that
+			// already holds raft state (arriving later in the same merge)
+			// is seen before this node bootstraps a second cluster.
+			select {
+			case <-changed:
+				continue
+			case <-time.After(bootstrapSettle):
+			case <-ctx.Done():
+				return nil, fmt.Errorf("membership: waiting for %d voters: %w", expect, ctx.Err())
+			}
 			slices.SortFunc(fresh, func(a, b Meta) int {
 				switch {
 				case a.RaftID < b.RaftID:

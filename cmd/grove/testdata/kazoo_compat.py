@@ -64,6 +64,7 @@ other = client()
 other.create("/eph", b"e", ephemeral=True)
 seq = other.create("/eph-seq-", b"", ephemeral=True, sequence=True)
 assert seq.startswith("/eph-seq-") and len(seq) == len("/eph-seq-") + 10, seq
+zk.sync("/eph")  # another session wrote it: ZooKeeper only promises our own writes without a sync
 assert zk.exists("/eph").ephemeralOwner == other.client_id[0]
 other.stop()
 other.close()
@@ -78,6 +79,7 @@ try:
     raise AssertionError("two lock holders")
 except LockTimeout:
     pass
+b.sync("/lock")
 assert lock_b.contenders() == ["a"], lock_b.contenders()
 lock_a.release()
 assert lock_b.acquire(timeout=10)
@@ -126,11 +128,13 @@ counter -= 2
 assert counter.value == 3, counter.value
 counter_b = b.Counter("/counter")
 counter_b += 10
+zk.sync("/counter")
 assert counter.value == 13, counter.value
 
 # Barrier.
 barrier = zk.Barrier("/barrier")
 barrier.create()
+b.sync("/barrier")
 assert not b.Barrier("/barrier").wait(0.3)
 released = threading.Event()
 threading.Thread(target=lambda: b.Barrier("/barrier").wait(10) and released.set()).start()
