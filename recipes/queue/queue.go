@@ -197,9 +197,7 @@ func (q *Queue) claim(ctx context.Context, name string, live map[string]bool) (*
 		return nil, nil
 	}
 	lease := fmt.Sprintf("%s/%s.%d", q.leases(), name, d+1)
-	_, err = q.s.Multi(ctx,
-		grove.SetOp(path, data, st.Version),
-		grove.CreateOp(lease, nil, grove.ModeEphemeral, grove.OpenACLUnsafe))
+	err = q.claimOnce(ctx, path, data, st.Version, lease)
 	switch {
 	case err == nil:
 		return &Delivery{Payload: data, Item: name, Count: d + 1, q: q, lease: lease}, nil
@@ -209,13 +207,41 @@ func (q *Queue) claim(ctx context.Context, name string, live map[string]bool) (*
 	return nil, err
 }
 
+// claimOnce runs the claim multi to its end even if ctx ends first: a
+// claim whose outcome the caller never learned would leave the item leased
+// to a live session that will never Ack it. If ctx ends first, the claim,
+// once applied, is given back (its lease deleted) in the background.
+func (q *Queue) claimOnce(ctx context.Context, path string, data []byte, version int32, lease string) error {
+	done := make(chan error, 1)
+	go func() {
+		bctx, cancel := contend.Bound(context.Background(), q.s)
+		defer cancel()
+		_, err := q.s.Multi(bctx,
+			grove.SetOp(path, data, version),
+			grove.CreateOp(lease, nil, grove.ModeEphemeral, grove.OpenACLUnsafe))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		go func() {
+			if <-done == nil {
+				contend.Delete(q.s, lease)
+			}
+		}()
+		return ctx.Err()
+	}
+}
+
 // isRace reports a multi lost to another consumer.
 func isRace(err error) bool {
 	return errors.Is(err, grove.ErrBadVersion) || errors.Is(err, grove.ErrNoNode) || errors.Is(err, grove.ErrNodeExists)
 }
 
 // Ack removes the item for good. It fails with ErrLeaseLost if the
-// delivery is no longer this consumer's.
+// delivery is no longer this consumer's. If ctx ends first the outcome is
+// unknown (the Ack may still apply): give it a ctx long enough to learn it.
 func (d *Delivery) Ack(ctx context.Context) error {
 	_, err := d.q.s.Multi(ctx,
 		grove.DeleteOp(d.lease, -1),
