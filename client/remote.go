@@ -240,6 +240,15 @@ func (r *remote) OpenSession(ctx context.Context, timeout time.Duration, onEvent
 				continue
 			}
 			r.mu.Lock()
+			select {
+			case <-c.closed:
+				// Dropped before it was attached: its reader started no
+				// reconnect, so take another server.
+				r.mu.Unlock()
+				last = fmt.Errorf("client: connection to %s closed during the handshake", addr)
+				continue
+			default:
+			}
 			r.session, r.password = got.Session, got.Password
 			r.timeout = time.Duration(got.TimeoutMs) * time.Millisecond
 			r.maxFrame = got.MaxFrame
@@ -462,8 +471,12 @@ func (r *remote) reconnect(old *rconn) {
 				if r.attach(c) {
 					r.log.Info("reconnected", "addr", addr)
 					r.link(StateReconnected)
+					return
 				}
-				return
+				if r.ended() {
+					return
+				}
+				continue // it died before it was attached: try on
 			case errors.Is(err, grove.ErrSessionExpired):
 				r.expire()
 				return
@@ -478,6 +491,13 @@ func (r *remote) reconnect(old *rconn) {
 	}
 }
 
+// ended reports whether the session is released or expired.
+func (r *remote) ended() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.released || r.expired
+}
+
 // attach makes c the session's connection: it replays the credentials,
 // moves the watches and resends every unanswered request, in order, before
 // any new request. It returns false if the session ended meanwhile.
@@ -487,6 +507,13 @@ func (r *remote) attach(c *rconn) bool {
 	if r.released || r.expired {
 		c.close()
 		return false
+	}
+	select {
+	case <-c.closed:
+		// It failed before it was attached: its reader saw another current
+		// connection and did not start a reconnect. The caller goes on.
+		return false
+	default:
 	}
 	xids := make([]uint64, 0, len(r.calls))
 	for x, cl := range r.calls {
@@ -537,7 +564,10 @@ func (r *remote) internalLocked(c *rconn, t wire.Type, body any) {
 		select {
 		case <-cl.done:
 			if cl.err != nil && !errors.Is(cl.err, errSuperseded) && r.life.Err() == nil {
-				r.log.Warn("re-attach step failed", "step", t.String(), "err", cl.err)
+				// Without its credentials or watches the connection would
+				// serve the session wrongly: drop it and reconnect.
+				r.log.Warn("re-attach step failed; reconnecting", "step", t.String(), "err", cl.err)
+				c.close()
 			}
 		case <-r.life.Done():
 		}

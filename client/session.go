@@ -65,6 +65,9 @@ type Session struct {
 	err      error // why the session ended
 	lastZxid uint64
 
+	emitMu sync.Mutex // serializes emit; final: the last state was emitted
+	final  bool
+
 	deadline atomic.Int64 // unix nanos until which the session surely lives
 	events   chan State
 	life     context.Context
@@ -149,8 +152,15 @@ func (s *Session) Err() error {
 }
 
 // emit reports a state change without blocking: when the buffer is full the
-// oldest undelivered change is dropped (the final one always arrives).
+// oldest undelivered change is dropped. After the final state (expired or
+// closed) nothing more is emitted, so the final one always arrives.
 func (s *Session) emit(st State) {
+	s.emitMu.Lock()
+	defer s.emitMu.Unlock()
+	if s.final {
+		return
+	}
+	s.final = st == StateExpired || st == StateClosed
 	for {
 		select {
 		case s.events <- st:

@@ -48,8 +48,9 @@ type workItem struct {
 	xid     uint64
 	typ     wire.Type
 	body    []byte
-	pending *core.Pending // a write begun by the reader
-	reply   []byte        // an answer the reader already made (auth, errors)
+	pending *core.Pending    // a write begun by the reader
+	reply   []byte           // an answer the reader already made (auth, errors)
+	ids     []grove.Identity // the connection's identities when it arrived
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -81,6 +82,11 @@ func (c *conn) close(why error) {
 		c.cancel()
 		if why == nil {
 			_ = c.nc.Close()
+		} else {
+			// The writer sends the error, then closes; a peer that does
+			// not read must not keep the connection (and its session's
+			// takeover) waiting.
+			_ = c.nc.SetDeadline(time.Now().Add(2 * time.Second))
 		}
 	})
 }
@@ -191,7 +197,7 @@ func (c *conn) handshake() error {
 		// the client learns it on its next ping.
 		c.s.log.Debug("re-attached session without a confirmed deadline", "session", fmt.Sprintf("%x", info.ID))
 	}
-	c.out.Push(msg)
+	c.push(msg)
 	return nil
 }
 
@@ -236,7 +242,7 @@ func (c *conn) reader() error {
 			c.pings.Go(func() { c.ping(xid) })
 			continue
 		}
-		it := &workItem{xid: xid, typ: t, body: body}
+		it := &workItem{xid: xid, typ: t, body: body, ids: c.ids}
 		switch t {
 		case wire.TWrite:
 			if err := c.beginWrite(it); err != nil {
@@ -300,11 +306,11 @@ func (c *conn) ping(xid uint64) {
 	left := c.keepAlive(c.ctx)
 	if left == 0 {
 		if _, ok, err := c.n.SessionInfo(c.session); err == nil && !ok {
-			c.out.Push(errorMsg(xid, grove.ErrSessionExpired))
+			c.push(errorMsg(xid, grove.ErrSessionExpired))
 			return
 		}
 	}
-	c.out.Push(replyMsg(xid, &wire.Left{LeftMs: left.Milliseconds()}))
+	c.push(replyMsg(xid, &wire.Left{LeftMs: left.Milliseconds()}))
 }
 
 // completer answers the requests in order.
@@ -317,13 +323,25 @@ func (c *conn) completer() {
 			c.drain()
 			return
 		}
+		// A read may set a watch: hold events back until its reply is
+		// queued, so no event the watch fires overtakes the reply.
+		read := it.pending == nil && it.reply == nil
+		if read {
+			c.out.Hold()
+		}
 		msg, err := c.answer(it)
 		if err != nil {
 			c.close(nil)
 			c.drain()
 			return
 		}
-		c.out.Push(msg)
+		if read {
+			if !c.out.Release(msg) {
+				c.close(errQueueFull)
+			}
+		} else {
+			c.push(msg)
+		}
 		<-c.inflight
 	}
 }
@@ -358,7 +376,7 @@ func (c *conn) answer(it *workItem) ([]byte, error) {
 		r, err = it.pending.Wait(ctx)
 		res = r
 	case wire.TRead:
-		res, err = c.read(ctx, it.body)
+		res, err = c.read(ctx, it.body, it.ids)
 	case wire.TSync:
 		var z uint64
 		z, err = c.n.Sync(ctx)
@@ -388,7 +406,7 @@ func (c *conn) answer(it *workItem) ([]byte, error) {
 	return replyMsg(it.xid, res), nil
 }
 
-func (c *conn) read(ctx context.Context, body []byte) (*wire.ReadResult, error) {
+func (c *conn) read(ctx context.Context, body []byte, ids []grove.Identity) (*wire.ReadResult, error) {
 	var r wire.Read
 	if err := wire.DecodeBody(body, &r); err != nil {
 		return nil, fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
@@ -398,7 +416,7 @@ func (c *conn) read(ctx context.Context, body []byte) (*wire.ReadResult, error) 
 		w = c
 	}
 	res, err := c.n.ServeRead(ctx, &client.ReadRequest{
-		Kind: client.ReadKind(r.Kind), Session: c.session, Identities: c.ids, Path: r.Path,
+		Kind: client.ReadKind(r.Kind), Session: c.session, Identities: ids, Path: r.Path,
 		After: r.After, Limit: r.Limit, MinZxid: r.MinZxid, Linearizable: r.Linearizable, Watch: r.Watch,
 	}, w)
 	if err != nil {
@@ -424,6 +442,17 @@ func (c *conn) setWatches(ctx context.Context, body []byte) (*wire.Zxid, error) 
 	return &wire.Zxid{Zxid: z}, nil
 }
 
+// errQueueFull disconnects a client that does not read its messages; it
+// reconnects and gets what its watches missed from their re-registration.
+var errQueueFull = fmt.Errorf("%w: too many replies and events unread", grove.ErrTooLarge)
+
+// push queues a message, disconnecting a client too slow to take them.
+func (c *conn) push(msg []byte) {
+	if !c.out.Push(msg) {
+		c.close(errQueueFull)
+	}
+}
+
 // Deliver queues a watch event of the session (core.Watcher). A client too
 // slow to take its events is disconnected.
 func (c *conn) Deliver(ev grove.Event) {
@@ -431,9 +460,7 @@ func (c *conn) Deliver(ev grove.Event) {
 	if err != nil {
 		return
 	}
-	if !c.out.Push(msg) {
-		c.close(fmt.Errorf("%w: more than %d replies and events unread", grove.ErrTooLarge, c.s.cfg.MaxQueued))
-	}
+	c.push(msg)
 }
 
 // writer sends queued messages, flushing when the queue runs dry.

@@ -313,6 +313,13 @@ func (c *conn) completer() {
 			c.drain()
 			return
 		}
+		// A read may set a watch: hold events back until its reply is
+		// queued, so no event the watch fires overtakes the reply (ZooKeeper
+		// clients register the watcher when the reply arrives).
+		read := it.pending == nil && it.reply == nil
+		if read {
+			c.out.Hold()
+		}
 		msg, err := c.answer(it)
 		if err != nil {
 			c.close()
@@ -326,7 +333,13 @@ func (c *conn) completer() {
 			c.drain()
 			return
 		}
-		c.push(msg)
+		if read {
+			if !c.out.Release(msg) {
+				c.close()
+			}
+		} else {
+			c.push(msg)
+		}
 		<-c.inflight
 	}
 }

@@ -113,6 +113,10 @@ func (c *conn) answer(it *item) ([]byte, error) {
 // writeReply encodes the answer to a write.
 func (c *conn) writeReply(it *item, res *command.Result) []byte {
 	code := zkCode(res.Code)
+	if it.op == opMulti && len(res.Multi) == 0 && res.Code != 0 {
+		// Refused as a whole (session expired, malformed): no per-op results.
+		return frame(func(e *encoder) { e.replyHeader(it.xid, int64(res.Zxid), code) })
+	}
 	if it.op == opMulti {
 		return frame(func(e *encoder) {
 			e.replyHeader(it.xid, int64(res.Zxid), 0) // per-op codes carry the failure

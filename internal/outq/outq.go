@@ -14,6 +14,9 @@ type Queue struct {
 	wake  chan struct{}
 	shut  bool // no more messages
 	drain bool // on shut, send what is queued first (a final error)
+	// holding keeps pushed messages aside (held) until Release.
+	holding bool
+	held    [][]byte
 }
 
 // Init prepares the queue to hold at most max messages.
@@ -37,10 +40,43 @@ func (q *Queue) Push(msg []byte) bool {
 	if q.shut {
 		return true
 	}
-	if len(q.items) >= q.max {
+	if len(q.items)+len(q.held) >= q.max {
 		return false
 	}
+	if q.holding {
+		q.held = append(q.held, msg)
+		return true
+	}
 	q.items = append(q.items, msg)
+	q.signal()
+	return true
+}
+
+// Hold keeps messages pushed from now on aside until Release. A server
+// holds while it serves a read that sets a watch: an event the watch fires
+// must not overtake the read's reply, or a client that registers watchers
+// on replies would miss it.
+func (q *Queue) Hold() {
+	q.mu.Lock()
+	q.holding = true
+	q.mu.Unlock()
+}
+
+// Release queues msg, then what was held, and ends the hold. It returns
+// false if the queue is full (msg dropped).
+func (q *Queue) Release(msg []byte) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.holding = false
+	held := q.held
+	q.held = nil
+	if q.shut {
+		return true
+	}
+	if len(q.items)+len(held) >= q.max {
+		return false
+	}
+	q.items = append(append(q.items, msg), held...)
 	q.signal()
 	return true
 }

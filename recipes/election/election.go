@@ -169,6 +169,9 @@ func (e *Election) Resign(ctx context.Context) error {
 	if errors.Is(err, grove.ErrNoNode) || errors.Is(err, grove.ErrSessionExpired) || errors.Is(err, grove.ErrSessionClosed) {
 		return nil
 	}
+	if err != nil {
+		go contend.Delete(e.s, path) // leadership must not outlive the resignation
+	}
 	return err
 }
 

@@ -172,6 +172,11 @@ func release(ctx context.Context, s *client.Session, h *hold) error {
 	if errors.Is(err, grove.ErrNoNode) || errors.Is(err, grove.ErrSessionExpired) || errors.Is(err, grove.ErrSessionClosed) {
 		return nil
 	}
+	if err != nil {
+		// The node must not outlive the hold and block every other
+		// contender: keep deleting it in the background.
+		go contend.Delete(s, h.node.Path)
+	}
 	return err
 }
 

@@ -182,7 +182,7 @@ func (r *Rig) Session(timeout time.Duration) (*client.Session, *Net) {
 	}
 	r.T.Cleanup(func() {
 		n.Heal()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = s.Close(ctx)
 	})
