@@ -27,6 +27,9 @@ type Rig struct {
 	T     testing.TB
 	C     *coretest.Cluster
 	Addrs []string // client port of node i+1
+
+	mu     sync.Mutex
+	fronts []func() // stop the client ports, after every session closed
 }
 
 // New starts a three-node cluster (n nodes if given) with client ports.
@@ -38,14 +41,25 @@ func New(t testing.TB, n ...int) *Rig {
 	c := coretest.NewCluster(t, size, coretest.WithConfig(func(cfg *core.Config) { cfg.MinSessionTimeout = 100 * time.Millisecond }))
 	c.WaitLeader(context.Background())
 	r := &Rig{T: t, C: c}
+	// Registered before any session, so it runs after their cleanups:
+	// sessions close while the ports (also those of restarted nodes) are up.
+	t.Cleanup(func() {
+		r.mu.Lock()
+		fronts := r.fronts
+		r.mu.Unlock()
+		for _, stop := range fronts {
+			stop()
+		}
+	})
 	for _, id := range c.IDs() {
-		r.Addrs = append(r.Addrs, serveAt(t, c.Node(id), "127.0.0.1:0"))
+		r.Addrs = append(r.Addrs, r.serveAt(c.Node(id), "127.0.0.1:0"))
 	}
 	return r
 }
 
 // serveAt serves n's client port at addr until n stops or the test ends.
-func serveAt(t testing.TB, n *core.Node, addr string) string {
+func (r *Rig) serveAt(n *core.Node, addr string) string {
+	t := r.T
 	t.Helper()
 	srv, err := front.New(front.Config{Node: n})
 	if err != nil {
@@ -63,7 +77,9 @@ func serveAt(t testing.TB, n *core.Node, addr string) string {
 	}
 	done := make(chan struct{})
 	go func() { _ = srv.Serve(ln); close(done) }()
-	t.Cleanup(func() { _ = srv.Close(); <-done })
+	r.mu.Lock()
+	r.fronts = append(r.fronts, func() { _ = srv.Close(); <-done })
+	r.mu.Unlock()
 	return ln.Addr().String()
 }
 
@@ -71,7 +87,7 @@ func serveAt(t testing.TB, n *core.Node, addr string) string {
 // client address.
 func (r *Rig) Restart(id uint64) {
 	n := r.C.Restart(id)
-	serveAt(r.T, n, r.Addrs[id-1])
+	r.serveAt(n, r.Addrs[id-1])
 }
 
 // Chaos disturbs the cluster until ctx ends, one thing at a time, every
