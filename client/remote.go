@@ -199,13 +199,19 @@ func (r *remote) dial(ctx context.Context, addr string, hello *wire.Connect) (*r
 	return c, &got, nil
 }
 
+// connectTimeout bounds one connection attempt: a third of the session
+// timeout, but at least a second — the server's side of a handshake (catch
+// up, re-attach, a keep-alive through the leader) can take a few hundred
+// milliseconds, and an attempt cut shorter fails every time, so a session
+// with a short timeout could never re-attach.
 func (r *remote) connectTimeout() time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.timeout > 0 {
-		return max(r.timeout/3, 100*time.Millisecond)
+	t := r.timeout
+	if t <= 0 {
+		t = r.o.timeout
 	}
-	return max(r.o.timeout/3, 100*time.Millisecond)
+	return max(t/3, time.Second)
 }
 
 // readMessage reads one frame and hands its message to fn.
