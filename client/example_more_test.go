@@ -3,56 +3,18 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/client"
-	"github.com/grovekit/grove/core"
-	"github.com/grovekit/grove/core/memtransport"
-	"github.com/grovekit/grove/front"
+	"github.com/grovekit/grove/internal/exampletest"
 )
 
-// startCluster starts a three-node in-process cluster, serves each node on
-// a loopback client port and returns the ports' addresses.
+// startCluster starts a three-node in-process cluster with client ports
+// and returns their addresses.
 func startCluster() (addrs []string, stop func()) {
-	dir, err := os.MkdirTemp("", "grove-example-")
-	if err != nil {
-		panic(err)
-	}
-	nw := memtransport.NewNetwork()
-	peers := []core.Peer{{ID: 1, Addr: "m1"}, {ID: 2, Addr: "m2"}, {ID: 3, Addr: "m3"}}
-	var closers []func()
-	for _, p := range peers {
-		cfg := core.DefaultConfig()
-		cfg.ID, cfg.Peers, cfg.Transport = p.ID, peers, nw.Transport(p.ID)
-		cfg.DataDir = filepath.Join(dir, fmt.Sprint(p.ID))
-		cfg.TickInterval = 10 * time.Millisecond
-		n, err := core.StartNode(context.Background(), cfg)
-		if err != nil {
-			panic(err)
-		}
-		srv, err := front.New(front.Config{Node: n})
-		if err != nil {
-			panic(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(err)
-		}
-		served := make(chan struct{})
-		go func() { _ = srv.Serve(ln); close(served) }()
-		addrs = append(addrs, ln.Addr().String())
-		closers = append(closers, func() { _ = srv.Close(); <-served; _ = n.Close() })
-	}
-	return addrs, func() {
-		for _, c := range closers {
-			c()
-		}
-		_ = os.RemoveAll(dir)
-	}
+	c := exampletest.Start()
+	return c.Addrs, c.Stop
 }
 
 // dial opens a remote session on the example cluster.

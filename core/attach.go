@@ -109,8 +109,4 @@ func (n *Node) BeginOrReject(ctx context.Context, req *Request) (*Pending, error
 }
 
 // HasWatches reports whether session has any watch here.
-func (n *Node) HasWatches(session uint64) bool {
-	n.watches.mu.Lock()
-	defer n.watches.mu.Unlock()
-	return len(n.watches.paths[session]) > 0
-}
+func (n *Node) HasWatches(session uint64) bool { return n.watches.watching(session) }

@@ -226,6 +226,13 @@ func (wm *watchManager) has(session uint64, path string, kind grove.WatchKind) b
 	return false
 }
 
+// watching reports whether session has any watch.
+func (wm *watchManager) watching(session uint64) bool {
+	wm.mu.Lock()
+	defer wm.mu.Unlock()
+	return len(wm.paths[session]) > 0
+}
+
 // removeSession drops every watch of a session.
 func (wm *watchManager) removeSession(session uint64) {
 	wm.mu.Lock()

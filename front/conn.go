@@ -91,6 +91,12 @@ func (c *conn) close(why error) {
 	})
 }
 
+// Serve runs the connection (accept.Conn).
+func (c *conn) Serve() { c.serve() }
+
+// Close ends the connection (accept.Conn).
+func (c *conn) Close() { c.close(nil) }
+
 // serve runs the connection: handshake, then reader, completer and writer
 // until any of them fails.
 func (c *conn) serve() {

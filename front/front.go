@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/internal/accept"
 )
 
 // Config configures a Server.
@@ -83,13 +84,10 @@ type Server struct {
 	n   *core.Node
 	log *slog.Logger
 
+	port *accept.Port[*conn]
+
 	mu       sync.Mutex
-	lns      map[net.Listener]struct{}
-	conns    map[*conn]struct{}
 	sessions map[uint64]*conn // the connection each session is attached to
-	closed   bool
-	closec   chan struct{} // closed by Close
-	wg       sync.WaitGroup
 }
 
 // New returns a Server for cfg.Node; call Serve to accept connections.
@@ -97,113 +95,36 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{
+	return &Server{
 		cfg: cfg, n: cfg.Node, log: cfg.Logger,
-		lns:      map[net.Listener]struct{}{},
-		conns:    map[*conn]struct{}{},
+		port:     accept.New[*conn](cfg.Node.Done()),
 		sessions: map[uint64]*conn{},
-		closec:   make(chan struct{}),
-	}
-	go s.closeWithNode()
-	return s, nil
-}
-
-// closeWithNode closes the server when its node stops: a client attached
-// to a stopped node must move to a live one, even if it is only waiting
-// for a watch.
-func (s *Server) closeWithNode() {
-	select {
-	case <-s.n.Done():
-		_ = s.Close()
-	case <-s.closec:
-	}
+	}, nil
 }
 
 // ErrClosed is returned by Serve after Close.
-var ErrClosed = errors.New("front: server closed")
+var ErrClosed = accept.ErrClosed
 
 // Serve accepts connections on ln until Close (then it returns ErrClosed)
-// or ln fails.
+// or ln fails. The server closes by itself when its node stops: a client
+// attached to a stopped node must move to a live one, even if it is only
+// waiting for a watch.
 func (s *Server) Serve(ln net.Listener) error {
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS)
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		_ = ln.Close()
-		return ErrClosed
-	}
-	s.lns[ln] = struct{}{}
-	s.mu.Unlock()
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
-		c := newConn(s, nc)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			_ = nc.Close()
-			return ErrClosed
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
-	}
+	return s.port.Serve(ln, func(nc net.Conn) *conn { return newConn(s, nc) })
 }
 
 // Close stops accepting, closes every connection and waits for their
 // goroutines. Sessions live on: their clients reconnect elsewhere.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if !s.closed {
-		close(s.closec)
-	}
-	s.closed = true
-	for ln := range s.lns {
-		_ = ln.Close()
-	}
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.close(nil)
-	}
-	s.wg.Wait()
+	s.port.Close()
 	return nil
 }
 
 // ConnCount returns the number of open client connections.
-func (s *Server) ConnCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
+func (s *Server) ConnCount() int { return s.port.Count() }
 
 // attach makes c the connection of its session. A connection the session
 // had here before is closed first and its watches dropped, so the new one

@@ -89,6 +89,12 @@ func (c *conn) finish(msg []byte) {
 	})
 }
 
+// Serve runs the connection (accept.Conn).
+func (c *conn) Serve() { c.serve() }
+
+// Close ends the connection at once (accept.Conn).
+func (c *conn) Close() { c.close() }
+
 func (c *conn) serve() {
 	defer close(c.done)
 	defer c.s.detach(c)

@@ -58,8 +58,16 @@ func (c *conn) beginWrite(it *item) error {
 	default:
 		o, _ := decodeOp(&d, it.op)
 		req.Path, req.Data, req.ACL, req.Mode, req.TTL, req.Version = o.Path, o.Data, o.ACL, o.Mode, o.TTL, o.Version
-		req.Op = map[grove.OpType]command.OpKind{grove.OpCreate: command.OpCreate, grove.OpDelete: command.OpDelete,
-			grove.OpSet: command.OpSetData, grove.OpCheck: command.OpCheck}[o.Type]
+		switch o.Type {
+		case grove.OpCreate:
+			req.Op = command.OpCreate
+		case grove.OpDelete:
+			req.Op = command.OpDelete
+		case grove.OpSet:
+			req.Op = command.OpSetData
+		case grove.OpCheck:
+			req.Op = command.OpCheck
+		}
 	}
 	c.seq++
 	req.Seq = c.seq

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/internal/accept"
 )
 
 // Version is the ZooKeeper version Grove reports (four-letter words):
@@ -67,17 +68,14 @@ type Server struct {
 
 	received, sent atomic.Int64
 
+	port *accept.Port[*conn]
+
 	mu       sync.Mutex
-	lns      map[net.Listener]struct{}
-	conns    map[*conn]struct{}
 	sessions map[int64]*conn
-	closed   bool
-	closec   chan struct{} // closed by Close
-	wg       sync.WaitGroup
 }
 
 // ErrClosed is returned by Serve after Close.
-var ErrClosed = errors.New("zkwire: server closed")
+var ErrClosed = accept.ErrClosed
 
 // New returns a Server; call Serve to accept connections.
 func New(cfg Config) (*Server, error) {
@@ -102,111 +100,28 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, n: cfg.Node, log: cfg.Logger, start: time.Now(), closec: make(chan struct{}),
-		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, sessions: map[int64]*conn{}}
-	go s.closeWithNode()
-	return s, nil
-}
-
-// closeWithNode closes the server when its node stops, so its clients
-// move to live servers.
-func (s *Server) closeWithNode() {
-	select {
-	case <-s.n.Done():
-		_ = s.Close()
-	case <-s.closec:
-	}
+	return &Server{cfg: cfg, n: cfg.Node, log: cfg.Logger, start: time.Now(),
+		port: accept.New[*conn](cfg.Node.Done()), sessions: map[int64]*conn{}}, nil
 }
 
 // Serve accepts connections on ln until Close (then it returns ErrClosed)
-// or ln fails.
+// or ln fails. The server closes by itself when its node stops, so its
+// clients move to live servers.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		_ = ln.Close()
-		return ErrClosed
-	}
-	s.lns[ln] = struct{}{}
-	s.mu.Unlock()
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
-		c := newConn(s, nc)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			_ = nc.Close()
-			return ErrClosed
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
-	}
+	return s.port.Serve(ln, func(nc net.Conn) *conn { return newConn(s, nc) })
 }
 
 // Close stops accepting, closes every connection and waits for them.
 // Sessions live on; their clients reconnect to other servers.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if !s.closed {
-		close(s.closec)
-	}
-	s.closed = true
-	for ln := range s.lns {
-		_ = ln.Close()
-	}
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.close()
-	}
-	s.wg.Wait()
+	s.port.Close()
 	return nil
 }
 
 // ConnCount returns the number of open connections.
-func (s *Server) ConnCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
+func (s *Server) ConnCount() int { return s.port.Count() }
 
-func (s *Server) connList() []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	return out
-}
+func (s *Server) connList() []*conn { return s.port.Conns() }
 
 // attach makes c its session's connection here, closing an earlier one
 // and dropping that one's watches (the client re-registers them).

@@ -15,6 +15,7 @@ import (
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/core/coretest"
+	"github.com/grovekit/grove/internal/testutil"
 	"github.com/grovekit/grove/zkwire"
 )
 
@@ -51,19 +52,7 @@ func serve(t testing.TB, n *core.Node, cfg zkwire.Config) (string, *zkwire.Serve
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		_ = s.Close()
-		if err := <-done; err != nil && !errors.Is(err, zkwire.ErrClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return ln.Addr().String(), s
+	return testutil.Serve(t, s, zkwire.ErrClosed), s
 }
 
 type quiet struct{}

@@ -3,12 +3,11 @@
 package fronttest
 
 import (
-	"errors"
-	"net"
 	"testing"
 
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/front"
+	"github.com/grovekit/grove/internal/testutil"
 )
 
 // Serve serves n's client protocol on a fresh loopback port until the test
@@ -20,19 +19,7 @@ func Serve(t testing.TB, n *core.Node, cfg front.Config) (string, *front.Server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		_ = s.Close()
-		if err := <-done; err != nil && !errors.Is(err, front.ErrClosed) {
-			t.Errorf("fronttest: serve: %v", err)
-		}
-	})
-	return ln.Addr().String(), s
+	return testutil.Serve(t, s, front.ErrClosed), s
 }
 
 // ServeAll serves every node and returns the addresses in node order.

@@ -2,6 +2,7 @@
 package testutil
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -30,4 +31,29 @@ func FreeAddr(t testing.TB) string {
 	}
 	t.Fatal("testutil: no free port")
 	return ""
+}
+
+// Server is a client port a test serves: front.Server or zkwire.Server.
+type Server interface {
+	Serve(net.Listener) error
+	Close() error
+}
+
+// Serve serves srv on a fresh loopback port until the test ends (then
+// Serve must end with closed, or the test fails) and returns the address.
+func Serve(t testing.TB, srv Server, closed error) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		if err := <-done; err != nil && !errors.Is(err, closed) {
+			t.Errorf("testutil: serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }

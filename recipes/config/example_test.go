@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/grovekit/grove/internal/exampletest"
 	"github.com/grovekit/grove/recipes/config"
-	"github.com/grovekit/grove/recipes/internal/exampletest"
 )
 
 func ExampleValue() {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/grovekit/grove/internal/exampletest"
 	"github.com/grovekit/grove/recipes/election"
-	"github.com/grovekit/grove/recipes/internal/exampletest"
 )
 
 func ExampleElection() {

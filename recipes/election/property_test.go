@@ -66,12 +66,12 @@ func TestElectionPropertyUnderChaos(t *testing.T) {
 					case <-time.After(lead):
 						select {
 						case <-e.Lost():
-							rec.end = lostAt(s.Deadline())
+							rec.end = recipetest.LostAt(s.Deadline())
 						default:
 							rec.end = time.Now()
 						}
 					case <-e.Lost():
-						rec.end = lostAt(s.Deadline())
+						rec.end = recipetest.LostAt(s.Deadline())
 					}
 					mu.Lock()
 					terms = append(terms, rec)
@@ -106,11 +106,4 @@ func TestElectionPropertyUnderChaos(t *testing.T) {
 		}
 	}
 	t.Logf("%d terms, never two leaders", len(terms))
-}
-
-func lostAt(deadline time.Time) time.Time {
-	if deadline.Before(time.Now()) {
-		return deadline
-	}
-	return time.Now()
 }

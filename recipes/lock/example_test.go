@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/grovekit/grove"
-	"github.com/grovekit/grove/recipes/internal/exampletest"
+	"github.com/grovekit/grove/internal/exampletest"
 	"github.com/grovekit/grove/recipes/lock"
 )
 

@@ -21,21 +21,81 @@ var (
 	ErrHeld = errors.New("lock: already held by this Mutex")
 )
 
-// Hold is one acquisition.
+// hold is one acquisition.
 type hold struct {
 	node contend.Node
 	lost <-chan struct{}
 	stop func()
 }
 
+// slot is the one hold a lock value has at a time; every lock type keeps
+// its holds in slots.
+type slot struct {
+	mu sync.Mutex
+	h  *hold
+}
+
+// take acquires into the slot (ErrHeld if it holds already).
+func (sl *slot) take(ctx context.Context, s *client.Session, dir, prefix string,
+	blocker func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error)) error {
+	sl.mu.Lock()
+	held := sl.h != nil
+	sl.mu.Unlock()
+	if held {
+		return ErrHeld
+	}
+	h, err := acquire(ctx, s, dir, prefix, nil, blocker)
+	if err != nil {
+		return err
+	}
+	sl.mu.Lock()
+	sl.h = h
+	sl.mu.Unlock()
+	return nil
+}
+
+// drop releases the slot's hold.
+func (sl *slot) drop(ctx context.Context, s *client.Session) error {
+	sl.mu.Lock()
+	h := sl.h
+	sl.h = nil
+	sl.mu.Unlock()
+	return release(ctx, s, h)
+}
+
+func (sl *slot) held() *hold {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	return sl.h
+}
+
+func (sl *slot) token() (int64, error) {
+	if h := sl.held(); h != nil {
+		return h.node.Czxid, nil
+	}
+	return 0, ErrNotHeld
+}
+
+func (sl *slot) guard() (grove.Op, error) {
+	if h := sl.held(); h != nil {
+		return grove.CheckOp(h.node.Path, -1), nil
+	}
+	return grove.Op{}, ErrNotHeld
+}
+
+func (sl *slot) lost() <-chan struct{} {
+	if h := sl.held(); h != nil {
+		return h.lost
+	}
+	return nil
+}
+
 // Mutex is a distributed exclusive lock at a directory. A Mutex value
 // holds at most one acquisition at a time; it is safe for concurrent use.
 type Mutex struct {
-	s   *client.Session
-	dir string
-
-	mu sync.Mutex
-	h  *hold
+	s    *client.Session
+	dir  string
+	slot slot
 }
 
 // NewMutex returns the mutex at dir (created on first use).
@@ -49,13 +109,7 @@ func (m *Mutex) Lock(ctx context.Context) error { return m.lock(ctx, true) }
 func (m *Mutex) TryLock(ctx context.Context) error { return m.lock(ctx, false) }
 
 func (m *Mutex) lock(ctx context.Context, wait bool) error {
-	m.mu.Lock()
-	if m.h != nil {
-		m.mu.Unlock()
-		return ErrHeld
-	}
-	m.mu.Unlock()
-	h, err := acquire(ctx, m.s, m.dir, "lock-", nil, func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error) {
+	return m.slot.take(ctx, m.s, m.dir, "lock-", func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error) {
 		i := index(all, me)
 		if i == 0 {
 			return nil, true, nil
@@ -67,59 +121,25 @@ func (m *Mutex) lock(ctx context.Context, wait bool) error {
 		// (it may have cancelled rather than held and released).
 		return all[i-1 : i], i == 1, nil
 	})
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	m.h = h
-	m.mu.Unlock()
-	return nil
 }
 
 // Unlock releases the lock (deleting its node). Unlocking a lost hold is
 // not an error.
-func (m *Mutex) Unlock(ctx context.Context) error {
-	m.mu.Lock()
-	h := m.h
-	m.h = nil
-	m.mu.Unlock()
-	return release(ctx, m.s, h)
-}
+func (m *Mutex) Unlock(ctx context.Context) error { return m.slot.drop(ctx, m.s) }
 
 // Token returns the fencing token of the current hold: the creation zxid
 // of its node, larger than the token of every earlier holder of the lock.
 // Pass it to the resources the lock protects so they can refuse a stale
 // holder.
-func (m *Mutex) Token() (int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.h == nil {
-		return 0, ErrNotHeld
-	}
-	return m.h.node.Czxid, nil
-}
+func (m *Mutex) Token() (int64, error) { return m.slot.token() }
 
 // Guard returns an op that, put in a Session.Multi, makes the multi
 // commit only while this hold is still in place.
-func (m *Mutex) Guard() (grove.Op, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.h == nil {
-		return grove.Op{}, ErrNotHeld
-	}
-	return grove.CheckOp(m.h.node.Path, -1), nil
-}
+func (m *Mutex) Guard() (grove.Op, error) { return m.slot.guard() }
 
 // Lost returns a channel closed when the current hold may be gone (nil
 // without a hold: it blocks forever).
-func (m *Mutex) Lost() <-chan struct{} {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.h == nil {
-		return nil
-	}
-	return m.h.lost
-}
+func (m *Mutex) Lost() <-chan struct{} { return m.slot.lost() }
 
 // acquire creates a contender node and waits for what blocker says must
 // go first. blocker runs on the sorted contenders; final says the hold is

@@ -110,12 +110,12 @@ func holdLoop(ctx context.Context, s *client.Session, n *recipetest.Net, w int, 
 		case <-time.After(hold):
 			select {
 			case <-m.Lost():
-				rec.end = lostAt(s)
+				rec.end = recipetest.LostAt(s.Deadline())
 			default:
 				rec.end = time.Now()
 			}
 		case <-m.Lost():
-			rec.end = lostAt(s)
+			rec.end = recipetest.LostAt(s.Deadline())
 		}
 		record(rec)
 		n.Heal()
@@ -123,13 +123,4 @@ func holdLoop(ctx context.Context, s *client.Session, n *recipetest.Net, w int, 
 		_ = m.Unlock(uctx)
 		cancel()
 	}
-}
-
-// lostAt is when a lost hold's promise ended: the session deadline if it
-// has passed (the hold was given up at it), else now.
-func lostAt(s *client.Session) time.Time {
-	if d := s.Deadline(); d.Before(time.Now()) {
-		return d
-	}
-	return time.Now()
 }

@@ -3,7 +3,6 @@ package lock
 import (
 	"context"
 	"strings"
-	"sync"
 
 	"github.com/grovekit/grove/client"
 	"github.com/grovekit/grove/recipes/internal/contend"
@@ -16,12 +15,10 @@ import (
 // A reader waits only for the nearest writer before it; a writer waits for
 // its immediate predecessor, whatever its kind.
 type RWMutex struct {
-	s   *client.Session
-	dir string
-
-	mu     sync.Mutex
-	reader *hold
-	writer *hold
+	s      *client.Session
+	dir    string
+	reader slot
+	writer slot
 }
 
 // NewRWMutex returns the shared/exclusive lock at dir.
@@ -34,7 +31,7 @@ const (
 
 // RLock takes the lock shared.
 func (m *RWMutex) RLock(ctx context.Context) error {
-	return m.take(ctx, readPrefix, &m.reader, func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error) {
+	return m.reader.take(ctx, m.s, m.dir, readPrefix, func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error) {
 		var last []contend.Node
 		for _, n := range all[:index(all, me)] {
 			if strings.HasPrefix(n.Name, writePrefix) {
@@ -49,7 +46,7 @@ func (m *RWMutex) RLock(ctx context.Context) error {
 
 // Lock takes the lock exclusively.
 func (m *RWMutex) Lock(ctx context.Context) error {
-	return m.take(ctx, writePrefix, &m.writer, func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error) {
+	return m.writer.take(ctx, m.s, m.dir, writePrefix, func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error) {
 		i := index(all, me)
 		if i == 0 {
 			return nil, true, nil
@@ -58,72 +55,32 @@ func (m *RWMutex) Lock(ctx context.Context) error {
 	})
 }
 
-func (m *RWMutex) take(ctx context.Context, prefix string, slot **hold,
-	blocker func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error)) error {
-	m.mu.Lock()
-	if *slot != nil {
-		m.mu.Unlock()
-		return ErrHeld
-	}
-	m.mu.Unlock()
-	h, err := acquire(ctx, m.s, m.dir, prefix, nil, blocker)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	*slot = h
-	m.mu.Unlock()
-	return nil
-}
-
 // RUnlock releases a shared hold.
-func (m *RWMutex) RUnlock(ctx context.Context) error { return m.drop(ctx, &m.reader) }
+func (m *RWMutex) RUnlock(ctx context.Context) error { return m.reader.drop(ctx, m.s) }
 
 // Unlock releases the exclusive hold.
-func (m *RWMutex) Unlock(ctx context.Context) error { return m.drop(ctx, &m.writer) }
-
-func (m *RWMutex) drop(ctx context.Context, slot **hold) error {
-	m.mu.Lock()
-	h := *slot
-	*slot = nil
-	m.mu.Unlock()
-	return release(ctx, m.s, h)
-}
+func (m *RWMutex) Unlock(ctx context.Context) error { return m.writer.drop(ctx, m.s) }
 
 // Lost returns a channel closed when the current exclusive hold (or, if
 // none, shared hold) may be gone.
 func (m *RWMutex) Lost() <-chan struct{} {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	switch {
-	case m.writer != nil:
-		return m.writer.lost
-	case m.reader != nil:
-		return m.reader.lost
+	if l := m.writer.lost(); l != nil {
+		return l
 	}
-	return nil
+	return m.reader.lost()
 }
 
 // Token returns the fencing token of the exclusive hold.
-func (m *RWMutex) Token() (int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.writer == nil {
-		return 0, ErrNotHeld
-	}
-	return m.writer.node.Czxid, nil
-}
+func (m *RWMutex) Token() (int64, error) { return m.writer.token() }
 
 // Semaphore lets at most N sessions hold it at once; each hold has a
 // token. Waiters queue in arrival order; a waiter watches only the holder
 // whose release would let it in.
 type Semaphore struct {
-	s   *client.Session
-	dir string
-	n   int
-
-	mu sync.Mutex
-	h  *hold
+	s    *client.Session
+	dir  string
+	n    int
+	slot slot
 }
 
 // NewSemaphore returns the semaphore of n permits at dir. Every user of a
@@ -134,53 +91,20 @@ func NewSemaphore(s *client.Session, dir string, n int) *Semaphore {
 
 // Acquire takes a permit, waiting for one.
 func (m *Semaphore) Acquire(ctx context.Context) error {
-	m.mu.Lock()
-	if m.h != nil {
-		m.mu.Unlock()
-		return ErrHeld
-	}
-	m.mu.Unlock()
-	h, err := acquire(ctx, m.s, m.dir, "permit-", nil, func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error) {
+	return m.slot.take(ctx, m.s, m.dir, "permit-", func(me contend.Node, all []contend.Node) ([]contend.Node, bool, error) {
 		i := index(all, me)
 		if i < m.n {
 			return nil, true, nil
 		}
 		return []contend.Node{all[i-m.n]}, false, nil
 	})
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	m.h = h
-	m.mu.Unlock()
-	return nil
 }
 
 // Release returns the permit.
-func (m *Semaphore) Release(ctx context.Context) error {
-	m.mu.Lock()
-	h := m.h
-	m.h = nil
-	m.mu.Unlock()
-	return release(ctx, m.s, h)
-}
+func (m *Semaphore) Release(ctx context.Context) error { return m.slot.drop(ctx, m.s) }
 
 // Token returns the current permit's token (its node's creation zxid).
-func (m *Semaphore) Token() (int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.h == nil {
-		return 0, ErrNotHeld
-	}
-	return m.h.node.Czxid, nil
-}
+func (m *Semaphore) Token() (int64, error) { return m.slot.token() }
 
 // Lost returns a channel closed when the current permit may be gone.
-func (m *Semaphore) Lost() <-chan struct{} {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.h == nil {
-		return nil
-	}
-	return m.h.lost
-}
+func (m *Semaphore) Lost() <-chan struct{} { return m.slot.lost() }

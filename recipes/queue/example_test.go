@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/grovekit/grove/recipes/internal/exampletest"
+	"github.com/grovekit/grove/internal/exampletest"
 	"github.com/grovekit/grove/recipes/queue"
 )
 

@@ -291,3 +291,13 @@ func WaitTree(t testing.TB, s *client.Session, root, sub string, want []string) 
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// LostAt is when a lost hold's promise ended, for property checkers: the
+// session deadline if it has passed (the hold was given up at it), else
+// now (the hold went some other way, observed now).
+func LostAt(deadline time.Time) time.Time {
+	if deadline.Before(time.Now()) {
+		return deadline
+	}
+	return time.Now()
+}
