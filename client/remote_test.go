@@ -350,8 +350,8 @@ func TestRemoteRefusesLaggingServer(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("read while only a lagging server is reachable: %v", err)
 	}
-	if n := lagSrv.ConnCount(); n != 0 {
-		t.Fatalf("the lagging server holds %d connections", n)
+	if n := lagSrv.SessionCount(); n != 0 {
+		t.Fatalf("the lagging server holds %d sessions", n)
 	}
 	ctl.only(lagAddr, goodAddr)
 	waitState(t, s, client.StateReconnected)

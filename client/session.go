@@ -284,12 +284,21 @@ func (s *Session) alive() error {
 }
 
 // Close closes the session: its ephemeral nodes are deleted at once and its
-// watches end. Closing a closed session is a no-op.
+// watches end. Closing a closed session is a no-op. If no server answers
+// within the session timeout (none reachable), Close gives up and returns
+// nil: the cluster expires the session, and its ephemerals, on its own.
 func (s *Session) Close(ctx context.Context) error {
 	if err := s.alive(); err != nil {
 		return nil
 	}
-	_, err := s.write(ctx, &command.Request{Op: command.OpCloseSession})
+	// A session no server hears from expires within its timeout anyway:
+	// waiting longer for the close to be answered gains nothing.
+	wctx, cancel := context.WithTimeout(ctx, s.timeout)
+	_, err := s.write(wctx, &command.Request{Op: command.OpCloseSession})
+	cancel()
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		err = nil // unanswered within the timeout: gone by expiry
+	}
 	s.end(grove.ErrSessionClosed)
 	s.wg.Wait()
 	if err != nil && !errors.Is(err, grove.ErrSessionExpired) && !errors.Is(err, grove.ErrSessionClosed) {

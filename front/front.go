@@ -126,6 +126,14 @@ func (s *Server) Close() error {
 // ConnCount returns the number of open client connections.
 func (s *Server) ConnCount() int { return s.port.Count() }
 
+// SessionCount returns the number of sessions attached to a connection
+// here (connections still in their handshake are not counted).
+func (s *Server) SessionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
 // attach makes c the connection of its session. A connection the session
 // had here before is closed first and its watches dropped, so the new one
 // starts from the watches its client re-registers.
