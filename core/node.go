@@ -84,6 +84,10 @@ func StartNode(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	removeStaleSnapshots(cfg.DataDir)
+	if err := startSeeded(db, cfg.DataDir, cfg.Peers); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	n, err := newNode(cfg, db)
 	if err != nil {
 		_ = db.Close()
@@ -160,6 +164,9 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 			peers[i] = raft.Peer{ID: p.ID, Context: []byte(p.Addr)}
 		}
 		if err := rn.Bootstrap(peers); err != nil {
+			return nil, fmt.Errorf("core: bootstrap: %w", err)
+		}
+		if err := saveClusterID(db, cfg.Peers); err != nil {
 			return nil, fmt.Errorf("core: bootstrap: %w", err)
 		}
 	}

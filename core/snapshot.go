@@ -250,7 +250,12 @@ func (n *Node) installSnapshot(tx *bbolt.Tx, snap *pb.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("core: install snapshot %d: %w", meta.GetIndex(), err)
 	}
-	if err := src.View(func(stx *bbolt.Tx) error { return copyPeers(tx, stx) }); err != nil {
+	if err := src.View(func(stx *bbolt.Tx) error {
+		if err := copyClusterID(tx, stx); err != nil {
+			return err
+		}
+		return copyPeers(tx, stx)
+	}); err != nil {
 		return fmt.Errorf("core: install snapshot peers: %w", err)
 	}
 	n.loopState.snapEvents = diffEvents(before, readPathStates(tx, watched), int64(meta.GetIndex()))

@@ -34,6 +34,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /members", s.handleMembers)
 	mux.HandleFunc("POST /members/remove", s.handleRemove)
 	mux.HandleFunc("GET /v1/digest", s.handleDigest)
+	mux.HandleFunc("GET /v1/backup", s.handleBackup)
 	mux.HandleFunc("/v1/znode/", s.handleZnode)
 	return mux
 }

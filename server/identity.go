@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/grovekit/grove/core"
 )
 
 const (
@@ -32,7 +34,9 @@ func loadIdentity(dir string) (id uint64, fresh bool, err error) {
 		return 0, false, fmt.Errorf("server: the node in %q left its cluster; use a new data dir to join again", dir)
 	}
 	_, dbErr := os.Stat(filepath.Join(dir, "grove.db"))
-	fresh = errors.Is(dbErr, os.ErrNotExist)
+	// A data dir restored from a backup holds a state machine but no raft
+	// state: for bootstrap it is fresh.
+	fresh = errors.Is(dbErr, os.ErrNotExist) || core.Seeded(dir)
 	path := filepath.Join(dir, idFile)
 	b, err := os.ReadFile(path)
 	switch {
