@@ -1,24 +1,36 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/grovekit/grove/backup"
 )
 
 // handleBackup streams a plain backup (package backup) of this node's
 // state: consistent as of one applied index, taken while writes go on.
+// It first syncs with the leader (a quorum read barrier), so every write
+// acknowledged anywhere in the cluster before the request is in it, even
+// when this node is a follower that lagged.
 // A failure after the first byte aborts the response, so the client sees a
 // truncated file that fails verification rather than a short one that
 // passes.
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	if s.node.Status().Applied == 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "this node has applied nothing yet"})
+		return
+	}
+	sctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	_, err := s.node.Sync(sctx)
+	cancel()
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "cannot sync with the leader: " + err.Error()})
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

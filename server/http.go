@@ -25,6 +25,7 @@ import (
 //	GET  /members           gossip members joined with raft roles
 //	POST /members/remove    ?name=NAME: remove a member (forwarded to the leader)
 //	GET  /v1/digest         state digest and applied index (for checks)
+//	GET  /v1/backup         a consistent backup stream (package backup)
 //	GET|PUT|DELETE /v1/znode/PATH   a small data API (see znode.go)
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
