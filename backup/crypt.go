@@ -3,6 +3,8 @@ package backup
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -34,11 +36,18 @@ func LoadKey(path string) ([]byte, error) {
 	return nil, fmt.Errorf("backup: key file %s: want %d raw bytes or %d hex digits", path, KeySize, 2*KeySize)
 }
 
-func newAEAD(key []byte) (cipher.AEAD, error) {
+// newAEAD returns AES-256-GCM under the file key derived from the user's
+// key and the file's random salt (HKDF-SHA256): every file has its own key,
+// so nonces never repeat under one key however many files share a user key.
+func newAEAD(key, salt []byte) (cipher.AEAD, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("backup: key of %d bytes, want %d", len(key), KeySize)
 	}
-	block, err := aes.NewCipher(key)
+	fileKey, err := hkdf.Key(sha256.New, key, salt, "grove backup v1", KeySize)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(fileKey)
 	if err != nil {
 		return nil, err
 	}
@@ -71,8 +80,8 @@ type sealer struct {
 	n      uint64
 }
 
-func newSealer(w io.Writer, key, prefix []byte) (*sealer, error) {
-	a, err := newAEAD(key)
+func newSealer(w io.Writer, key, salt, prefix []byte) (*sealer, error) {
+	a, err := newAEAD(key, salt)
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +133,8 @@ type opener struct {
 	done   bool
 }
 
-func newOpener(r io.Reader, key, prefix []byte) (*opener, error) {
-	a, err := newAEAD(key)
+func newOpener(r io.Reader, key, salt, prefix []byte) (*opener, error) {
+	a, err := newAEAD(key, salt)
 	if err != nil {
 		return nil, err
 	}

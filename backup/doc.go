@@ -22,7 +22,9 @@
 // lets a reader tell a complete body from a truncated one. Encryption seals
 // the body in 64 KiB chunks, each with its own nonce (a random prefix from
 // the header and a counter) and a flag marking the last chunk, so reordered,
-// dropped or truncated chunks fail to open; the key is 32 bytes.
+// dropped or truncated chunks fail to open. The user's key is 32 bytes; each
+// file is sealed under its own key derived from it and a random salt
+// (HKDF-SHA256), so nonces never repeat under one key.
 //
 // Reader verifies everything as it goes and reports, with typed errors, a
 // file that is not a backup (ErrNotBackup), of an unknown format version

@@ -52,8 +52,10 @@ type Header struct {
 	Created   time.Time `json:"created"`
 	Gzip      bool      `json:"gzip"`
 	Encrypted bool      `json:"encrypted"`
-	// NoncePrefix is the random prefix of every chunk's nonce (encrypted
-	// files only).
+	// Salt (16 random bytes) derives the file's own key from the user's;
+	// NoncePrefix is the random prefix of every chunk's nonce. Encrypted
+	// files only.
+	Salt        []byte `json:"salt,omitempty"`
 	NoncePrefix []byte `json:"nonce_prefix,omitempty"`
 }
 
@@ -100,12 +102,11 @@ type Writer struct {
 // NewWriter writes h's fields (with the format and encoding set from opts)
 // and returns a Writer for the body.
 func NewWriter(w io.Writer, h Header, opts Options) (*Writer, error) {
-	h.Format, h.Gzip, h.Encrypted, h.NoncePrefix = Version, opts.Gzip, opts.Key != nil, nil
+	h.Format, h.Gzip, h.Encrypted, h.Salt, h.NoncePrefix = Version, opts.Gzip, opts.Key != nil, nil, nil
 	if h.Encrypted {
-		h.NoncePrefix = make([]byte, 4)
-		if _, err := rand.Read(h.NoncePrefix); err != nil {
-			return nil, err
-		}
+		h.Salt, h.NoncePrefix = make([]byte, 16), make([]byte, 4)
+		_, _ = rand.Read(h.Salt)
+		_, _ = rand.Read(h.NoncePrefix)
 	}
 	hdr, err := json.Marshal(h)
 	if err != nil {
@@ -127,7 +128,7 @@ func NewWriter(w io.Writer, h Header, opts Options) (*Writer, error) {
 	}
 	bw.body = bw.hw
 	if h.Encrypted {
-		if bw.sealer, err = newSealer(bw.body, opts.Key, h.NoncePrefix); err != nil {
+		if bw.sealer, err = newSealer(bw.body, opts.Key, h.Salt, h.NoncePrefix); err != nil {
 			return nil, err
 		}
 		bw.body = bw.sealer
@@ -295,10 +296,10 @@ func NewReader(r io.Reader, key []byte) (*Reader, error) {
 		if key == nil {
 			return nil, ErrNeedKey
 		}
-		if len(h.NoncePrefix) != 4 {
-			return nil, fmt.Errorf("%w: nonce prefix of %d bytes", ErrCorrupt, len(h.NoncePrefix))
+		if len(h.NoncePrefix) != 4 || len(h.Salt) != 16 {
+			return nil, fmt.Errorf("%w: salt of %d bytes, nonce prefix of %d", ErrCorrupt, len(h.Salt), len(h.NoncePrefix))
 		}
-		o, err := newOpener(hr, key, h.NoncePrefix)
+		o, err := newOpener(hr, key, h.Salt, h.NoncePrefix)
 		if err != nil {
 			return nil, err
 		}
