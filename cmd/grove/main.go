@@ -1,18 +1,100 @@
-// Command grove runs a Grove node (grove server) and talks to running ones
-// (grove members, grove status).
+// Command grove runs a Grove node (grove server), talks to running ones
+// (grove status, grove members), reads and writes their znodes (grove
+// create, get, set, delete, ls, stat, tree, watch) and backs them up
+// (grove backup, restore, inspect).
 //
-// Every flag can also be set by an environment variable GROVE_<FLAG>, with
-// dashes as underscores: --data-dir and GROVE_DATA_DIR. Flags win.
+// # Usage
 //
-// Exit codes: 0 ok, 1 the operation failed, 2 a usage error (bad flags,
-// unusable data dir).
+//	grove [--servers host:port,...] [--output text|json] [--timeout D] COMMAND [args]
+//
+// The global flags come before the command. --servers lists native client
+// ports (default 127.0.0.1:2281). A znode command opens one session on
+// them, asking for --timeout (default 10s) as the session timeout; it gives
+// up connecting after --timeout, and bounds each request by it. It first
+// syncs the session, so it sees every write acknowledged before it started
+// (grove set, then grove get, reads the new data back). The session is
+// closed when the command ends, so an ephemeral znode made by grove create
+// is deleted at once. Nodes are created with the open ACL.
+//
+// The flags of a znode command may also follow its arguments (grove set /a
+// x --version 3); "--" ends the flags, for data that starts with a dash.
+//
+//	create [--ephemeral] [--sequential] [--container] [--ttl D] PATH [DATA]
+//	get PATH
+//	set [--version N] PATH DATA
+//	delete [--recursive | --version N] PATH
+//	ls [-R] PATH
+//	stat PATH
+//	tree PATH
+//	watch [--recursive] PATH
+//
+// --container goes with no other mode flag, and --ttl not with --ephemeral.
+// delete --recursive deletes the children before their parents, one by one
+// (not atomically), and refuses the root. watch sets a persistent watch
+// (recursive: on the whole subtree) and runs until interrupted, exit 0, or
+// until the session ends, exit 1.
+//
+// # Data
+//
+// A DATA argument is the data itself, @FILE for the contents of FILE, or -
+// for standard input. Data starting with @ is given through a file or
+// standard input.
+//
+// # Output
+//
+// Text output is for people and scripts. get prints the data exactly as
+// stored, with no newline added; create prints the path created (with its
+// sequence number); set and delete print nothing; ls prints one child name
+// per line, ls -R one full path per line, each node right after its parent
+// and siblings in byte order; stat prints one "name: value" line per Stat
+// field (times in RFC 3339, the ephemeral owner in hex); tree draws the
+// subtree; watch prints one "TYPE PATH" line per event, e.g.
+// "NodeDataChanged /app/config".
+//
+// With --output json every command prints one JSON document on one line
+// (watch: one per event):
+//
+//	create  {"path":P}
+//	get     {"path":P,"data":S,"stat":{...}}
+//	set     {"path":P,"stat":{...}}
+//	delete  {"path":P,"deleted":N}
+//	ls      {"path":P,"children":[NAME,...]}
+//	ls -R   {"path":P,"descendants":[PATH,...]}
+//	stat    {"path":P,"stat":{...}}
+//	tree    {"path":P,"children":[{"path":P,"children":[...]},...]}
+//	watch   {"type":"NodeCreated","path":P,"zxid":N}
+//
+// A stat is {"czxid","mzxid","ctime","mtime","version","cversion",
+// "aversion","ephemeral_owner","data_length","num_children","pzxid"}, all
+// numbers, times in milliseconds since the Unix epoch. Znode data appears
+// as "data" (a string) when it is valid UTF-8, otherwise as "data_base64"
+// (standard base64 with padding); exactly one of the two is present.
+// Errors are always one text line on standard error.
+//
+// # Environment
+//
+// Every flag except those of the znode commands (--version, --recursive,
+// ...) can also be set by an environment variable GROVE_<FLAG>, with
+// dashes as underscores: --data-dir and GROVE_DATA_DIR, --servers and
+// GROVE_SERVERS. Flags win.
+//
+// Exit codes: 0 ok, 1 the operation failed (no such node, version
+// conflict, no server reachable, ...), 2 a usage error (bad flags or
+// arguments, unusable data dir).
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // usageError is a bad invocation: exit code 2.
@@ -21,46 +103,79 @@ type usageError struct{ err error }
 func (u usageError) Error() string { return u.err.Error() }
 func (u usageError) Unwrap() error { return u.err }
 
+// usagef returns a usageError with a formatted message.
 func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
-const usage = `usage: grove COMMAND [flags]
+const usage = `usage: grove [--servers host:port,...] [--output text|json] [--timeout D] COMMAND [args]
 
-commands:
+global flags (before COMMAND; also from GROVE_SERVERS, GROVE_OUTPUT, GROVE_TIMEOUT):
+  --servers LIST         native client ports, comma separated (default 127.0.0.1:2281)
+  --output FORMAT        text or json (default text)
+  --timeout D            give up connecting, and each request, after D (default 10s)
+
+znode commands (flags may also follow the arguments):
+  create [--ephemeral] [--sequential] [--container] [--ttl D] PATH [DATA]
+                         create a znode and print its path; an ephemeral one
+                         dies with this command's session, i.e. at once
+  get PATH               print a znode's data exactly as stored, no newline added
+  set [--version N] PATH DATA
+                         replace a znode's data (N: the expected version, -1 any)
+  delete [--recursive | --version N] PATH
+                         delete a znode (--recursive: and everything below it)
+  ls [-R] PATH           list the children, one per line (-R: every descendant's path)
+  stat PATH              print a znode's Stat, one "name: value" per line
+  tree PATH              draw the subtree
+  watch [--recursive] PATH
+                         print every change, one per line, until interrupted
+
+  DATA is the data itself, @FILE for a file's contents, or - for standard input.
+  --output json prints one JSON document per command (watch: one per event),
+  with data as "data" if valid UTF-8, else "data_base64".
+
+cluster commands:
   server                 run a Grove node (grove server -h for flags)
   status                 show a node's view of the cluster
   members                list gossip members and their raft roles
   members remove NAME    remove a member from the cluster (through the leader)
+  backup                 back up the cluster (grove backup -h for flags)
+  restore                restore from a backup (grove restore -h for flags)
+  inspect                describe a backup (grove inspect -h for flags)
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runContext(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
+// run runs grove with args and returns its exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+	return runContext(context.Background(), args, stdout, stderr)
+}
+
+// runContext runs grove with args until done or ctx ends (grove main
+// cancels ctx on SIGINT and SIGTERM), and returns its exit code. It prints
+// results on stdout and at most one error line on stderr.
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g, rest, err := parseGlobals(args, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		_, _ = fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if err == nil && len(rest) == 0 {
+		_, _ = fmt.Fprint(stderr, usage)
 		return 2
 	}
-	var err error
-	switch args[0] {
-	case "server":
-		err = runServer(args[1:], stderr)
-	case "status":
-		err = runStatus(args[1:], stdout)
-	case "members":
-		err = runMembers(args[1:], stdout)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		err = usagef("grove: unknown command %q", args[0])
+	if err == nil {
+		err = dispatch(ctx, g, rest)
 	}
 	if err == nil || errors.Is(err, errHelp) {
 		return 0
 	}
-	fmt.Fprintln(stderr, "grove:", oneLine(err))
+	_, _ = fmt.Fprintln(stderr, "grove:", oneLine(err))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
@@ -68,6 +183,101 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
+// dispatch runs the command args[0] with the rest of args.
+func dispatch(ctx context.Context, g *globals, args []string) error {
+	name, rest := args[0], args[1:]
+	if cmd, ok := znodeCommands[name]; ok {
+		return g.runZnode(ctx, name, cmd, rest)
+	}
+	switch name {
+	case "server":
+		return runServer(rest, g.stderr)
+	case "status":
+		return runStatus(rest, g.stdout)
+	case "members":
+		return runMembers(rest, g.stdout)
+	case "backup":
+		return runBackup(rest, g.output, g.stdout, g.stderr)
+	case "restore":
+		return runRestore(rest, g.output, g.stdout, g.stderr)
+	case "inspect":
+		return runInspect(rest, g.output, g.stdout, g.stderr)
+	case "help":
+		_, _ = fmt.Fprint(g.stdout, usage)
+		return nil
+	}
+	return usagef("unknown command %q", name)
+}
+
+// globals are the settings given before the command.
+type globals struct {
+	servers []string
+	output  string // "text" or "json"
+	timeout time.Duration
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// defaultServers is where the znode commands connect without --servers.
+const defaultServers = "127.0.0.1:2281"
+
+// parseGlobals parses the global flags in front of the command, falling
+// back to GROVE_<FLAG> for those not given, and returns the rest of args
+// (the command and its arguments). -h gives errHelp; anything wrong is a
+// usage error.
+func parseGlobals(args []string, stdout, stderr io.Writer) (*globals, []string, error) {
+	fs := pflag.NewFlagSet("grove", pflag.ContinueOnError)
+	fs.SetInterspersed(false)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	servers := fs.String("servers", defaultServers, "native client ports, comma separated")
+	output := fs.String("output", "text", "text or json")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up connecting, and each request, after this")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, nil, errHelp
+		}
+		return nil, nil, usageError{err}
+	}
+	if err := envFallback(fs); err != nil {
+		return nil, nil, err
+	}
+	g := &globals{output: *output, timeout: *timeout, stdout: stdout, stderr: stderr}
+	for _, s := range strings.Split(*servers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			g.servers = append(g.servers, s)
+		}
+	}
+	switch {
+	case g.output != "text" && g.output != "json":
+		return nil, nil, usagef("--output %q: want text or json", g.output)
+	case len(g.servers) == 0:
+		return nil, nil, usagef("--servers: no address given")
+	case g.timeout <= 0:
+		return nil, nil, usagef("--timeout %v: must be positive", g.timeout)
+	}
+	return g, fs.Args(), nil
+}
+
+// envFallback sets every flag of fs not given on the command line from
+// GROVE_<FLAG>, if that is set.
+func envFallback(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || err != nil {
+			return
+		}
+		env := "GROVE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = usagef("%s=%q: %v", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// oneLine returns the first line of err's message.
 func oneLine(err error) string {
 	s := err.Error()
 	for i, c := range s {

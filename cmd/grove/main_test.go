@@ -9,6 +9,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Race-enabled child processes otherwise sleep a second at exit.
+	_ = os.Setenv("GORACE", "atexit_sleep_ms=0")
 	code := m.Run()
 	for _, bin := range groveBins {
 		_ = os.RemoveAll(filepath.Dir(bin))

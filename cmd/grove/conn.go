@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/client"
+)
+
+// dial opens the session of a znode command; tests replace it to get hold
+// of the session.
+var dial = client.Dial
+
+// pageSize is how many children one listing request asks for.
+const pageSize = 1000
+
+// conn is the session of one znode command. Every request gets at most
+// timeout.
+type conn struct {
+	s       *client.Session
+	timeout time.Duration
+}
+
+// connect opens a session on g.servers, asking for g.timeout as the
+// session timeout, and syncs it: the command then sees every write
+// acknowledged before it started, also when its server is a follower that
+// lags (grove set, then grove get, reads the new data back). Connecting
+// and syncing give up after g.timeout, or when ctx ends.
+func (g *globals) connect(ctx context.Context) (*conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	s, err := dial(dctx, g.servers, client.WithTimeout(g.timeout))
+	if err == nil {
+		c := &conn{s: s, timeout: g.timeout}
+		if err = s.Sync(dctx); err == nil {
+			return c, nil
+		}
+		_ = c.close(ctx)
+	}
+	servers := strings.Join(g.servers, ",")
+	if ctx.Err() == nil && dctx.Err() != nil {
+		return nil, fmt.Errorf("connect to %s: gave up after %v: %w", servers, g.timeout, err)
+	}
+	return nil, fmt.Errorf("connect to %s: %w", servers, err)
+}
+
+// close closes the session. It gets the request timeout even when ctx has
+// ended, so an interrupted command still deletes its ephemeral znodes at
+// once rather than leaving them to the session's expiry.
+func (c *conn) close(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+	defer cancel()
+	return c.s.Close(cctx)
+}
+
+// do runs one request, fn, with at most the request timeout; a request cut
+// short by the timeout (not by ctx) says so.
+func (c *conn) do(ctx context.Context, fn func(ctx context.Context) error) error {
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	err := fn(rctx)
+	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+		return fmt.Errorf("no answer within %v: %w", c.timeout, err)
+	}
+	return err
+}
+
+// pages lists the children of path a page at a time, in byte order, and
+// calls fn with each page; more says whether further pages follow. It
+// never asks for a whole big directory at once.
+func (c *conn) pages(ctx context.Context, path string, fn func(names []string, more bool) error) error {
+	after := ""
+	for {
+		var names []string
+		var more bool
+		err := c.do(ctx, func(ctx context.Context) (err error) {
+			names, more, err = c.s.ChildrenPage(ctx, path, after, pageSize)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		more = more && len(names) > 0
+		if err := fn(names, more); err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+		after = names[len(names)-1]
+	}
+}
+
+// walkNode is one znode below the root of a walk.
+type walkNode struct {
+	path  string
+	name  string
+	depth int  // 1 for the children of the root
+	last  bool // the last of its siblings
+}
+
+// walkFuncs are walk's callbacks; either may be nil. An error from one
+// ends the walk with that error.
+type walkFuncs struct {
+	enter func(n walkNode) error // before the node's children
+	leave func(n walkNode) error // after them
+}
+
+// walk visits every znode below path depth-first, each right after its
+// parent and siblings in byte order, paging through big directories. A
+// node deleted during the walk is skipped; a missing root is an error.
+// depth is path's own depth: 0 for the root of the walk.
+func (c *conn) walk(ctx context.Context, path string, depth int, fns walkFuncs) error {
+	var inner error // from a callback or the walk below a child: never skipped
+	err := c.pages(ctx, path, func(names []string, more bool) error {
+		for i, name := range names {
+			n := walkNode{path: joinPath(path, name), name: name, depth: depth + 1, last: !more && i == len(names)-1}
+			if inner = c.visit(ctx, n, fns); inner != nil {
+				return inner
+			}
+		}
+		return nil
+	})
+	if inner != nil {
+		return inner
+	}
+	if depth > 0 && errors.Is(err, grove.ErrNoNode) {
+		return nil // deleted while we walked
+	}
+	return err
+}
+
+// visit enters n, walks below it and leaves it.
+func (c *conn) visit(ctx context.Context, n walkNode, fns walkFuncs) error {
+	if fns.enter != nil {
+		if err := fns.enter(n); err != nil {
+			return err
+		}
+	}
+	if err := c.walk(ctx, n.path, n.depth, fns); err != nil {
+		return err
+	}
+	if fns.leave != nil {
+		return fns.leave(n)
+	}
+	return nil
+}
+
+// joinPath returns the path of child name of parent.
+func joinPath(parent, name string) string {
+	if parent == "/" {
+		return "/" + name
+	}
+	return parent + "/" + name
+}
