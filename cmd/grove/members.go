@@ -14,11 +14,13 @@ import (
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
-func httpFlags(name string, out io.Writer) (fsAddr *string, parseFn func([]string) ([]string, error)) {
-	fs := newFlagSet(name, out)
+// httpFlags returns the --http flag of a command that talks to one node's
+// HTTP port, and the parser of its arguments (flags may follow them).
+func httpFlags(name, synopsis string) (fsAddr *string, parseFn func([]string) ([]string, error)) {
+	fs := newCmdFlags(name)
 	addr := fs.String("http", "127.0.0.1:8080", "a node's HTTP address")
 	return addr, func(args []string) ([]string, error) {
-		if err := parse(fs, args); err != nil {
+		if err := parseCmd(fs, synopsis, args); err != nil {
 			return nil, err
 		}
 		return fs.Args(), nil
@@ -40,7 +42,7 @@ func getJSON(addr, path string, v any) error {
 }
 
 func runStatus(args []string, stdout io.Writer) error {
-	addr, parseArgs := httpFlags("status", stdout)
+	addr, parseArgs := httpFlags("status", "status [--http ADDR]")
 	rest, err := parseArgs(args)
 	if err != nil {
 		return err
@@ -62,7 +64,7 @@ func runStatus(args []string, stdout io.Writer) error {
 }
 
 func runMembers(args []string, stdout io.Writer) error {
-	addr, parseArgs := httpFlags("members", stdout)
+	addr, parseArgs := httpFlags("members", "members [--http ADDR] [remove NAME]")
 	rest, err := parseArgs(args)
 	if err != nil {
 		return err
