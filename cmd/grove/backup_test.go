@@ -77,16 +77,8 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 	const total, byCLI = 10000, 100
 	began := time.Now()
 	c := newProcCluster(t)
-	n1 := c.add("n1", "--bootstrap-expect", "3")
-	n2 := c.add("n2", "--bootstrap-expect", "3")
-	n3 := c.add("n3", "--bootstrap-expect", "3")
-	all := []*proc{n1, n2, n3}
-	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(all...) != nil })
-	t.Cleanup(func() {
-		if t.Failed() {
-			c.dumpLogs()
-		}
-	})
+	all := c.startThree("n")
+	n1, n2, n3 := all[0], all[1], all[2]
 	bin := c.bin
 	servers := strings.Join([]string{n1.client, n2.client, n3.client}, ",")
 	ctx := t.Context()
@@ -296,16 +288,8 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 			t.Fatalf("restore %s: exit %d: %s %s", name, code, out, errOut)
 		}
 	}
-	r1 := c2.add("r1", "--bootstrap-expect", "3")
-	r2 := c2.add("r2", "--bootstrap-expect", "3")
-	r3 := c2.add("r3", "--bootstrap-expect", "3")
-	rall := []*proc{r1, r2, r3}
-	c2.waitFor("a leader of the restored cluster", 30*time.Second, func() bool { return c2.leader(rall...) != nil })
-	t.Cleanup(func() {
-		if t.Failed() {
-			c2.dumpLogs()
-		}
-	})
+	rall := c2.startThree("r")
+	r1, r2, r3 := rall[0], rall[1], rall[2]
 	rs, err := client.Dial(ctx, []string{r1.client, r2.client, r3.client}, client.WithTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -345,7 +329,7 @@ func TestScheduledBackupsKeepTheNewest(t *testing.T) {
 	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(n1) != nil })
 	dir := t.TempDir()
 	cmd := exec.Command(c.bin, "--output", "json", "backup", "--http", n1.httpAdr, "--every", "100ms", "--keep", "2", dir)
-	var out lockedBuffer
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -376,22 +360,4 @@ func mustOpen(t *testing.T, path string) *os.File {
 	}
 	t.Cleanup(func() { _ = f.Close() })
 	return f
-}
-
-// lockedBuffer is a bytes.Buffer a process writes while a test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -22,16 +22,8 @@ func TestClientRidesThroughServerKill(t *testing.T) {
 		t.Skip("multi-process test; run without -short")
 	}
 	c := newProcCluster(t)
-	n1 := c.add("n1", "--bootstrap-expect", "3")
-	n2 := c.add("n2", "--bootstrap-expect", "3")
-	n3 := c.add("n3", "--bootstrap-expect", "3")
-	all := []*proc{n1, n2, n3}
-	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(all...) != nil })
-	t.Cleanup(func() {
-		if t.Failed() {
-			c.dumpLogs()
-		}
-	})
+	all := c.startThree("n")
+	n1, n2, n3 := all[0], all[1], all[2]
 	addrs := []string{n1.client, n2.client, n3.client}
 	ctx := t.Context()
 	s, err := client.Dial(ctx, addrs, client.WithTimeout(6*time.Second))

@@ -76,6 +76,23 @@ func newProcCluster(t *testing.T) *procCluster {
 	return &procCluster{t: t, bin: buildGrove(t), base: t.TempDir(), procs: map[string]*proc{}}
 }
 
+// startThree starts n1..n3 (named prefix1..prefix3) bootstrapping one
+// cluster, waits for a leader and dumps the logs if the test fails.
+func (c *procCluster) startThree(prefix string) []*proc {
+	c.t.Helper()
+	var all []*proc
+	for i := 1; i <= 3; i++ {
+		all = append(all, c.add(fmt.Sprintf("%s%d", prefix, i), "--bootstrap-expect", "3"))
+	}
+	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(all...) != nil })
+	c.t.Cleanup(func() {
+		if c.t.Failed() {
+			c.dumpLogs()
+		}
+	})
+	return all
+}
+
 func (c *procCluster) add(name string, extra ...string) *proc {
 	c.t.Helper()
 	p := &proc{name: name, dir: filepath.Join(c.base, name), gossip: freePort(c.t), peer: freePort(c.t), httpAdr: freePort(c.t), client: freePort(c.t), zk: freePort(c.t)}

@@ -190,6 +190,11 @@ func TestValueContention(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// The seed session has seen none of the writers' changes: without a
+	// sync its server may not have applied the last of them yet.
+	if err := seed.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
 	got, err := config.New[int](seed, "/config/hits").Get(ctx)
 	if err != nil || got.Value != writers*each {
 		t.Fatalf("value %d (%v), want %d", got.Value, err, writers*each)
