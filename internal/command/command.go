@@ -224,3 +224,127 @@ func DecodeResult(b []byte) (*Result, error) {
 	}
 	return r, nil
 }
+
+// EncodeMsgpack writes r as the map the struct tags describe, without
+// reflection: the result of every write is encoded once to be cached, and
+// msgpack's omitempty handling allocates per field on each encode.
+func (r *Result) EncodeMsgpack(enc *msgpack.Encoder) error {
+	n := 0
+	for _, set := range [...]bool{r.Code != 0, r.Path != "", r.Stat != nil, len(r.Multi) > 0, r.Zxid != 0} {
+		if set {
+			n++
+		}
+	}
+	if err := enc.EncodeMapLen(n); err != nil {
+		return err
+	}
+	if r.Code != 0 {
+		if err := encodeKeyInt(enc, "c", int64(r.Code)); err != nil {
+			return err
+		}
+	}
+	if r.Path != "" {
+		if err := encodeKeyString(enc, "p", r.Path); err != nil {
+			return err
+		}
+	}
+	if r.Stat != nil {
+		if err := enc.EncodeString("s"); err != nil {
+			return err
+		}
+		if err := encodeStat(enc, r.Stat); err != nil {
+			return err
+		}
+	}
+	if len(r.Multi) > 0 {
+		if err := enc.EncodeString("m"); err != nil {
+			return err
+		}
+		if err := enc.EncodeArrayLen(len(r.Multi)); err != nil {
+			return err
+		}
+		for i := range r.Multi {
+			if err := r.Multi[i].EncodeMsgpack(enc); err != nil {
+				return err
+			}
+		}
+	}
+	if r.Zxid != 0 {
+		if err := enc.EncodeString("z"); err != nil {
+			return err
+		}
+		return enc.EncodeUint(r.Zxid)
+	}
+	return nil
+}
+
+// EncodeMsgpack writes o as the map the struct tags describe, without
+// reflection (see Result.EncodeMsgpack).
+func (o *OpResult) EncodeMsgpack(enc *msgpack.Encoder) error {
+	n := 1
+	for _, set := range [...]bool{o.Code != 0, o.Path != "", o.Stat != nil} {
+		if set {
+			n++
+		}
+	}
+	if err := enc.EncodeMapLen(n); err != nil {
+		return err
+	}
+	if err := encodeKeyInt(enc, "t", int64(o.Type)); err != nil {
+		return err
+	}
+	if o.Code != 0 {
+		if err := encodeKeyInt(enc, "c", int64(o.Code)); err != nil {
+			return err
+		}
+	}
+	if o.Path != "" {
+		if err := encodeKeyString(enc, "p", o.Path); err != nil {
+			return err
+		}
+	}
+	if o.Stat != nil {
+		if err := enc.EncodeString("s"); err != nil {
+			return err
+		}
+		return encodeStat(enc, o.Stat)
+	}
+	return nil
+}
+
+func encodeKeyInt(enc *msgpack.Encoder, key string, v int64) error {
+	if err := enc.EncodeString(key); err != nil {
+		return err
+	}
+	return enc.EncodeInt(v)
+}
+
+func encodeKeyString(enc *msgpack.Encoder, key, v string) error {
+	if err := enc.EncodeString(key); err != nil {
+		return err
+	}
+	return enc.EncodeString(v)
+}
+
+// encodeStat writes a Stat as the map of its field names that reflection
+// would write.
+func encodeStat(enc *msgpack.Encoder, st *grove.Stat) error {
+	fields := [...]struct {
+		name string
+		v    int64
+	}{
+		{"Czxid", st.Czxid}, {"Mzxid", st.Mzxid}, {"Ctime", st.Ctime}, {"Mtime", st.Mtime},
+		{"Version", int64(st.Version)}, {"Cversion", int64(st.Cversion)}, {"Aversion", int64(st.Aversion)},
+		{"EphemeralOwner", st.EphemeralOwner}, {"DataLength", int64(st.DataLength)},
+		{"NumChildren", int64(st.NumChildren)}, {"Pzxid", st.Pzxid},
+	}
+	if err := enc.EncodeMapLen(len(fields)); err != nil {
+		return err
+	}
+	for _, f := range fields {
+		if err := encodeKeyInt(enc, f.name, f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
