@@ -72,6 +72,9 @@ type Config struct {
 	// Core tunes the engine (ticks, timeouts, snapshots, limits); its ID,
 	// DataDir, Peers and Transport are set by the server.
 	Core core.Config
+	// Pprof serves Go's profiler (net/http/pprof) at /debug/pprof/ on the
+	// HTTP address. Off by default: profiles reveal internals and cost CPU.
+	Pprof bool
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
 }

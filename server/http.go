@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 //	POST /members/remove    ?name=NAME: remove a member (forwarded to the leader)
 //	GET  /v1/digest         state digest and applied index (for checks)
 //	GET  /v1/backup         a consistent backup stream (package backup)
+//	GET  /debug/pprof/...   Go's profiler, with Config.Pprof (--pprof)
 //	GET|PUT|DELETE /v1/znode/PATH   a small data API (see znode.go)
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -37,6 +39,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/digest", s.handleDigest)
 	mux.HandleFunc("GET /v1/backup", s.handleBackup)
 	mux.HandleFunc("/v1/znode/", s.handleZnode)
+	if s.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -297,5 +298,24 @@ func TestBadConfigIsRefused(t *testing.T) {
 			_ = s.Stop()
 			t.Errorf("config %d accepted", i)
 		}
+	}
+}
+
+// The profiler is served only when asked for; a backup streams from a
+// follower and verifies.
+func TestPprofIsOptInAndBackupStreams(t *testing.T) {
+	tc := startCluster(t, 1, func(c *Config) { c.Pprof = true })
+	waitFor(t, "a leader", func() bool { return tc.leader() != nil })
+	s := tc.leader()
+	if code, _ := httpGet(t, s, "/debug/pprof/"); code != http.StatusOK {
+		t.Fatalf("/debug/pprof/ with Pprof: %d", code)
+	}
+	if code, body := httpGet(t, s, "/v1/backup"); code != http.StatusOK || !bytes.HasPrefix(body, []byte("GROVEBAK")) {
+		t.Fatalf("/v1/backup: %d, %d bytes", code, len(body))
+	}
+	plain := startCluster(t, 1, nil)
+	waitFor(t, "a leader", func() bool { return plain.leader() != nil })
+	if code, _ := httpGet(t, plain.leader(), "/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("/debug/pprof/ without Pprof: %d", code)
 	}
 }

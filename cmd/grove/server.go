@@ -48,6 +48,7 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.BoolVar(&leaveOnTerm, "leave-on-terminate", true, "on SIGTERM/SIGINT leave the cluster (false: just stop)")
 	fs.StringVar(&superDigest, "super-digest", "", "super:base64(sha1(super:password)) for operator access")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the HTTP address")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
