@@ -301,8 +301,8 @@ func TestBadConfigIsRefused(t *testing.T) {
 	}
 }
 
-// The profiler is served only when asked for; a backup streams from a
-// follower and verifies.
+// The profiler is served only when asked for; /v1/backup streams a backup
+// file.
 func TestPprofIsOptInAndBackupStreams(t *testing.T) {
 	tc := startCluster(t, 1, func(c *Config) { c.Pprof = true })
 	waitFor(t, "a leader", func() bool { return tc.leader() != nil })
