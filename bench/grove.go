@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// buildGrove builds ./cmd/grove of the module the harness runs in, without
+// -race (so a race-built test still runs fast servers), into dir.
+func buildGrove(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("not inside the grove module; run from the repository")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "bin", "grove")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/grove")
+	cmd.Dir = filepath.Dir(gomod)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/grove: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// groveCluster is three `grove server` processes formed with
+// --bootstrap-expect 3, with default timing and fsync on.
+type groveCluster struct {
+	procs     []*proc
+	dirs      []string
+	http      []string // --http-addr
+	native    []string // --client-addr
+	zk        []string // --zk-addr
+	zkClients bool     // addrs returns the zk ports
+}
+
+// newGroveCluster lays out a cluster under dir; zkClients selects the
+// ZooKeeper-wire ports as the client addresses.
+func newGroveCluster(bin, dir string, zkClients bool) (*groveCluster, error) {
+	ports, err := freePorts(15)
+	if err != nil {
+		return nil, err
+	}
+	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
+	c := &groveCluster{zkClients: zkClients}
+	var seeds []string
+	for i := range 3 {
+		seeds = append(seeds, addr(5*i))
+	}
+	for i := range 3 {
+		name := fmt.Sprintf("grove%d", i+1)
+		d := filepath.Join(dir, name)
+		c.dirs = append(c.dirs, d)
+		c.http = append(c.http, addr(5*i+2))
+		c.native = append(c.native, addr(5*i+3))
+		c.zk = append(c.zk, addr(5*i+4))
+		c.procs = append(c.procs, &proc{
+			name: name,
+			log:  filepath.Join(dir, name+".log"),
+			argv: []string{bin, "server", "--name", name, "--data-dir", d,
+				"--gossip-addr", addr(5 * i), "--peer-addr", addr(5*i + 1), "--http-addr", addr(5*i + 2),
+				"--client-addr", addr(5*i + 3), "--zk-addr", addr(5*i + 4),
+				"--join", strings.Join(seeds, ","), "--bootstrap-expect", "3", "--log-level", "warn"},
+		})
+	}
+	return c, nil
+}
+
+func (c *groveCluster) start(ctx context.Context) error { return startAll(ctx, c) }
+func (c *groveCluster) nodes() []*proc                  { return c.procs }
+func (c *groveCluster) dataDir(i int) string            { return c.dirs[i] }
+
+func (c *groveCluster) addrs() []string {
+	if c.zkClients {
+		return c.zk
+	}
+	return c.native
+}
+
+// groveStatus is the part of GET /status the harness reads.
+type groveStatus struct {
+	Role string `json:"role"`
+}
+
+func (c *groveCluster) status(ctx context.Context, i int) (groveStatus, error) {
+	var st groveStatus
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.http[i]+"/status", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := statusClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("/status: %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+func (c *groveCluster) isLeader(ctx context.Context, i int) (bool, error) {
+	st, err := c.status(ctx, i)
+	if err != nil {
+		return false, err
+	}
+	switch st.Role {
+	case "leader":
+		return true, nil
+	case "follower":
+		return false, nil
+	}
+	return false, fmt.Errorf("role %q", st.Role)
+}
+
+func (c *groveCluster) leader(ctx context.Context) (int, error) { return oneLeader(ctx, c, c.isLeader) }
+
+func (c *groveCluster) ready(ctx context.Context) error {
+	_, err := c.leader(ctx)
+	return err
+}
