@@ -384,6 +384,14 @@ func (n *Node) applyEntry(tx *bbolt.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 			n.log.Error("undecodable conf change skipped", "index", e.GetIndex(), "err", err)
 			return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
 		}
+		if removesAllVoters(n.confState, cc) {
+			// Two removals proposed against the same view (say, the last
+			// two voters leaving at once) can both commit; raft panics on
+			// a configuration without voters. Every node skips the same
+			// entry at the same point, so they stay in step.
+			n.log.Error("conf change would remove every voter; skipped", "index", e.GetIndex())
+			return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
+		}
 		n.confState = n.rn.ApplyConfChange(cc)
 		if err := saveConfState(tx, n.confState); err != nil {
 			return nil, err
@@ -558,4 +566,24 @@ func (n *Node) currentHardState(rd *raft.Ready) *pb.HardState {
 		return rd.HardState
 	}
 	return n.rn.BasicStatus().HardState
+}
+
+// removesAllVoters reports whether applying cc to cs would leave no voter.
+func removesAllVoters(cs *pb.ConfState, cc pb.ConfChangeI) bool {
+	voters := map[uint64]bool{}
+	for _, id := range cs.GetVoters() {
+		voters[id] = true
+	}
+	if len(voters) == 0 {
+		return false // not yet bootstrapped: the bootstrap adds them
+	}
+	for _, ch := range cc.AsV2().GetChanges() {
+		switch ch.GetType() {
+		case pb.ConfChangeRemoveNode, pb.ConfChangeAddLearnerNode:
+			delete(voters, ch.GetNodeId())
+		case pb.ConfChangeAddNode:
+			voters[ch.GetNodeId()] = true
+		}
+	}
+	return len(voters) == 0
 }

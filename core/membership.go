@@ -38,6 +38,9 @@ func (n *Node) AddVoter(ctx context.Context, id uint64, addr string) error {
 // called on the leader, except that a node may remove itself (a graceful
 // leave; raft forwards the change to the leader).
 func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
+	if st := n.Status(); len(st.Voters) == 1 && st.Voters[0] == id {
+		return fmt.Errorf("core: %x is the last voter; a cluster cannot remove it: %w", id, grove.ErrBadArguments)
+	}
 	return n.changeConf(ctx, pb.ConfChangeRemoveNode, id, "", func(cs Status) bool {
 		return !slices.Contains(cs.Voters, id) && !slices.Contains(cs.Learners, id)
 	})
