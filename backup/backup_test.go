@@ -217,7 +217,16 @@ func TestBackupWhileWriting(t *testing.T) {
 			acked <- i
 		}
 	}()
+	deadline := time.Now().Add(30 * time.Second)
 	for len(acked) < 200 {
+		select {
+		case err := <-done:
+			t.Fatalf("writer stopped early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer did not get 200 writes acknowledged")
+		}
 		time.Sleep(time.Millisecond)
 	}
 	before := len(acked)

@@ -7,11 +7,9 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -42,22 +40,25 @@ func newCmdFlags(name string) *pflag.FlagSet {
 	return fs
 }
 
-// parseCmd parses a command's flags with GROVE_<FLAG> fallbacks; -h prints
-// the command's usage and flags.
-func parseCmd(fs *pflag.FlagSet, synopsis string, args []string) error {
+// parseFlags parses a command's flags; -h prints the command's usage and
+// flags to help and returns errHelp; a bad flag is a usage error.
+func parseFlags(fs *pflag.FlagSet, synopsis string, args []string, help io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintf(helpOut, "usage: grove %s\n%s", synopsis, fs.FlagUsages())
+			fmt.Fprintf(help, "usage: grove %s\n%s", synopsis, fs.FlagUsages())
 			return errHelp
 		}
 		return usagef("%s: %v", fs.Name(), err)
 	}
-	return envFallback(fs)
+	return nil
 }
 
-// signalContext is cancelled by SIGINT or SIGTERM.
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+// parseCmd parses a command's flags with GROVE_<FLAG> fallbacks.
+func parseCmd(fs *pflag.FlagSet, synopsis string, args []string) error {
+	if err := parseFlags(fs, synopsis, args, helpOut); err != nil {
+		return err
+	}
+	return envFallback(fs)
 }
 
 // loadKeyFlag loads the key named by --encrypt-key-file, if given.
@@ -70,7 +71,7 @@ func loadKeyFlag(path string) ([]byte, error) {
 
 // runBackup implements grove backup: one backup to FILE, or with --every a
 // backup into DIR at every interval, keeping the newest --keep.
-func runBackup(args []string, output string, stdout, stderr io.Writer) error {
+func runBackup(ctx context.Context, args []string, output string, stdout, stderr io.Writer) error {
 	fs := newCmdFlags("backup")
 	addr := fs.String("http", "127.0.0.1:8080", "HTTP address of the node to back up (any live node)")
 	gz := fs.Bool("gzip", false, "compress the backup")
@@ -92,8 +93,6 @@ func runBackup(args []string, output string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	opts := backup.Options{Gzip: *gz, Key: key}
-	ctx, cancel := signalContext()
-	defer cancel()
 	out := newOutput(stdout, output)
 	showProgress := !*noProgress && output == "text" && isTerminal(stderr)
 	if *every == 0 {

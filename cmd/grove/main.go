@@ -197,7 +197,7 @@ func dispatch(ctx context.Context, g *globals, args []string) error {
 	case "members":
 		return runMembers(rest, g.stdout)
 	case "backup":
-		return runBackup(rest, g.output, g.stdout, g.stderr)
+		return runBackup(ctx, rest, g.output, g.stdout, g.stderr)
 	case "restore":
 		return runRestore(rest, g.output, g.stdout, g.stderr)
 	case "inspect":

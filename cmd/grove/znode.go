@@ -48,16 +48,12 @@ var znodeCommands = map[string]znodeCommand{
 // arguments (usage errors), connects, runs the action, writes the output
 // out and closes the session.
 func (g *globals) runZnode(ctx context.Context, name string, cmd znodeCommand, args []string) error {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
+	fs := newCmdFlags(name)
 	check := cmd.setup(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			_, _ = fmt.Fprintf(g.stdout, "usage: grove %s\n%s", cmd.synopsis, fs.FlagUsages())
-			return errHelp
-		}
-		return usagef("%s: %v", name, err)
+	// No GROVE_<FLAG> fallback here: GROVE_VERSION or GROVE_RECURSIVE in
+	// the environment would be a trap.
+	if err := parseFlags(fs, cmd.synopsis, args, g.stdout); err != nil {
+		return err
 	}
 	pos := fs.Args()
 	switch {
