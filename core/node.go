@@ -188,12 +188,13 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 			return nil, fmt.Errorf("core: start transport: %w", err)
 		}
 	}
-	n.wg.Go(n.run)
 	// A single-node cluster elects itself as soon as its bootstrap
-	// configuration is applied (raft refuses to campaign before).
+	// configuration is applied (raft refuses to campaign before). The loop
+	// owns campaignAt from the moment it starts, so it is set before.
 	if len(cfg.Peers) == 1 && bootstrap {
 		n.campaignAt = uint64(len(cfg.Peers))
 	}
+	n.wg.Go(n.run)
 	return n, nil
 }
 
