@@ -26,7 +26,10 @@ type Config struct {
 	// it empty to start a node that waits to be added to an existing cluster.
 	Peers []Peer
 	// Transport carries messages to the other nodes. Required for clusters;
-	// nil is allowed for a single-node cluster.
+	// nil is allowed for a single-node cluster. StartNode takes ownership:
+	// the node closes it on Close, and StartNode closes it itself when it
+	// returns an error, whatever the cause (bad config, a corrupt data
+	// file, a failed Start). The caller never closes it.
 	Transport Transport
 
 	// TickInterval is raft's logical clock period. Default 50ms.

@@ -71,8 +71,16 @@ type Node struct {
 // applied index. A corrupt, truncated or foreign data file returns an error
 // naming the file and wrapping grove.ErrCorrupt.
 //
-// ctx bounds only the start-up; the node runs until Close.
-func StartNode(ctx context.Context, cfg Config) (*Node, error) {
+// ctx bounds only the start-up; the node runs until Close. The node owns
+// cfg.Transport from this call on: on an error StartNode has closed it.
+func StartNode(ctx context.Context, cfg Config) (n *Node, err error) {
+	defer func() {
+		if err != nil && cfg.Transport != nil {
+			if cerr := cfg.Transport.Close(); cerr != nil && cfg.Logger != nil {
+				cfg.Logger.Warn("close transport after a failed start", "err", cerr)
+			}
+		}
+	}()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -88,8 +96,7 @@ func StartNode(ctx context.Context, cfg Config) (*Node, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	n, err := newNode(cfg, db)
-	if err != nil {
+	if n, err = newNode(cfg, db); err != nil {
 		_ = db.Close()
 		return nil, err
 	}

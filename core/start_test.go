@@ -1,10 +1,18 @@
 package core_test
 
 import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/core/coretest"
+	"github.com/grovekit/grove/transport"
 )
 
 // A fresh single-node cluster elects itself as soon as its configuration is
@@ -57,5 +65,56 @@ func (p *persistSignal) ObservePersist(time.Duration, int, int) {
 	select {
 	case p.c <- struct{}{}:
 	default:
+	}
+}
+
+// Regression (code health 3): a failed StartNode left the transport it was
+// given open (the server believed core closed it; core never did), leaking
+// the peer listener and, after AddPeer, the peer writers' goroutines. The
+// node owns the transport from StartNode on; each failure closes it.
+func TestFailedStartClosesTransport(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, cfg *core.Config)
+	}{
+		{"bad config", func(t *testing.T, cfg *core.Config) {
+			cfg.SnapshotEntries, cfg.CatchUpEntries = 10, 20
+		}},
+		{"corrupt data file", func(t *testing.T, cfg *core.Config) {
+			if err := os.WriteFile(filepath.Join(cfg.DataDir, "grove.db"), bytes.Repeat([]byte("not a database "), 4096), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"transport fails to start", func(t *testing.T, cfg *core.Config) {
+			tr := cfg.Transport.(*transport.TCP)
+			tr.AddPeer(2, "127.0.0.1:1") // a writer goroutine is running
+			if err := tr.Start(nopHandler{}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tcfg := transport.DefaultConfig()
+			tcfg.ID, tcfg.ListenAddr = 1, "127.0.0.1:0"
+			tr, err := transport.New(tcfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := tr.Addr().String()
+			cfg := coretest.FastConfig()
+			cfg.ID, cfg.DataDir, cfg.Transport = 1, t.TempDir(), tr
+			cfg.Peers = []core.Peer{{ID: 1, Addr: addr}, {ID: 2, Addr: "127.0.0.1:1"}, {ID: 3, Addr: "127.0.0.1:1"}}
+			tc.setup(t, &cfg)
+			if n, err := core.StartNode(t.Context(), cfg); err == nil {
+				_ = n.Close()
+				t.Fatal("StartNode succeeded")
+			}
+			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				_ = c.Close()
+				t.Errorf("the peer listener %s still accepts after the failed start", addr)
+			}
+			goleak.VerifyNone(t)
+		})
 	}
 }
