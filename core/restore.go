@@ -84,7 +84,7 @@ func (n *Node) RestoreWatches(ctx context.Context, session, since uint64, specs 
 			return nil
 		})
 		if err == nil {
-			wm.sinks[session] = w
+			wm.bindLocked(session, w)
 			for _, ev := range fired {
 				w.Deliver(ev) // under the lock: before any later event
 			}

@@ -36,7 +36,24 @@ type registration struct {
 // which the watch fires (registration zxid + 1), or 0 when not set.
 type watchSet struct {
 	data, child, persistent uint64
+	sink                    *sink
 }
+
+// empty reports whether no watch of the set is set.
+func (ws *watchSet) empty() bool { return ws.data == 0 && ws.child == 0 && ws.persistent == 0 }
+
+// recWatch is one session's recursive watch on one path: it fires for
+// changes after zxid after-1.
+type recWatch struct {
+	after uint64
+	sink  *sink
+}
+
+// sink is where one session's events go. Every watch entry of the session
+// points at the same sink, so matching an event costs no lookup, and a
+// re-attached session redirects all its watches by changing w (under the
+// manager's lock).
+type sink struct{ w Watcher }
 
 // watchManager keeps every watch of this node and fires them as entries
 // apply. One mutex guards it; registrations that come with a read hold it
@@ -44,39 +61,64 @@ type watchSet struct {
 type watchManager struct {
 	mu        sync.Mutex
 	exact     map[string]map[uint64]*watchSet // path → session → watches
-	recursive map[string]map[uint64]uint64    // path → session → fires after zxid
-	sinks     map[uint64]Watcher              // session → where its events go
+	recursive map[string]map[uint64]recWatch  // path → session → watch
+	sinks     map[uint64]*sink                // session → where its events go
 	// paths indexes the paths each session watches, so closing a session
 	// (in the apply path) costs its own watches, not every watch.
 	paths map[uint64]map[string]struct{}
 	count int
+
+	// out holds the deliveries matched under mu and handed out after it
+	// is released. Only the dispatching goroutine (the raft loop) uses it,
+	// so it needs no lock of its own and its array is reused.
+	out []delivery
 }
 
 func newWatchManager() *watchManager {
 	return &watchManager{
 		exact:     map[string]map[uint64]*watchSet{},
-		recursive: map[string]map[uint64]uint64{},
-		sinks:     map[uint64]Watcher{},
+		recursive: map[string]map[uint64]recWatch{},
+		sinks:     map[uint64]*sink{},
 		paths:     map[uint64]map[string]struct{}{},
 	}
 }
 
-// track records that session watches path.
+// track records that session watches path. The index may keep paths whose
+// one-shot watches have fired (matching an event does not pay to untrack
+// each of its sessions); every reader of it checks, and track sweeps such
+// stale paths out whenever a session's index doubles past 64, so it stays
+// within twice the session's live paths (amortised O(1) per call).
 func (wm *watchManager) track(session uint64, path string) {
 	ps := wm.paths[session]
 	if ps == nil {
 		ps = map[string]struct{}{}
 		wm.paths[session] = ps
 	}
+	if _, ok := ps[path]; ok {
+		return
+	}
 	ps[path] = struct{}{}
+	if n := len(ps); n >= 64 && n&(n-1) == 0 {
+		for p := range ps {
+			if !wm.watchesPath(session, p) {
+				delete(ps, p)
+			}
+		}
+	}
+}
+
+// watchesPath reports whether session has any watch on path.
+func (wm *watchManager) watchesPath(session uint64, path string) bool {
+	if _, ok := wm.exact[path][session]; ok {
+		return true
+	}
+	_, ok := wm.recursive[path][session]
+	return ok
 }
 
 // untrack forgets path for session once it has no watch of any kind there.
 func (wm *watchManager) untrack(session uint64, path string) {
-	if _, ok := wm.exact[path][session]; ok {
-		return
-	}
-	if _, ok := wm.recursive[path][session]; ok {
+	if wm.watchesPath(session, path) {
 		return
 	}
 	if ps := wm.paths[session]; ps != nil {
@@ -99,22 +141,33 @@ func (wm *watchManager) registerWith(reg *registration, w Watcher, read func() (
 	return err
 }
 
+// bindLocked makes w the sink of every watch of session and returns it.
+func (wm *watchManager) bindLocked(session uint64, w Watcher) *sink {
+	sk := wm.sinks[session]
+	if sk == nil {
+		sk = &sink{}
+		wm.sinks[session] = sk
+	}
+	sk.w = w
+	return sk
+}
+
 func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchKind, zxid uint64, w Watcher) {
-	wm.sinks[session] = w
+	sk := wm.bindLocked(session, w)
 	wm.track(session, path)
 	if kind == grove.WatchPersistentRecursive {
 		m := wm.recursive[path]
 		if m == nil {
-			m = map[uint64]uint64{}
+			m = map[uint64]recWatch{}
 			wm.recursive[path] = m
 		}
 		// Keep the earliest pending registration: a later read must not
 		// skip an event an earlier read is owed.
 		if cur, ok := m[session]; !ok {
 			wm.count++
-			m[session] = zxid + 1
-		} else if zxid+1 < cur {
-			m[session] = zxid + 1
+			m[session] = recWatch{after: zxid + 1, sink: sk}
+		} else if zxid+1 < cur.after {
+			m[session] = recWatch{after: zxid + 1, sink: sk}
 		}
 		return
 	}
@@ -125,7 +178,7 @@ func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchK
 	}
 	ws := m[session]
 	if ws == nil {
-		ws = &watchSet{}
+		ws = &watchSet{sink: sk}
 		m[session] = ws
 	}
 	var f *uint64
@@ -185,7 +238,7 @@ func (wm *watchManager) remove(session uint64, path string, kind grove.WatchKind
 			case grove.WatchPersistent:
 				clear(&ws.persistent)
 			}
-			if *ws == (watchSet{}) {
+			if ws.empty() {
 				delete(m, session)
 				if len(m) == 0 {
 					delete(wm.exact, path)
@@ -215,7 +268,7 @@ func (wm *watchManager) has(session uint64, path string, kind grove.WatchKind) b
 	}
 	switch kind {
 	case 0:
-		return *ws != (watchSet{})
+		return !ws.empty()
 	case grove.WatchData:
 		return ws.data != 0
 	case grove.WatchChildren:
@@ -230,7 +283,12 @@ func (wm *watchManager) has(session uint64, path string, kind grove.WatchKind) b
 func (wm *watchManager) watching(session uint64) bool {
 	wm.mu.Lock()
 	defer wm.mu.Unlock()
-	return len(wm.paths[session]) > 0
+	for p := range wm.paths[session] {
+		if wm.watchesPath(session, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // removeSession drops every watch of a session.
@@ -273,73 +331,134 @@ func (wm *watchManager) size() int {
 }
 
 // dispatch fires the watches matching events, in order, once per session
-// per event; one-shot watches are removed as they fire.
+// per event; one-shot watches are removed as they fire. The matching runs
+// under the lock, the delivery after it is released, so a slow sink or a
+// wide fan-out never holds up reads registering watches. Only the raft
+// loop dispatches (here and in endInstall), so events still reach each
+// sink in zxid order; and since the loop marks an index dispatched only
+// after this returns, a read that registers a watch meanwhile sees itself
+// behind and waits (see Node.view), so it cannot slip in between.
 func (wm *watchManager) dispatch(events []grove.Event) {
 	if len(events) == 0 {
 		return
 	}
 	wm.mu.Lock()
-	defer wm.mu.Unlock()
 	for _, ev := range events {
-		wm.fireLocked(ev)
+		wm.matchLocked(ev)
+	}
+	wm.mu.Unlock()
+	wm.deliver()
+}
+
+// delivery is one event for one session's sink.
+type delivery struct {
+	session uint64
+	w       Watcher
+	ev      grove.Event
+}
+
+// deliver hands out the deliveries matched so far and empties the list. It
+// runs on the loop, without the lock.
+func (wm *watchManager) deliver() {
+	for i, d := range wm.out {
+		d.w.Deliver(d.ev)
+		wm.out[i] = delivery{}
+	}
+	wm.out = wm.out[:0]
+}
+
+// matchLocked finds the sessions ev fires for, removes the one-shot watches
+// it consumes, and queues one delivery per session in wm.out. It costs
+// O(watchers of the path and of its ancestors), whatever their number.
+func (wm *watchManager) matchLocked(ev grove.Event) {
+	z := uint64(ev.Zxid)
+	first := len(wm.out)
+	if m := wm.exact[ev.Path]; m != nil {
+		emptied := 0
+		for s, ws := range m {
+			if wm.fireSet(ws, ev.Type, z) {
+				wm.out = append(wm.out, delivery{session: s, w: ws.sink.w, ev: ev})
+			}
+			if ws.empty() {
+				emptied++
+			}
+		}
+		// The sessions' path indexes keep ev.Path until track sweeps it.
+		switch {
+		case emptied == len(m):
+			delete(wm.exact, ev.Path) // every watch fired: drop the set whole
+		case emptied > 0:
+			for s, ws := range m {
+				if ws.empty() {
+					delete(m, s)
+				}
+			}
+		}
+	}
+	if ev.Type == grove.EventNodeChildrenChanged || len(wm.recursive) == 0 {
+		return
+	}
+	// A session has one exact watch set per path, so the exact matches are
+	// distinct; recursive watches on several ancestors, or beside an exact
+	// watch, must not deliver twice. With a single source no set is needed.
+	sources := 0
+	if len(wm.out) > first {
+		sources++
+	}
+	for p := ev.Path; p != ""; p = grove.Parent(p) {
+		if len(wm.recursive[p]) > 0 {
+			sources++
+		}
+	}
+	var seen map[uint64]struct{}
+	for p := ev.Path; p != ""; p = grove.Parent(p) {
+		for s, rw := range wm.recursive[p] {
+			if z < rw.after {
+				continue
+			}
+			if sources == 1 {
+				wm.out = append(wm.out, delivery{session: s, w: rw.sink.w, ev: ev})
+				continue
+			}
+			if seen == nil {
+				seen = make(map[uint64]struct{}, len(wm.out)-first+len(wm.recursive[p]))
+				for _, d := range wm.out[first:] {
+					seen[d.session] = struct{}{}
+				}
+			}
+			if _, dup := seen[s]; dup {
+				continue
+			}
+			seen[s] = struct{}{}
+			wm.out = append(wm.out, delivery{session: s, w: rw.sink.w, ev: ev})
+		}
 	}
 }
 
-func (wm *watchManager) fireLocked(ev grove.Event) {
-	z := uint64(ev.Zxid)
-	var targets []uint64
-	hit := func(s uint64) {
-		for _, t := range targets {
-			if t == s {
-				return
-			}
-		}
-		targets = append(targets, s)
-	}
-	if m := wm.exact[ev.Path]; m != nil {
-		for s, ws := range m {
-			fire := func(f *uint64, oneShot bool) {
-				if *f != 0 && z >= *f {
-					hit(s)
-					if oneShot {
-						*f = 0
-						wm.count--
-					}
-				}
-			}
-			switch ev.Type {
-			case grove.EventNodeCreated, grove.EventNodeDataChanged:
-				fire(&ws.data, true)
-			case grove.EventNodeDeleted:
-				fire(&ws.data, true)
-				fire(&ws.child, true)
-			case grove.EventNodeChildrenChanged:
-				fire(&ws.child, true)
-			}
-			fire(&ws.persistent, false)
-			if *ws == (watchSet{}) {
-				delete(m, s)
-				wm.untrack(s, ev.Path)
-			}
-		}
-		if len(m) == 0 {
-			delete(wm.exact, ev.Path)
-		}
-	}
-	if ev.Type != grove.EventNodeChildrenChanged && len(wm.recursive) > 0 {
-		for p := ev.Path; p != ""; p = grove.Parent(p) {
-			for s, after := range wm.recursive[p] {
-				if z >= after {
-					hit(s)
-				}
+// fireSet reports whether ws fires for an event of type t at zxid z, and
+// clears the one-shot watches that fire.
+func (wm *watchManager) fireSet(ws *watchSet, t grove.EventType, z uint64) bool {
+	hit := false
+	fire := func(f *uint64, oneShot bool) {
+		if *f != 0 && z >= *f {
+			hit = true
+			if oneShot {
+				*f = 0
+				wm.count--
 			}
 		}
 	}
-	for _, s := range targets {
-		if w := wm.sinks[s]; w != nil {
-			w.Deliver(ev)
-		}
+	switch t {
+	case grove.EventNodeCreated, grove.EventNodeDataChanged:
+		fire(&ws.data, true)
+	case grove.EventNodeDeleted:
+		fire(&ws.data, true)
+		fire(&ws.child, true)
+	case grove.EventNodeChildrenChanged:
+		fire(&ws.child, true)
 	}
+	fire(&ws.persistent, false)
+	return hit
 }
 
 // beginInstall locks the manager for a snapshot install and lists every
@@ -357,12 +476,14 @@ func (wm *watchManager) beginInstall() []string {
 	return paths
 }
 
-// endInstall fires the install's events and unlocks the manager.
+// endInstall fires the install's events and unlocks the manager; the
+// events are delivered after the unlock, as dispatch does.
 func (wm *watchManager) endInstall(events []grove.Event) {
-	defer wm.mu.Unlock()
 	for _, ev := range events {
-		wm.fireLocked(ev)
+		wm.matchLocked(ev)
 	}
+	wm.mu.Unlock()
+	wm.deliver()
 }
 
 // pathState is what a snapshot install compares to derive watch events.
