@@ -29,7 +29,7 @@ func Write(ctx context.Context, n *core.Node, w io.Writer, opts Options) (Header
 	var totals Totals
 	err := n.View(func(tx *bbolt.Tx) error {
 		var err error
-		if h.Index, _, err = fsm.Applied(tx); err != nil {
+		if h.Index, _, err = fsm.Applied(fsm.Bolt(tx)); err != nil {
 			return err
 		}
 		bw, err := NewWriter(w, h, opts)
@@ -37,7 +37,7 @@ func Write(ctx context.Context, n *core.Node, w io.Writer, opts Options) (Header
 			return err
 		}
 		h.Format, h.Gzip, h.Encrypted = Version, opts.Gzip, opts.Key != nil
-		skipped, err := fsm.Export(tx, func(path string, rec []byte) error {
+		skipped, err := fsm.Export(fsm.Bolt(tx), func(path string, rec []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}

@@ -63,7 +63,7 @@ func (n *Node) Fence(ctx context.Context, session uint64) (uint64, error) {
 	for {
 		var last uint64
 		err := n.db.View(func(tx *bbolt.Tx) error {
-			s, ok, err := fsm.SessionByID(tx, session)
+			s, ok, err := fsm.SessionByID(fsm.Bolt(tx), session)
 			if err == nil && !ok {
 				err = fmt.Errorf("%w: session %x", grove.ErrSessionExpired, session)
 			}

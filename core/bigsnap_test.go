@@ -908,7 +908,7 @@ func TestIgnoredSnapshotFileRemoved(t *testing.T) {
 	var index, term uint64
 	err := leader.View(func(tx *bbolt.Tx) error {
 		var err error
-		if index, term, err = fsm.Applied(tx); err != nil {
+		if index, term, err = fsm.Applied(fsm.Bolt(tx)); err != nil {
 			return err
 		}
 		_, err = tx.WriteTo(&body)

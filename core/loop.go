@@ -371,9 +371,9 @@ func (n *Node) applyEntry(tx *bbolt.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 	switch e.GetType() {
 	case pb.EntryNormal:
 		if len(e.Data) == 0 {
-			return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
+			return nil, fsm.SetApplied(fsm.Bolt(tx), e.GetIndex(), e.GetTerm())
 		}
-		o, err := fsm.Apply(tx, e.GetIndex(), e.GetTerm(), e.Data)
+		o, err := fsm.Apply(fsm.Bolt(tx), e.GetIndex(), e.GetTerm(), e.Data)
 		if o != nil {
 			o.Index = e.GetIndex()
 		}
@@ -382,7 +382,7 @@ func (n *Node) applyEntry(tx *bbolt.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 		cc, err := decodeConfChange(e)
 		if err != nil {
 			n.log.Error("undecodable conf change skipped", "index", e.GetIndex(), "err", err)
-			return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
+			return nil, fsm.SetApplied(fsm.Bolt(tx), e.GetIndex(), e.GetTerm())
 		}
 		if removesAllVoters(n.confState, cc) {
 			// Two removals proposed against the same view (say, the last
@@ -390,7 +390,7 @@ func (n *Node) applyEntry(tx *bbolt.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 			// a configuration without voters. Every node skips the same
 			// entry at the same point, so they stay in step.
 			n.log.Error("conf change would remove every voter; skipped", "index", e.GetIndex())
-			return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
+			return nil, fsm.SetApplied(fsm.Bolt(tx), e.GetIndex(), e.GetTerm())
 		}
 		n.confState = n.rn.ApplyConfChange(cc)
 		if err := saveConfState(tx, n.confState); err != nil {
@@ -399,9 +399,9 @@ func (n *Node) applyEntry(tx *bbolt.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 		if err := n.applyPeers(tx, cc); err != nil {
 			return nil, err
 		}
-		return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
+		return nil, fsm.SetApplied(fsm.Bolt(tx), e.GetIndex(), e.GetTerm())
 	}
-	return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
+	return nil, fsm.SetApplied(fsm.Bolt(tx), e.GetIndex(), e.GetTerm())
 }
 
 // publish is step 4: it makes the applied state visible to waiters, in the

@@ -143,7 +143,7 @@ func (n *Node) view(ctx context.Context, r *Read, reg *registration, fn func(tx 
 	var zxid uint64
 	read := func() error {
 		return n.db.View(func(tx *bbolt.Tx) error {
-			idx, _, err := fsm.Applied(tx)
+			idx, _, err := fsm.Applied(fsm.Bolt(tx))
 			if err != nil {
 				return err
 			}
@@ -196,7 +196,7 @@ func (n *Node) Get(ctx context.Context, r Read, path string) (data []byte, stat 
 	reg := &registration{session: r.Session, path: path, kind: grove.WatchData}
 	zxid, err = n.view(ctx, &r, reg, func(tx *bbolt.Tx) error {
 		var err error
-		data, stat, err = fsm.Get(tx, path, r.Identities)
+		data, stat, err = fsm.Get(fsm.Bolt(tx), path, r.Identities)
 		reg.keep = err == nil
 		return err
 	})
@@ -212,7 +212,7 @@ func (n *Node) Exists(ctx context.Context, r Read, path string) (stat grove.Stat
 	reg := &registration{session: r.Session, path: path, kind: grove.WatchData}
 	zxid, err = n.view(ctx, &r, reg, func(tx *bbolt.Tx) error {
 		var err error
-		stat, err = fsm.Exists(tx, path)
+		stat, err = fsm.Exists(fsm.Bolt(tx), path)
 		reg.keep = err == nil || errors.Is(err, grove.ErrNoNode)
 		return err
 	})
@@ -229,7 +229,7 @@ func (n *Node) Children(ctx context.Context, r Read, path, after string, limit i
 	reg := &registration{session: r.Session, path: path, kind: grove.WatchChildren}
 	zxid, err = n.view(ctx, &r, reg, func(tx *bbolt.Tx) error {
 		var err error
-		names, stat, more, err = fsm.Children(tx, path, r.Identities, after, limit)
+		names, stat, more, err = fsm.Children(fsm.Bolt(tx), path, r.Identities, after, limit)
 		reg.keep = err == nil
 		return err
 	})
@@ -244,7 +244,7 @@ func (n *Node) GetACL(ctx context.Context, r Read, path string) (acl []grove.ACL
 	}
 	zxid, err = n.view(ctx, &r, nil, func(tx *bbolt.Tx) error {
 		var err error
-		acl, stat, err = fsm.GetACL(tx, path, r.Identities)
+		acl, stat, err = fsm.GetACL(fsm.Bolt(tx), path, r.Identities)
 		return err
 	})
 	return acl, stat, zxid, err
@@ -258,7 +258,7 @@ func (n *Node) CountDescendants(ctx context.Context, r Read, path string) (count
 	}
 	zxid, err = n.view(ctx, &r, nil, func(tx *bbolt.Tx) error {
 		var err error
-		count, err = fsm.CountDescendants(tx, path, r.Identities)
+		count, err = fsm.CountDescendants(fsm.Bolt(tx), path, r.Identities)
 		return err
 	})
 	return count, zxid, err
@@ -269,7 +269,7 @@ func (n *Node) CountDescendants(ctx context.Context, r Read, path string) (count
 func (n *Node) Ephemerals(ctx context.Context, r Read, prefix string) (paths []string, zxid uint64, err error) {
 	zxid, err = n.view(ctx, &r, nil, func(tx *bbolt.Tx) error {
 		var err error
-		paths, err = fsm.Ephemerals(tx, r.Session, prefix)
+		paths, err = fsm.Ephemerals(fsm.Bolt(tx), r.Session, prefix)
 		return err
 	})
 	return paths, zxid, err
@@ -280,10 +280,10 @@ func (n *Node) Ephemerals(ctx context.Context, r Read, prefix string) (paths []s
 func (n *Node) Digest() (digest [32]byte, applied uint64, err error) {
 	err = n.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		if applied, _, err = fsm.Applied(tx); err != nil {
+		if applied, _, err = fsm.Applied(fsm.Bolt(tx)); err != nil {
 			return err
 		}
-		digest, err = fsm.Digest(tx)
+		digest, err = fsm.Digest(fsm.Bolt(tx))
 		return err
 	})
 	return digest, applied, err

@@ -23,7 +23,7 @@ func (n *Node) reap() {
 	var cands []fsm.ReapCandidate
 	err := n.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		cands, err = fsm.ReapCandidates(tx, t.UnixMilli(), maxReapBatch)
+		cands, err = fsm.ReapCandidates(fsm.Bolt(tx), t.UnixMilli(), maxReapBatch)
 		return err
 	})
 	if err != nil {

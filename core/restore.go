@@ -56,7 +56,7 @@ func (n *Node) RestoreWatches(ctx context.Context, session, since uint64, specs 
 		var fired []grove.Event
 		seen := map[grove.Event]struct{}{}
 		err := n.db.View(func(tx *bbolt.Tx) error {
-			idx, _, err := fsm.Applied(tx)
+			idx, _, err := fsm.Applied(fsm.Bolt(tx))
 			if err != nil {
 				return err
 			}
@@ -65,7 +65,7 @@ func (n *Node) RestoreWatches(ctx context.Context, session, since uint64, specs 
 				return errBehind
 			}
 			for _, s := range specs {
-				st, err := fsm.Exists(tx, s.Path)
+				st, err := fsm.Exists(fsm.Bolt(tx), s.Path)
 				exists := err == nil
 				if err != nil && !errors.Is(err, grove.ErrNoNode) {
 					return err

@@ -127,7 +127,7 @@ func startSeeded(db *bbolt.DB, dir string, peers []Peer) error {
 			return errors.New("core: this data dir was restored from a backup: start it with the other restored nodes to bootstrap a new cluster (--bootstrap-expect)")
 		}
 		index := binary.BigEndian.Uint64(v)
-		if applied, _, err := fsm.Applied(tx); err != nil || applied != index {
+		if applied, _, err := fsm.Applied(fsm.Bolt(tx)); err != nil || applied != index {
 			return fmt.Errorf("core: seeded at %d but applied %d (%v): %w", index, applied, err, grove.ErrCorrupt)
 		}
 		cs := &pb.ConfState{}

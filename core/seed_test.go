@@ -27,10 +27,10 @@ func export(t *testing.T, n *core.Node) ([]record, uint64) {
 	var index uint64
 	err := n.View(func(tx *bbolt.Tx) error {
 		var err error
-		if index, _, err = fsm.Applied(tx); err != nil {
+		if index, _, err = fsm.Applied(fsm.Bolt(tx)); err != nil {
 			return err
 		}
-		_, err = fsm.Export(tx, func(path string, rec []byte) error {
+		_, err = fsm.Export(fsm.Bolt(tx), func(path string, rec []byte) error {
 			recs = append(recs, record{path, append([]byte(nil), rec...)})
 			return nil
 		})

@@ -47,7 +47,7 @@ func (n *Node) CreateSession(ctx context.Context, timeout time.Duration) (Sessio
 // expired).
 func (n *Node) SessionInfo(id uint64) (info SessionInfo, ok bool, err error) {
 	err = n.db.View(func(tx *bbolt.Tx) error {
-		s, found, err := fsm.SessionByID(tx, id)
+		s, found, err := fsm.SessionByID(fsm.Bolt(tx), id)
 		if found {
 			info = SessionInfo{ID: s.ID, Password: s.Password, Timeout: time.Duration(s.TimeoutMs) * time.Millisecond}
 		}
@@ -278,7 +278,7 @@ func loadSessions(db *bbolt.DB) ([]fsm.Session, error) {
 	var list []fsm.Session
 	err := db.View(func(tx *bbolt.Tx) error {
 		var err error
-		list, err = fsm.Sessions(tx)
+		list, err = fsm.Sessions(fsm.Bolt(tx))
 		return err
 	})
 	return list, err

@@ -78,7 +78,7 @@ func (n *Node) streamSnapshot(m *pb.Message) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
-	index, term, err := fsm.Applied(tx)
+	index, term, err := fsm.Applied(fsm.Bolt(tx))
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func checkSnapshotFile(path string, index uint64) (err error) {
 		return err
 	}
 	return db.View(func(tx *bbolt.Tx) error {
-		got, _, err := fsm.Applied(tx)
+		got, _, err := fsm.Applied(fsm.Bolt(tx))
 		if err != nil {
 			return fmt.Errorf("core: snapshot file %q: %v: %w", path, err, grove.ErrCorrupt)
 		}

@@ -193,7 +193,7 @@ func (n *Node) Stats() (Stats, error) {
 	}
 	err := n.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		s.Sessions, s.Znodes, err = fsm.Counts(tx)
+		s.Sessions, s.Znodes, err = fsm.Counts(fsm.Bolt(tx))
 		return err
 	})
 	return s, err

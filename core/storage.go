@@ -207,7 +207,7 @@ func loadRaftState(db *bbolt.DB) (*raftState, error) {
 	rs := &raftState{hard: &pb.HardState{}, conf: &pb.ConfState{}}
 	err := db.View(func(tx *bbolt.Tx) error {
 		var err error
-		if rs.appliedIndex, rs.appliedTerm, err = fsm.Applied(tx); err != nil {
+		if rs.appliedIndex, rs.appliedTerm, err = fsm.Applied(fsm.Bolt(tx)); err != nil {
 			return err
 		}
 		meta := tx.Bucket(bucketMeta)

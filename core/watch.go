@@ -495,7 +495,7 @@ type pathState struct {
 func readPathStates(tx *bbolt.Tx, paths []string) map[string]pathState {
 	m := make(map[string]pathState, len(paths))
 	for _, p := range paths {
-		st, err := fsm.Exists(tx, p)
+		st, err := fsm.Exists(fsm.Bolt(tx), p)
 		if err == nil {
 			m[p] = pathState{exists: true, mzxid: st.Mzxid, pzxid: st.Pzxid}
 		} else {

@@ -158,12 +158,12 @@ func (s *Server) mntr() string {
 func (s *Server) sessionEphemerals() (map[uint64][]string, error) {
 	out := map[uint64][]string{}
 	err := s.n.View(func(tx *bbolt.Tx) error {
-		sessions, err := fsm.Sessions(tx)
+		sessions, err := fsm.Sessions(fsm.Bolt(tx))
 		if err != nil {
 			return err
 		}
 		for _, ss := range sessions {
-			paths, err := fsm.Ephemerals(tx, ss.ID, "/")
+			paths, err := fsm.Ephemerals(fsm.Bolt(tx), ss.ID, "/")
 			if err != nil {
 				return err
 			}

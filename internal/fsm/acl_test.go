@@ -19,7 +19,7 @@ func getACL(t *testing.T, h *harness, path string, ids []grove.Identity) []grove
 	var acl []grove.ACL
 	h.view(func(tx *bbolt.Tx) error {
 		var err error
-		acl, _, err = GetACL(tx, path, ids)
+		acl, _, err = GetACL(Bolt(tx), path, ids)
 		return err
 	})
 	return acl
@@ -220,9 +220,9 @@ func TestACLDenials(t *testing.T) {
 					wantCode(t, o.name+" by "+sc.name, code, want)
 				}
 				h.view(func(tx *bbolt.Tx) error {
-					_, _, err := Get(tx, "/n", ids)
-					_, _, _, cerr := Children(tx, "/n", ids, "", 0)
-					_, nerr := CountDescendants(tx, "/n", ids)
+					_, _, err := Get(Bolt(tx), "/n", ids)
+					_, _, _, cerr := Children(Bolt(tx), "/n", ids, "", 0)
+					_, nerr := CountDescendants(Bolt(tx), "/n", ids)
 					for _, e := range []error{err, cerr, nerr} {
 						if want == grove.CodeOK && e != nil || want == grove.CodeNoAuth && !errors.Is(e, grove.ErrNoAuth) {
 							t.Errorf("read by %v: %v", ids, e)

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/command"
 )
@@ -18,7 +16,7 @@ import (
 // stored record) and is fatal to the node: the caller must roll tx back. A
 // malformed entry is a deterministic no-op that returns &Outcome{} (Kind 0);
 // its index is still recorded as applied.
-func Apply(tx *bbolt.Tx, index, term uint64, data []byte) (*Outcome, error) {
+func Apply(tx Tx, index, term uint64, data []byte) (*Outcome, error) {
 	st, err := openStore(tx)
 	if err != nil {
 		return nil, err

@@ -30,7 +30,7 @@ func benchApply(b *testing.B, h *harness, entries [][]byte) {
 			}
 		}
 		h.index++
-		out, err := Apply(tx, h.index, 1, data)
+		out, err := Apply(Bolt(tx), h.index, 1, data)
 		if err != nil || out.Result.Code != 0 {
 			b.Fatalf("apply: %v %+v", err, out)
 		}
@@ -95,7 +95,7 @@ func BenchmarkGet(b *testing.B) {
 	defer func() { _ = tx.Rollback() }()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := Get(tx, "/bench", nil); err != nil {
+		if _, _, err := Get(Bolt(tx), "/bench", nil); err != nil {
 			b.Fatal(err)
 		}
 	}

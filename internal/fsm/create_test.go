@@ -30,15 +30,15 @@ func TestInitTree(t *testing.T) {
 		t.Errorf("quota stat %+v", got)
 	}
 	h.view(func(tx *bbolt.Tx) error {
-		names, _, _, err := Children(tx, "/", nil, "", 0)
+		names, _, _, err := Children(Bolt(tx), "/", nil, "", 0)
 		if err != nil || !reflect.DeepEqual(names, []string{"zookeeper"}) {
 			t.Errorf("children of /: %v %v", names, err)
 		}
-		acl, _, err := GetACL(tx, "/zookeeper/quota", nil)
+		acl, _, err := GetACL(Bolt(tx), "/zookeeper/quota", nil)
 		if err != nil || !reflect.DeepEqual(acl, grove.OpenACLUnsafe) {
 			t.Errorf("acl: %v %v", acl, err)
 		}
-		i, term, err := Applied(tx)
+		i, term, err := Applied(Bolt(tx))
 		if err != nil || i != 0 || term != 0 {
 			t.Errorf("applied %d %d %v", i, term, err)
 		}
@@ -157,7 +157,7 @@ func TestCreateStatByMode(t *testing.T) {
 			var data []byte
 			h.view(func(tx *bbolt.Tx) error {
 				var err error
-				data, _, err = Get(tx, path, nil)
+				data, _, err = Get(Bolt(tx), path, nil)
 				return err
 			})
 			if string(data) != "hello" {

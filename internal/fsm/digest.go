@@ -16,7 +16,7 @@ import (
 // timeout, password, last seq) and the cached results. The applied index and
 // term are left out, so two nodes that applied the same log have equal
 // digests whatever their snapshots. Errors wrap grove.ErrCorrupt.
-func Digest(tx *bbolt.Tx) ([32]byte, error) {
+func Digest(tx Tx) ([32]byte, error) {
 	h := sha256.New()
 	var buf []byte
 	for _, name := range stateBuckets {
@@ -98,7 +98,7 @@ func validateSnapshot(src *bbolt.Tx) error {
 	if _, err := decodeNode(root); err != nil {
 		return fmt.Errorf("fsm: snapshot root node: %w", err)
 	}
-	if _, _, err := Applied(src); err != nil {
+	if _, _, err := Applied(Bolt(src)); err != nil {
 		return fmt.Errorf("fsm: snapshot: %w", err)
 	}
 	return nil

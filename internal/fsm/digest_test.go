@@ -43,7 +43,7 @@ func TestDigestDeterministic(t *testing.T) {
 		t.Fatal("same log, different trees")
 	}
 	// The applied index is not state.
-	if err := h2.db.Update(func(tx *bbolt.Tx) error { return SetApplied(tx, 999, 9) }); err != nil {
+	if err := h2.db.Update(func(tx *bbolt.Tx) error { return SetApplied(Bolt(tx), 999, 9) }); err != nil {
 		t.Fatal(err)
 	}
 	if h2.digest() != d1 {
@@ -71,7 +71,7 @@ func TestDigestDeterministic(t *testing.T) {
 func TestCopyStateRoundTrip(t *testing.T) {
 	src := mustHarness(t)
 	feed(src)
-	if err := src.db.Update(func(tx *bbolt.Tx) error { return SetApplied(tx, 4242, 7) }); err != nil {
+	if err := src.db.Update(func(tx *bbolt.Tx) error { return SetApplied(Bolt(tx), 4242, 7) }); err != nil {
 		t.Fatal(err)
 	}
 	dst := mustHarness(t)
@@ -90,17 +90,17 @@ func TestCopyStateRoundTrip(t *testing.T) {
 		t.Fatal("copy differs")
 	}
 	dst.view(func(tx *bbolt.Tx) error {
-		i, term, err := Applied(tx)
+		i, term, err := Applied(Bolt(tx))
 		if err != nil || i != 4242 || term != 7 {
 			t.Errorf("applied %d %d %v", i, term, err)
 		}
 		if tx.Bucket([]byte("raft.log")) == nil {
 			t.Error("foreign bucket dropped")
 		}
-		s1, _ := Sessions(tx)
+		s1, _ := Sessions(Bolt(tx))
 		var s2 []Session
 		src.view(func(stx *bbolt.Tx) error {
-			s2, err = Sessions(stx)
+			s2, err = Sessions(Bolt(stx))
 			return err
 		})
 		if !reflect.DeepEqual(s1, s2) {
@@ -174,7 +174,7 @@ func TestCopyStateRejectsForeignFile(t *testing.T) {
 		t.Errorf("bad applied: %v", err)
 	}
 	mustUpdate(func(tx *bbolt.Tx) error {
-		if err := SetApplied(tx, 1, 1); err != nil {
+		if err := SetApplied(Bolt(tx), 1, 1); err != nil {
 			return err
 		}
 		_, err := tx.Bucket(bucketSessions).CreateBucket([]byte("nested"))
@@ -188,7 +188,7 @@ func TestCopyStateRejectsForeignFile(t *testing.T) {
 	}
 	// Reads and Apply on a store without buckets report corruption too.
 	err = foreign.View(func(tx *bbolt.Tx) error {
-		_, err := Digest(tx)
+		_, err := Digest(Bolt(tx))
 		return err
 	})
 	if err != nil {
@@ -200,19 +200,19 @@ func TestCopyStateRejectsForeignFile(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = empty.Close() })
 	_ = empty.Update(func(tx *bbolt.Tx) error {
-		if _, err := Apply(tx, 1, 1, nil); !errors.Is(err, grove.ErrCorrupt) {
+		if _, err := Apply(Bolt(tx), 1, 1, nil); !errors.Is(err, grove.ErrCorrupt) {
 			t.Errorf("apply: %v", err)
 		}
-		if _, err := Digest(tx); !errors.Is(err, grove.ErrCorrupt) {
+		if _, err := Digest(Bolt(tx)); !errors.Is(err, grove.ErrCorrupt) {
 			t.Errorf("digest: %v", err)
 		}
-		if _, _, err := Get(tx, "/", nil); !errors.Is(err, grove.ErrCorrupt) {
+		if _, _, err := Get(Bolt(tx), "/", nil); !errors.Is(err, grove.ErrCorrupt) {
 			t.Errorf("get: %v", err)
 		}
-		if _, err := Sessions(tx); !errors.Is(err, grove.ErrCorrupt) {
+		if _, err := Sessions(Bolt(tx)); !errors.Is(err, grove.ErrCorrupt) {
 			t.Errorf("sessions: %v", err)
 		}
-		if i, term, err := Applied(tx); i != 0 || term != 0 || err != nil {
+		if i, term, err := Applied(Bolt(tx)); i != 0 || term != 0 || err != nil {
 			t.Errorf("applied: %d %d %v", i, term, err)
 		}
 		return nil

@@ -32,7 +32,7 @@ func DecodeRecord(rec []byte) (NodeInfo, error) {
 // owned by a session (ephemerals) are left out: they belong to the cluster
 // whose sessions own them. rec is valid only during the call. It returns the
 // number of ephemerals left out.
-func Export(tx *bbolt.Tx, fn func(path string, rec []byte) error) (ephemerals int, err error) {
+func Export(tx Tx, fn func(path string, rec []byte) error) (ephemerals int, err error) {
 	b := tx.Bucket(bucketNodes)
 	if b == nil {
 		return 0, fmt.Errorf("fsm: export: %w", errMissingBucket)
@@ -66,11 +66,11 @@ type Importer struct {
 // made; the tx may be replaced between records with Rebind (to commit in
 // batches).
 func NewImporter(tx *bbolt.Tx) (*Importer, error) {
-	st, err := openStore(tx)
+	st, err := openStore(Bolt(tx))
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range []*bbolt.Bucket{st.nodes, st.children, st.reap} {
+	for _, b := range []Bucket{st.nodes, st.children, st.reap} {
 		if err := deletePrefix(b, nil); err != nil {
 			return nil, err
 		}
@@ -80,7 +80,7 @@ func NewImporter(tx *bbolt.Tx) (*Importer, error) {
 
 // Rebind continues the import in a new transaction.
 func (im *Importer) Rebind(tx *bbolt.Tx) error {
-	st, err := openStore(tx)
+	st, err := openStore(Bolt(tx))
 	if err != nil {
 		return err
 	}
@@ -157,5 +157,5 @@ func (im *Importer) Finish(index uint64) error {
 			return err
 		}
 	}
-	return SetApplied(im.tx, index, 1)
+	return SetApplied(Bolt(im.tx), index, 1)
 }

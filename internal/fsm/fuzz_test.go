@@ -18,7 +18,7 @@ import (
 // counts the children entries, and the ephemeral and reap indexes hold
 // exactly the session-owned and the container/TTL nodes.
 func checkInvariants(tx *bbolt.Tx) error {
-	st, err := openStore(tx)
+	st, err := openStore(Bolt(tx))
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func FuzzApply(f *testing.F) {
 			if err != nil {
 				return err
 			}
-			if _, err := Apply(tx, uint64(i+1), 1, data); err != nil {
+			if _, err := Apply(Bolt(tx), uint64(i+1), 1, data); err != nil {
 				return err
 			}
 		}
@@ -156,7 +156,7 @@ func FuzzApply(f *testing.F) {
 		}
 		err := db.Update(func(tx *bbolt.Tx) error {
 			for i := range uint64(2) { // twice: the second is a duplicate or a retry
-				out, err := Apply(tx, 100+i, 2, data)
+				out, err := Apply(Bolt(tx), 100+i, 2, data)
 				if err != nil {
 					return err
 				}
@@ -167,7 +167,7 @@ func FuzzApply(f *testing.F) {
 			if err := checkInvariants(tx); err != nil {
 				return err
 			}
-			if _, err := Digest(tx); err != nil {
+			if _, err := Digest(Bolt(tx)); err != nil {
 				return err
 			}
 			return errRollback

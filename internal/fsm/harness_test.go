@@ -44,7 +44,7 @@ func (h *harness) applyRaw(data []byte) *Outcome {
 	var out *Outcome
 	err := h.db.Update(func(tx *bbolt.Tx) error {
 		var err error
-		out, err = Apply(tx, h.index, 1, data)
+		out, err = Apply(Bolt(tx), h.index, 1, data)
 		return err
 	})
 	if err != nil {
@@ -78,7 +78,7 @@ func (h *harness) stat(path string) grove.Stat {
 	var st grove.Stat
 	h.view(func(tx *bbolt.Tx) error {
 		var err error
-		st, err = Exists(tx, path)
+		st, err = Exists(Bolt(tx), path)
 		return err
 	})
 	return st
@@ -89,7 +89,7 @@ func (h *harness) exists(path string) bool {
 	h.t.Helper()
 	ok := false
 	_ = h.db.View(func(tx *bbolt.Tx) error {
-		_, err := Exists(tx, path)
+		_, err := Exists(Bolt(tx), path)
 		ok = err == nil
 		return nil
 	})
@@ -102,7 +102,7 @@ func (h *harness) digest() [32]byte {
 	var d [32]byte
 	h.view(func(tx *bbolt.Tx) error {
 		var err error
-		d, err = Digest(tx)
+		d, err = Digest(Bolt(tx))
 		return err
 	})
 	return d
@@ -227,7 +227,7 @@ func (h *harness) tree() map[string]string {
 	h.t.Helper()
 	out := map[string]string{}
 	h.view(func(tx *bbolt.Tx) error {
-		return Walk(tx, func(path string, data []byte, stat grove.Stat, acl []grove.ACL) error {
+		return Walk(Bolt(tx), func(path string, data []byte, stat grove.Stat, acl []grove.ACL) error {
 			out[path] = fmt.Sprintf("%q %+v %v", data, stat, acl)
 			return nil
 		})
@@ -241,7 +241,7 @@ func (h *harness) tree() map[string]string {
 func (c *client) forgetLast() {
 	c.h.t.Helper()
 	err := c.h.db.Update(func(tx *bbolt.Tx) error {
-		st, err := openStore(tx)
+		st, err := openStore(Bolt(tx))
 		if err != nil {
 			return err
 		}

@@ -78,7 +78,7 @@ func TestCorruptStoreIsFatal(t *testing.T) {
 	} {
 		data, _ := command.Encode(body)
 		err := h.db.Update(func(tx *bbolt.Tx) error {
-			_, err := Apply(tx, 100, 1, data)
+			_, err := Apply(Bolt(tx), 100, 1, data)
 			return err
 		})
 		if !errors.Is(err, grove.ErrCorrupt) {
@@ -86,13 +86,13 @@ func TestCorruptStoreIsFatal(t *testing.T) {
 		}
 	}
 	_ = h.db.View(func(tx *bbolt.Tx) error {
-		if _, _, err := Get(tx, "/a", nil); !errors.Is(err, grove.ErrCorrupt) {
+		if _, _, err := Get(Bolt(tx), "/a", nil); !errors.Is(err, grove.ErrCorrupt) {
 			t.Errorf("get: %v", err)
 		}
-		if _, err := ReapCandidates(tx, 0, 0); !errors.Is(err, grove.ErrCorrupt) {
+		if _, err := ReapCandidates(Bolt(tx), 0, 0); !errors.Is(err, grove.ErrCorrupt) {
 			t.Errorf("reap candidates: %v", err)
 		}
-		if err := Walk(tx, func(string, []byte, grove.Stat, []grove.ACL) error { return nil }); !errors.Is(err, grove.ErrCorrupt) {
+		if err := Walk(Bolt(tx), func(string, []byte, grove.Stat, []grove.ACL) error { return nil }); !errors.Is(err, grove.ErrCorrupt) {
 			t.Errorf("walk: %v", err)
 		}
 		return nil
@@ -100,17 +100,17 @@ func TestCorruptStoreIsFatal(t *testing.T) {
 	corrupt(bucketSessions, u64(c.id))
 	data, _ := command.Encode(&command.Request{Session: c.id, Seq: 2, Op: command.OpCheck, Path: "/"})
 	err := h.db.Update(func(tx *bbolt.Tx) error {
-		_, err := Apply(tx, 100, 1, data)
+		_, err := Apply(Bolt(tx), 100, 1, data)
 		return err
 	})
 	if !errors.Is(err, grove.ErrCorrupt) {
 		t.Errorf("apply with corrupt session: %v", err)
 	}
 	_ = h.db.View(func(tx *bbolt.Tx) error {
-		if _, err := Sessions(tx); !errors.Is(err, grove.ErrCorrupt) {
+		if _, err := Sessions(Bolt(tx)); !errors.Is(err, grove.ErrCorrupt) {
 			t.Errorf("sessions: %v", err)
 		}
-		if _, _, err := SessionByID(tx, c.id); !errors.Is(err, grove.ErrCorrupt) {
+		if _, _, err := SessionByID(Bolt(tx), c.id); !errors.Is(err, grove.ErrCorrupt) {
 			t.Errorf("session: %v", err)
 		}
 		return nil
@@ -123,7 +123,7 @@ func TestCounts(t *testing.T) {
 	h.newClient()
 	c.mustCreate("/a", grove.ModePersistent)
 	h.view(func(tx *bbolt.Tx) error {
-		s, n, err := Counts(tx)
+		s, n, err := Counts(Bolt(tx))
 		if err != nil || s != 2 || n != 4 {
 			t.Errorf("counts %d %d %v", s, n, err)
 		}

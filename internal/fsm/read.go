@@ -3,8 +3,6 @@ package fsm
 import (
 	"fmt"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/grovekit/grove"
 )
 
@@ -12,7 +10,7 @@ import (
 // node's data aliases the transaction's memory. It returns an error wrapping
 // grove.ErrBadArguments for an invalid path, grove.ErrNoNode for a missing
 // node, or grove.ErrCorrupt for a missing bucket or bad record.
-func readNode(tx *bbolt.Tx, op, path string) (*node, error) {
+func readNode(tx Tx, op, path string) (*node, error) {
 	if err := grove.ValidatePath(path); err != nil {
 		return nil, fmt.Errorf("fsm: %s: %w", op, err)
 	}
@@ -43,7 +41,7 @@ func checkRead(n *node, ids []grove.Identity, perm grove.Perm, op, path string) 
 // the reading session's identities; they need READ permission. Errors wrap
 // grove.ErrBadArguments, grove.ErrNoNode, grove.ErrNoAuth or
 // grove.ErrCorrupt.
-func Get(tx *bbolt.Tx, path string, ids []grove.Identity) ([]byte, grove.Stat, error) {
+func Get(tx Tx, path string, ids []grove.Identity) ([]byte, grove.Stat, error) {
 	n, err := readNode(tx, "get", path)
 	if err != nil {
 		return nil, grove.Stat{}, err
@@ -56,7 +54,7 @@ func Get(tx *bbolt.Tx, path string, ids []grove.Identity) ([]byte, grove.Stat, e
 
 // Exists returns the Stat of the node at path, with no permission check.
 // Errors wrap grove.ErrBadArguments, grove.ErrNoNode or grove.ErrCorrupt.
-func Exists(tx *bbolt.Tx, path string) (grove.Stat, error) {
+func Exists(tx Tx, path string) (grove.Stat, error) {
 	n, err := readNode(tx, "exists", path)
 	if err != nil {
 		return grove.Stat{}, err
@@ -68,7 +66,7 @@ func Exists(tx *bbolt.Tx, path string) (grove.Stat, error) {
 // is no permission check, but when ids lack ADMIN permission the hash of
 // every digest id is redacted ("user:x"), as ZooKeeper does. Errors wrap
 // grove.ErrBadArguments, grove.ErrNoNode or grove.ErrCorrupt.
-func GetACL(tx *bbolt.Tx, path string, ids []grove.Identity) ([]grove.ACL, grove.Stat, error) {
+func GetACL(tx Tx, path string, ids []grove.Identity) ([]grove.ACL, grove.Stat, error) {
 	n, err := readNode(tx, "getACL", path)
 	if err != nil {
 		return nil, grove.Stat{}, err
@@ -86,7 +84,7 @@ func GetACL(tx *bbolt.Tx, path string, ids []grove.Identity) ([]grove.ACL, grove
 // one returned; stat is the Stat of path. ids need READ permission on path.
 // Errors wrap grove.ErrBadArguments, grove.ErrNoNode, grove.ErrNoAuth or
 // grove.ErrCorrupt.
-func Children(tx *bbolt.Tx, path string, ids []grove.Identity, after string, limit int) (names []string, stat grove.Stat, more bool, err error) {
+func Children(tx Tx, path string, ids []grove.Identity, after string, limit int) (names []string, stat grove.Stat, more bool, err error) {
 	n, err := readNode(tx, "children", path)
 	if err != nil {
 		return nil, grove.Stat{}, false, err
@@ -123,7 +121,7 @@ func Children(tx *bbolt.Tx, path string, ids []grove.Identity, after string, lim
 // (ZooKeeper's getAllChildrenNumber). ids need READ permission on path.
 // Errors wrap grove.ErrBadArguments, grove.ErrNoNode, grove.ErrNoAuth or
 // grove.ErrCorrupt.
-func CountDescendants(tx *bbolt.Tx, path string, ids []grove.Identity) (int64, error) {
+func CountDescendants(tx Tx, path string, ids []grove.Identity) (int64, error) {
 	n, err := readNode(tx, "countDescendants", path)
 	if err != nil {
 		return 0, err
@@ -148,7 +146,7 @@ func CountDescendants(tx *bbolt.Tx, path string, ids []grove.Identity) (int64, e
 // Ephemerals returns the paths of the ephemeral nodes of session that start
 // with prefix ("/" or "" for all), in path order. Errors wrap
 // grove.ErrCorrupt.
-func Ephemerals(tx *bbolt.Tx, session uint64, prefix string) ([]string, error) {
+func Ephemerals(tx Tx, session uint64, prefix string) ([]string, error) {
 	st, err := openStore(tx)
 	if err != nil {
 		return nil, err
@@ -159,7 +157,7 @@ func Ephemerals(tx *bbolt.Tx, session uint64, prefix string) ([]string, error) {
 // Walk calls fn for every node in path (byte) order, with its data, Stat and
 // ACL. data is valid only during the call. It stops at and returns the first
 // error of fn; other errors wrap grove.ErrCorrupt.
-func Walk(tx *bbolt.Tx, fn func(path string, data []byte, stat grove.Stat, acl []grove.ACL) error) error {
+func Walk(tx Tx, fn func(path string, data []byte, stat grove.Stat, acl []grove.ACL) error) error {
 	b := tx.Bucket(bucketNodes)
 	if b == nil {
 		return fmt.Errorf("fsm: walk: %w", errMissingBucket)

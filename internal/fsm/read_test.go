@@ -41,7 +41,7 @@ func TestChildrenPaging(t *testing.T) {
 	parent := h.stat("/big")
 
 	h.view(func(tx *bbolt.Tx) error {
-		all, st, more, err := Children(tx, "/big", nil, "", 0)
+		all, st, more, err := Children(Bolt(tx), "/big", nil, "", 0)
 		if err != nil || more || !reflect.DeepEqual(all, names) || st != parent {
 			t.Errorf("all: %d names, more %v, stat %+v, err %v", len(all), more, st, err)
 		}
@@ -49,7 +49,7 @@ func TestChildrenPaging(t *testing.T) {
 			var got []string
 			after, pages := "", 0
 			for {
-				page, _, more, err := Children(tx, "/big", nil, after, limit)
+				page, _, more, err := Children(Bolt(tx), "/big", nil, after, limit)
 				if err != nil {
 					return err
 				}
@@ -71,26 +71,26 @@ func TestChildrenPaging(t *testing.T) {
 			}
 		}
 		// after need not be a child: listing resumes at the next name.
-		page, _, more, err := Children(tx, "/big", nil, "n1000a", 2)
+		page, _, more, err := Children(Bolt(tx), "/big", nil, "n1000a", 2)
 		if err != nil || !more || !reflect.DeepEqual(page, []string{"n1001", "n1002"}) {
 			t.Errorf("after non-child: %v %v %v", page, more, err)
 		}
-		page, _, more, err = Children(tx, "/big", nil, "n999", 5)
+		page, _, more, err = Children(Bolt(tx), "/big", nil, "n999", 5)
 		if err != nil || more || len(page) != 0 {
 			t.Errorf("after the last: %v %v %v", page, more, err)
 		}
-		page, _, _, err = Children(tx, "/big/n5", nil, "", 0)
+		page, _, _, err = Children(Bolt(tx), "/big/n5", nil, "", 0)
 		if err != nil || !reflect.DeepEqual(page, []string{"deeper"}) {
 			t.Errorf("grandchild: %v %v", page, err)
 		}
-		page, _, _, err = Children(tx, "/big/n6", nil, "", 0)
+		page, _, _, err = Children(Bolt(tx), "/big/n6", nil, "", 0)
 		if err != nil || page == nil || len(page) != 0 {
 			t.Errorf("leaf: %#v %v", page, err)
 		}
-		if _, _, _, err := Children(tx, "/nope", nil, "", 0); !errors.Is(err, grove.ErrNoNode) {
+		if _, _, _, err := Children(Bolt(tx), "/nope", nil, "", 0); !errors.Is(err, grove.ErrNoNode) {
 			t.Errorf("missing: %v", err)
 		}
-		if _, _, _, err := Children(tx, "nope", nil, "", 0); !errors.Is(err, grove.ErrBadArguments) {
+		if _, _, _, err := Children(Bolt(tx), "nope", nil, "", 0); !errors.Is(err, grove.ErrBadArguments) {
 			t.Errorf("bad path: %v", err)
 		}
 		return nil
@@ -110,14 +110,14 @@ func TestCountDescendants(t *testing.T) {
 	}
 	h.view(func(tx *bbolt.Tx) error {
 		for path, want := range map[string]int64{"/a": 3, "/a/b": 1, "/a/b/c": 0, "/ab": 0, "/": 8, "/zookeeper": 1} {
-			if got, err := CountDescendants(tx, path, nil); err != nil || got != want {
+			if got, err := CountDescendants(Bolt(tx), path, nil); err != nil || got != want {
 				t.Errorf("%s: %d %v, want %d", path, got, err, want)
 			}
 		}
-		if _, err := CountDescendants(tx, "/secret", nil); !errors.Is(err, grove.ErrNoAuth) {
+		if _, err := CountDescendants(Bolt(tx), "/secret", nil); !errors.Is(err, grove.ErrNoAuth) {
 			t.Errorf("secret: %v", err)
 		}
-		if _, err := CountDescendants(tx, "/x", nil); !errors.Is(err, grove.ErrNoNode) {
+		if _, err := CountDescendants(Bolt(tx), "/x", nil); !errors.Is(err, grove.ErrNoNode) {
 			t.Errorf("missing: %v", err)
 		}
 		return nil
@@ -141,12 +141,12 @@ func TestEphemeralsPrefix(t *testing.T) {
 			"/app/": {"/app/x"},
 			"/c":    nil,
 		} {
-			got, err := Ephemerals(tx, c.id, prefix)
+			got, err := Ephemerals(Bolt(tx), c.id, prefix)
 			if err != nil || !reflect.DeepEqual(got, want) {
 				t.Errorf("prefix %q: %v %v, want %v", prefix, got, err, want)
 			}
 		}
-		got, _ := Ephemerals(tx, other.id, "/")
+		got, _ := Ephemerals(Bolt(tx), other.id, "/")
 		if !reflect.DeepEqual(got, []string{"/app/y"}) {
 			t.Errorf("other: %v", got)
 		}
@@ -162,31 +162,31 @@ func TestReadErrors(t *testing.T) {
 	}
 	u := []grove.Identity{{Scheme: "digest", ID: grove.DigestID("u", "p")}}
 	h.view(func(tx *bbolt.Tx) error {
-		if _, _, err := Get(tx, "/s", nil); !errors.Is(err, grove.ErrNoAuth) {
+		if _, _, err := Get(Bolt(tx), "/s", nil); !errors.Is(err, grove.ErrNoAuth) {
 			t.Errorf("get denied: %v", err)
 		}
-		data, st, err := Get(tx, "/s", u)
+		data, st, err := Get(Bolt(tx), "/s", u)
 		if err != nil || string(data) != "data" || st.DataLength != 4 {
 			t.Errorf("get: %q %+v %v", data, st, err)
 		}
-		if _, err := Exists(tx, "/s"); err != nil {
+		if _, err := Exists(Bolt(tx), "/s"); err != nil {
 			t.Errorf("exists needs no permission: %v", err)
 		}
-		if _, _, err := GetACL(tx, "/s", nil); err != nil {
+		if _, _, err := GetACL(Bolt(tx), "/s", nil); err != nil {
 			t.Errorf("getACL needs no permission: %v", err)
 		}
 		for _, p := range []string{"", "s", "/s/", "/s//t"} {
-			if _, _, err := Get(tx, p, nil); !errors.Is(err, grove.ErrBadArguments) {
+			if _, _, err := Get(Bolt(tx), p, nil); !errors.Is(err, grove.ErrBadArguments) {
 				t.Errorf("get %q: %v", p, err)
 			}
-			if _, err := Exists(tx, p); !errors.Is(err, grove.ErrBadArguments) {
+			if _, err := Exists(Bolt(tx), p); !errors.Is(err, grove.ErrBadArguments) {
 				t.Errorf("exists %q: %v", p, err)
 			}
 		}
-		if _, err := Exists(tx, "/nope"); !errors.Is(err, grove.ErrNoNode) {
+		if _, err := Exists(Bolt(tx), "/nope"); !errors.Is(err, grove.ErrNoNode) {
 			t.Errorf("exists missing: %v", err)
 		}
-		if _, _, err := GetACL(tx, "/nope", nil); !errors.Is(err, grove.ErrNoNode) {
+		if _, _, err := GetACL(Bolt(tx), "/nope", nil); !errors.Is(err, grove.ErrNoNode) {
 			t.Errorf("getACL missing: %v", err)
 		}
 		return nil
@@ -195,7 +195,7 @@ func TestReadErrors(t *testing.T) {
 	var data []byte
 	h.view(func(tx *bbolt.Tx) error {
 		var err error
-		data, _, err = Get(tx, "/s", u)
+		data, _, err = Get(Bolt(tx), "/s", u)
 		return err
 	})
 	c.do(&command.Request{Op: command.OpSetData, Path: "/s", Data: []byte("DATA"), Version: -1, Identities: u})
@@ -212,7 +212,7 @@ func TestWalk(t *testing.T) {
 	c.mustCreate("/a/b", grove.ModePersistent)
 	var paths []string
 	h.view(func(tx *bbolt.Tx) error {
-		return Walk(tx, func(path string, _ []byte, _ grove.Stat, acl []grove.ACL) error {
+		return Walk(Bolt(tx), func(path string, _ []byte, _ grove.Stat, acl []grove.ACL) error {
 			paths = append(paths, path)
 			if !reflect.DeepEqual(acl, grove.OpenACLUnsafe) {
 				t.Errorf("%s: acl %v", path, acl)
@@ -226,7 +226,7 @@ func TestWalk(t *testing.T) {
 	}
 	stop := errors.New("stop")
 	err := h.db.View(func(tx *bbolt.Tx) error {
-		return Walk(tx, func(string, []byte, grove.Stat, []grove.ACL) error { return stop })
+		return Walk(Bolt(tx), func(string, []byte, grove.Stat, []grove.ACL) error { return stop })
 	})
 	if !errors.Is(err, stop) {
 		t.Errorf("walk error: %v", err)

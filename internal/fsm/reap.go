@@ -1,8 +1,6 @@
 package fsm
 
 import (
-	"go.etcd.io/bbolt"
-
 	"github.com/grovekit/grove/internal/command"
 )
 
@@ -12,7 +10,7 @@ import (
 // whose data last changed more than their TTL before nowMs. The leader
 // proposes them in a KindReap entry, which re-checks each one. Errors are
 // storage failures or wrap grove.ErrCorrupt.
-func ReapCandidates(tx *bbolt.Tx, nowMs int64, limit int) ([]ReapCandidate, error) {
+func ReapCandidates(tx Tx, nowMs int64, limit int) ([]ReapCandidate, error) {
 	st, err := openStore(tx)
 	if err != nil {
 		return nil, err

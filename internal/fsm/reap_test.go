@@ -16,7 +16,7 @@ func (h *harness) candidates(nowMs int64, limit int) []ReapCandidate {
 	var out []ReapCandidate
 	h.view(func(tx *bbolt.Tx) error {
 		var err error
-		out, err = ReapCandidates(tx, nowMs, limit)
+		out, err = ReapCandidates(Bolt(tx), nowMs, limit)
 		return err
 	})
 	return out

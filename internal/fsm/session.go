@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/grovekit/grove"
 )
 
@@ -60,7 +58,7 @@ func (st *store) putSession(s *Session) error {
 
 // Sessions returns every session in id order. The returned records are
 // copies. Errors are storage failures or wrap grove.ErrCorrupt.
-func Sessions(tx *bbolt.Tx) ([]Session, error) {
+func Sessions(tx Tx) ([]Session, error) {
 	st, err := openStore(tx)
 	if err != nil {
 		return nil, err
@@ -85,7 +83,7 @@ func Sessions(tx *bbolt.Tx) ([]Session, error) {
 
 // SessionByID returns session id and whether it exists. The returned record
 // is a copy. Errors are storage failures or wrap grove.ErrCorrupt.
-func SessionByID(tx *bbolt.Tx, id uint64) (Session, bool, error) {
+func SessionByID(tx Tx, id uint64) (Session, bool, error) {
 	st, err := openStore(tx)
 	if err != nil {
 		return Session{}, false, err

@@ -18,14 +18,14 @@ func TestCreateSession(t *testing.T) {
 		t.Fatalf("outcome %+v", out)
 	}
 	h.view(func(tx *bbolt.Tx) error {
-		s, ok, err := SessionByID(tx, h.index)
+		s, ok, err := SessionByID(Bolt(tx), h.index)
 		if err != nil || !ok || !reflect.DeepEqual(s, want) {
 			t.Errorf("SessionByID %+v %v %v", s, ok, err)
 		}
-		if _, ok, _ := SessionByID(tx, 999); ok {
+		if _, ok, _ := SessionByID(Bolt(tx), 999); ok {
 			t.Error("phantom session")
 		}
-		all, err := Sessions(tx)
+		all, err := Sessions(Bolt(tx))
 		if err != nil || !reflect.DeepEqual(all, []Session{want}) {
 			t.Errorf("Sessions %+v %v", all, err)
 		}
@@ -132,7 +132,7 @@ func TestMalformedEntry(t *testing.T) {
 			t.Errorf("%x: %+v", data, out)
 		}
 		h.view(func(tx *bbolt.Tx) error {
-			i, term, err := Applied(tx)
+			i, term, err := Applied(Bolt(tx))
 			if err != nil || i != h.index || term != 1 {
 				t.Errorf("applied %d %d %v, want %d", i, term, err, h.index)
 			}
@@ -176,10 +176,10 @@ func TestCloseSession(t *testing.T) {
 		t.Error("wrong nodes deleted")
 	}
 	h.view(func(tx *bbolt.Tx) error {
-		if _, ok, _ := SessionByID(tx, c.id); ok {
+		if _, ok, _ := SessionByID(Bolt(tx), c.id); ok {
 			t.Error("session survived")
 		}
-		if eph, _ := Ephemerals(tx, c.id, "/"); len(eph) != 0 {
+		if eph, _ := Ephemerals(Bolt(tx), c.id, "/"); len(eph) != 0 {
 			t.Errorf("ephemerals %v", eph)
 		}
 		k, _ := tx.Bucket(bucketResults).Cursor().Seek(u64(c.id))
@@ -218,7 +218,7 @@ func TestExpire(t *testing.T) {
 		t.Errorf("root %+v", got)
 	}
 	h.view(func(tx *bbolt.Tx) error {
-		all, err := Sessions(tx)
+		all, err := Sessions(Bolt(tx))
 		if err != nil || len(all) != 1 || all[0].ID != keep.id || all[0].LastSeq != 1 {
 			t.Errorf("sessions %+v %v", all, err)
 		}
@@ -244,7 +244,7 @@ func TestRetriedCreateSessionFindsTheFirst(t *testing.T) {
 	}
 	var n int
 	h.view(func(tx *bbolt.Tx) error {
-		list, err := Sessions(tx)
+		list, err := Sessions(Bolt(tx))
 		n = len(list)
 		return err
 	})

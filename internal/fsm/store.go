@@ -38,22 +38,22 @@ var errMissingBucket = fmt.Errorf("fsm: store not initialised: %w", grove.ErrCor
 
 // store holds the package's buckets of one transaction.
 type store struct {
-	tx         *bbolt.Tx
-	nodes      *bbolt.Bucket
-	children   *bbolt.Bucket
-	ephemerals *bbolt.Bucket
-	reap       *bbolt.Bucket
-	sessions   *bbolt.Bucket
-	results    *bbolt.Bucket
-	tokens     *bbolt.Bucket
-	meta       *bbolt.Bucket
+	tx         Tx
+	nodes      Bucket
+	children   Bucket
+	ephemerals Bucket
+	reap       Bucket
+	sessions   Bucket
+	results    Bucket
+	tokens     Bucket
+	meta       Bucket
 }
 
 // openStore looks up every bucket of the package in tx. It returns an error
 // wrapping grove.ErrCorrupt when one is missing.
-func openStore(tx *bbolt.Tx) (*store, error) {
+func openStore(tx Tx) (*store, error) {
 	st := &store{tx: tx}
-	ptrs := []**bbolt.Bucket{&st.nodes, &st.children, &st.ephemerals, &st.reap, &st.sessions, &st.results, &st.tokens, &st.meta}
+	ptrs := []*Bucket{&st.nodes, &st.children, &st.ephemerals, &st.reap, &st.sessions, &st.results, &st.tokens, &st.meta}
 	for i, name := range allBuckets {
 		b := tx.Bucket(name)
 		if b == nil {
@@ -74,7 +74,7 @@ func Init(tx *bbolt.Tx) error {
 			return fmt.Errorf("fsm: create bucket %s: %w", name, err)
 		}
 	}
-	st, err := openStore(tx)
+	st, err := openStore(Bolt(tx))
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func Init(tx *bbolt.Tx) error {
 // SetApplied records index and term as the last applied entry. Use it for
 // entries that are not commands (empty entries, configuration changes);
 // Apply records its own. Errors are storage failures.
-func SetApplied(tx *bbolt.Tx, index, term uint64) error {
+func SetApplied(tx Tx, index, term uint64) error {
 	b := tx.Bucket(bucketMeta)
 	if b == nil {
 		return fmt.Errorf("fsm: set applied: %w", errMissingBucket)
@@ -122,7 +122,7 @@ func SetApplied(tx *bbolt.Tx, index, term uint64) error {
 
 // Applied returns the last applied index and term, or 0, 0 on a fresh
 // store. A malformed record returns an error wrapping grove.ErrCorrupt.
-func Applied(tx *bbolt.Tx) (index, term uint64, err error) {
+func Applied(tx Tx) (index, term uint64, err error) {
 	b := tx.Bucket(bucketMeta)
 	if b == nil {
 		return 0, 0, nil
@@ -176,7 +176,7 @@ func hasPrefix(k, p []byte) bool {
 }
 
 // deletePrefix deletes every key of b that starts with prefix.
-func deletePrefix(b *bbolt.Bucket, prefix []byte) error {
+func deletePrefix(b Bucket, prefix []byte) error {
 	var keys [][]byte
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
