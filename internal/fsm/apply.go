@@ -129,12 +129,8 @@ func (a *applier) applyRequest(req *command.Request) (*Outcome, error) {
 // dropResults forgets every cached result of a session (a fence makes
 // them unreachable: their sequence numbers are below it).
 func (a *applier) dropResults(session uint64) error {
-	prefix := resultKey(session, 0)[:8]
-	c := a.st.results.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-		if err := c.Delete(); err != nil {
-			return fmt.Errorf("fsm: drop results: %w", err)
-		}
+	if err := deletePrefix(a.st.results, resultKey(session, 0)[:8]); err != nil {
+		return fmt.Errorf("fsm: drop results: %w", err)
 	}
 	return nil
 }
