@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/command"
 	"github.com/grovekit/grove/internal/fsm"
@@ -62,8 +60,8 @@ func (n *Node) Fence(ctx context.Context, session uint64) (uint64, error) {
 	tag := hex.EncodeToString(nonce[:])
 	for {
 		var last uint64
-		err := n.db.View(func(tx *bbolt.Tx) error {
-			s, ok, err := fsm.SessionByID(fsm.Bolt(tx), session)
+		err := n.readState(func(tx fsm.Tx) error {
+			s, ok, err := fsm.SessionByID(tx, session)
 			if err == nil && !ok {
 				err = fmt.Errorf("%w: session %x", grove.ErrSessionExpired, session)
 			}

@@ -27,6 +27,7 @@ type loopState struct {
 	reapUntil   time.Time // a reap proposal is in flight until then
 	ticks       uint64
 	snapEvents  []grove.Event      // watch events of an installed snapshot
+	watched     []string           // paths watched when an install began
 	snapSrc     *bbolt.DB          // the snapshot being installed, open until commit
 	installing  bool               // the watch manager is locked for an install
 	snapPins    map[uint64]snapPin // peer → log index its snapshot needs kept
@@ -83,7 +84,7 @@ func (n *Node) run() {
 		var err error
 		select {
 		case <-ticker.C:
-			n.tick()
+			err = n.tick()
 		case p := <-n.propc:
 			n.propose(p)
 		case m := <-n.recvc:
@@ -102,7 +103,15 @@ func (n *Node) run() {
 			if err := n.rn.Step(in.msg); err != nil {
 				n.log.Warn("snapshot message refused by raft", "index", in.index, "err", err)
 			}
+		case errc := <-n.flushc:
+			err = n.flushNow()
+			errc <- err
 		case <-n.stopc:
+			// The log holds every applied entry; flushing spares the next
+			// start replaying them. A failure here loses nothing.
+			if err := n.flushNow(); err != nil {
+				n.log.Warn("flush state at stop", "err", err)
+			}
 			n.fail(grove.ErrStopped)
 			n.removeSnapFiles(^uint64(0))
 			return
@@ -118,7 +127,13 @@ func (n *Node) run() {
 	}
 }
 
-func (n *Node) tick() {
+func (n *Node) tick() error {
+	if n.flushDue() {
+		// No Ready carried the layer out in time: the node is idle.
+		if err := n.flushNow(); err != nil {
+			return err
+		}
+	}
 	n.rn.Tick()
 	n.loopState.ticks++
 	if n.loopState.isLeader {
@@ -128,6 +143,7 @@ func (n *Node) tick() {
 		n.flushTouches()
 	}
 	n.pruneReads()
+	return nil
 }
 
 // propose steps a batch of proposals into raft as one message: the leader
@@ -247,11 +263,16 @@ func (n *Node) conf(r confRequest) {
 //
 //  1. the leader sends its messages first (its own disk write runs in
 //     parallel with the followers'; thesis §10.2.1);
-//  2. one bbolt transaction saves the snapshot, entries and hard state and
-//     applies the committed entries, then commits (fsync);
-//  3. everyone else sends only now, after persisting;
-//  4. watch events are delivered, then waiting requests answered;
-//  5. Advance.
+//  2. committed entries already in this node's fsynced log are applied to
+//     the in-memory layers of the state and answered (events first, then
+//     replies) without waiting for this Ready's write;
+//  3. one bbolt transaction saves the snapshot, entries and hard state, and
+//     now and then the oldest state layer, then commits (the one fsync a
+//     write waits for);
+//  4. committed entries of this very Ready (a single node commits what it
+//     has just written) or after a snapshot are applied and answered now;
+//  5. everyone else sends only now, after persisting;
+//  6. Advance.
 func (n *Node) handleReady() error {
 	rd := n.rn.Ready()
 	n.updateSoftState(rd.SoftState)
@@ -259,8 +280,15 @@ func (n *Node) handleReady() error {
 	if early {
 		n.send(rd.Messages)
 	}
-	outcomes, err := n.persistAndApply(&rd)
-	if err != nil {
+	first, later := rd.CommittedEntries, []*pb.Entry(nil)
+	if k := len(first); !raft.IsEmptySnap(rd.Snapshot) ||
+		(k > 0 && len(rd.Entries) > 0 && first[k-1].GetIndex() >= rd.Entries[0].GetIndex()) {
+		first, later = nil, first
+	}
+	if err := n.applyAndPublish(first); err != nil {
+		return err
+	}
+	if err := n.persist(&rd); err != nil {
 		return err
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
@@ -269,6 +297,7 @@ func (n *Node) handleReady() error {
 		}
 		n.removeSnapFiles(rd.Snapshot.GetMetadata().GetIndex())
 		n.stats.snapsIn.Add(1)
+		n.publishSnapshot(rd.Snapshot.GetMetadata().GetIndex())
 	}
 	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
 		if err := n.ms.SetHardState(rd.HardState); err != nil {
@@ -278,10 +307,16 @@ func (n *Node) handleReady() error {
 	if err := n.ms.Append(rd.Entries); err != nil {
 		return fmt.Errorf("core: append to memory log: %w", err)
 	}
+	if err := n.applyAndPublish(later); err != nil {
+		return err
+	}
 	if !early {
 		n.send(rd.Messages)
 	}
-	n.publish(outcomes, &rd)
+	n.updateStatus(rd.HardState)
+	// A received snapshot raft did not take (the log caught up first) is
+	// obsolete once applied passes it.
+	n.removeSnapFiles(n.applied.Load())
 	n.answerReads(rd.ReadStates)
 	n.rn.Advance(rd)
 	if n.campaignAt != 0 && n.applied.Load() >= n.campaignAt {
@@ -295,20 +330,32 @@ func (n *Node) handleReady() error {
 	return nil
 }
 
-// persistAndApply is step 2 of handleReady.
-func (n *Node) persistAndApply(rd *raft.Ready) ([]*fsm.Outcome, error) {
-	var outcomes []*fsm.Outcome
+// persist is step 3 of handleReady.
+func (n *Node) persist(rd *raft.Ready) error {
 	hardChanged := rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState)
-	if raft.IsEmptySnap(rd.Snapshot) && len(rd.Entries) == 0 && len(rd.CommittedEntries) == 0 &&
-		n.loopState.compactTo == 0 && !(hardChanged && rd.MustSync) {
+	snap := !raft.IsEmptySnap(rd.Snapshot)
+	flush := !snap && n.flushDue()
+	if !snap && !flush && len(rd.Entries) == 0 && n.loopState.compactTo == 0 && !(hardChanged && rd.MustSync) {
 		// Nothing that must be durable: a commit-index-only change is
 		// rebuilt by raft after a restart. Skipping saves an fsync per
 		// heartbeat round.
-		return nil, nil
+		return nil
+	}
+	var frozen *fsm.Layer
+	var frozenIndex uint64
+	if flush {
+		frozen, frozenIndex = n.freeze()
+	}
+	if snap {
+		// Lock order: the watch manager, then the state. Readers wait for
+		// the install; they see the old state or the new, never a mix.
+		n.loopState.watched = n.watches.beginInstall()
+		n.loopState.installing = true
+		n.stateMu.Lock()
 	}
 	start := time.Now()
 	err := n.db.Update(func(tx *bbolt.Tx) error {
-		if !raft.IsEmptySnap(rd.Snapshot) {
+		if snap {
 			if err := n.installSnapshot(tx, rd.Snapshot); err != nil {
 				return err
 			}
@@ -327,21 +374,23 @@ func (n *Node) persistAndApply(rd *raft.Ready) ([]*fsm.Outcome, error) {
 		}
 		// Always save the current hard state: a skipped Ready may have
 		// advanced the commit index, and the persisted commit index must
-		// never be below the applied index saved beside it.
+		// never be below the applied index flushed beside it.
 		if err := saveHardState(tx, n.currentHardState(rd)); err != nil {
 			return err
 		}
-		for _, e := range rd.CommittedEntries {
-			o, err := n.applyEntry(tx, e)
-			if err != nil {
-				return fmt.Errorf("core: apply entry %d: %w", e.GetIndex(), err)
-			}
-			if o != nil {
-				outcomes = append(outcomes, o)
-			}
+		if frozen != nil {
+			return frozen.FlushTo(tx)
 		}
 		return nil
 	})
+	if snap {
+		if err == nil {
+			idx := rd.Snapshot.GetMetadata().GetIndex()
+			n.discardLayersLocked()
+			n.state.durable, n.state.lastApplied = idx, idx
+		}
+		n.stateMu.Unlock()
+	}
 	if src := n.loopState.snapSrc; src != nil {
 		_ = src.Close()
 		n.loopState.snapSrc = nil
@@ -351,29 +400,60 @@ func (n *Node) persistAndApply(rd *raft.Ready) ([]*fsm.Outcome, error) {
 		if err != nil {
 			events = nil // nothing was installed
 		}
-		n.loopState.installing, n.loopState.snapEvents = false, nil
+		n.loopState.installing, n.loopState.snapEvents, n.loopState.watched = false, nil, nil
 		n.watches.endInstall(events)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("core: persist ready: %w", err)
+		return fmt.Errorf("core: persist ready: %w", err)
+	}
+	if frozen != nil {
+		n.flushed(frozenIndex)
 	}
 	n.stats.readies.Add(1)
 	n.stats.appended.Add(uint64(len(rd.Entries)))
-	n.stats.applied.Add(uint64(len(rd.CommittedEntries)))
 	if o := n.cfg.Observer; o != nil {
 		o.ObservePersist(time.Since(start), len(rd.Entries), len(rd.CommittedEntries))
 	}
-	return outcomes, nil
+	return nil
 }
 
-// applyEntry applies one committed entry inside the Ready's transaction.
-func (n *Node) applyEntry(tx *bbolt.Tx, e *pb.Entry) (*fsm.Outcome, error) {
+// applyAndPublish applies committed entries to the state's newest layer
+// and then publishes them: watch events first, answers second.
+func (n *Node) applyAndPublish(ents []*pb.Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	var outcomes []*fsm.Outcome
+	err := n.applyState(func(tx fsm.Tx) error {
+		for _, e := range ents {
+			o, err := n.applyEntry(tx, e)
+			if err != nil {
+				return fmt.Errorf("core: apply entry %d: %w", e.GetIndex(), err)
+			}
+			n.state.lastApplied = e.GetIndex()
+			if o != nil {
+				outcomes = append(outcomes, o)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	n.stats.applied.Add(uint64(len(ents)))
+	n.applied.Store(ents[len(ents)-1].GetIndex())
+	n.publish(outcomes)
+	return nil
+}
+
+// applyEntry applies one committed entry through the state view.
+func (n *Node) applyEntry(tx fsm.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 	switch e.GetType() {
 	case pb.EntryNormal:
 		if len(e.Data) == 0 {
-			return nil, fsm.SetApplied(fsm.Bolt(tx), e.GetIndex(), e.GetTerm())
+			return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
 		}
-		o, err := fsm.Apply(fsm.Bolt(tx), e.GetIndex(), e.GetTerm(), e.Data)
+		o, err := fsm.Apply(tx, e.GetIndex(), e.GetTerm(), e.Data)
 		if o != nil {
 			o.Index = e.GetIndex()
 		}
@@ -382,7 +462,7 @@ func (n *Node) applyEntry(tx *bbolt.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 		cc, err := decodeConfChange(e)
 		if err != nil {
 			n.log.Error("undecodable conf change skipped", "index", e.GetIndex(), "err", err)
-			return nil, fsm.SetApplied(fsm.Bolt(tx), e.GetIndex(), e.GetTerm())
+			return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
 		}
 		if removesAllVoters(n.confState, cc) {
 			// Two removals proposed against the same view (say, the last
@@ -390,34 +470,25 @@ func (n *Node) applyEntry(tx *bbolt.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 			// a configuration without voters. Every node skips the same
 			// entry at the same point, so they stay in step.
 			n.log.Error("conf change would remove every voter; skipped", "index", e.GetIndex())
-			return nil, fsm.SetApplied(fsm.Bolt(tx), e.GetIndex(), e.GetTerm())
+			return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
 		}
 		n.confState = n.rn.ApplyConfChange(cc)
+		// The conf state goes with the applied state (flushed together),
+		// so a restart from the durable applied index replays the change.
 		if err := saveConfState(tx, n.confState); err != nil {
 			return nil, err
 		}
 		if err := n.applyPeers(tx, cc); err != nil {
 			return nil, err
 		}
-		return nil, fsm.SetApplied(fsm.Bolt(tx), e.GetIndex(), e.GetTerm())
+		return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
 	}
-	return nil, fsm.SetApplied(fsm.Bolt(tx), e.GetIndex(), e.GetTerm())
+	return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
 }
 
-// publish is step 4: it makes the applied state visible to waiters, in the
-// order events first, answers second.
-func (n *Node) publish(outcomes []*fsm.Outcome, rd *raft.Ready) {
-	if k := len(rd.CommittedEntries); k > 0 {
-		n.applied.Store(rd.CommittedEntries[k-1].GetIndex())
-	} else if !raft.IsEmptySnap(rd.Snapshot) {
-		n.applied.Store(rd.Snapshot.GetMetadata().GetIndex())
-	}
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		if err := n.sessions.reload(n.db); err != nil {
-			n.log.Error("reload sessions after a snapshot install", "err", err)
-		}
-		n.dropClosedSessions()
-	}
+// publish makes applied outcomes visible to waiters, in the order events
+// first, answers second.
+func (n *Node) publish(outcomes []*fsm.Outcome) {
 	for _, o := range outcomes {
 		n.watches.dispatch(o.Events)
 		if o.Created != nil {
@@ -429,14 +500,22 @@ func (n *Node) publish(outcomes []*fsm.Outcome, rd *raft.Ready) {
 		}
 	}
 	n.dispatched.set(n.applied.Load())
-	// A received snapshot raft did not take (the log caught up first) is
-	// obsolete once applied passes it.
-	n.removeSnapFiles(n.applied.Load())
 	n.maybeLeaderReady()
 	for _, o := range outcomes {
 		n.waits.trigger(o)
 	}
-	n.updateStatus(rd.HardState)
+}
+
+// publishSnapshot makes an installed snapshot visible: the applied index
+// jumps to it and the session table is reloaded from it.
+func (n *Node) publishSnapshot(index uint64) {
+	n.applied.Store(index)
+	if err := n.sessions.reload(n); err != nil {
+		n.log.Error("reload sessions after a snapshot install", "err", err)
+	}
+	n.dropClosedSessions()
+	n.dispatched.set(index)
+	n.maybeLeaderReady()
 }
 
 // maybeCompact truncates the in-memory log behind the applied index once it
@@ -444,7 +523,8 @@ func (n *Node) publish(outcomes []*fsm.Outcome, rd *raft.Ready) {
 // Readys. It never truncates past a snapshot a peer is still catching up
 // from, or that peer would need another snapshot at once.
 func (n *Node) maybeCompact() {
-	applied := n.applied.Load()
+	// Only behind what bbolt holds: a restart replays the log from there.
+	applied := n.state.durable
 	first, _ := n.ms.FirstIndex()
 	if applied < first || applied-first < n.cfg.SnapshotEntries {
 		return
@@ -517,7 +597,7 @@ func decodeConfChange(e *pb.Entry) (pb.ConfChangeI, error) {
 // applyPeers records the peers added or removed by a conf change and tells
 // the transport. The address of an added peer travels in the change's
 // context.
-func (n *Node) applyPeers(tx *bbolt.Tx, cc pb.ConfChangeI) error {
+func (n *Node) applyPeers(tx fsm.Tx, cc pb.ConfChangeI) error {
 	v2 := cc.AsV2()
 	for _, c := range v2.GetChanges() {
 		id := c.GetNodeId()

@@ -15,6 +15,7 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/fsm"
 	"github.com/grovekit/grove/internal/logutil"
 )
 
@@ -44,6 +45,7 @@ type Node struct {
 	confc     chan confRequest
 	snapc     chan snapReport
 	snapInc   chan snapIncoming
+	flushc    chan chan error
 	stopc     chan struct{}
 	donec     chan struct{}
 	closeOnce sync.Once
@@ -55,8 +57,15 @@ type Node struct {
 	kaWaits  *keepAliveWaits
 
 	stats      counters
-	applied    atomic.Uint64 // last applied index (visible in bbolt)
+	applied    atomic.Uint64 // last applied index (visible to reads)
 	dispatched notifier      // index up to which watch events are delivered
+
+	// stateMu guards layers: readers hold it shared for as long as they
+	// read, the loop exclusively while it applies or drops a layer. Lock
+	// order: the watch manager's lock before stateMu.
+	stateMu sync.RWMutex
+	layers  []*fsm.Layer // applied changes not yet in bbolt, oldest first
+	state   appliedState // loop only
 
 	// mu guards the fields below it.
 	mu           sync.RWMutex
@@ -125,6 +134,7 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 		confc:        make(chan confRequest, 16),
 		snapc:        make(chan snapReport, 16),
 		snapInc:      make(chan snapIncoming),
+		flushc:       make(chan chan error),
 		stopc:        make(chan struct{}),
 		donec:        make(chan struct{}),
 		waits:        newWaitRegistry(),
@@ -138,6 +148,8 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 	n.incarnation = binary.BigEndian.Uint64(inc[:])
 	n.dispatched.init()
 	n.applied.Store(rs.appliedIndex)
+	n.layers = []*fsm.Layer{fsm.NewLayer()}
+	n.state = appliedState{durable: rs.appliedIndex, lastApplied: rs.appliedIndex}
 	n.dispatched.set(rs.appliedIndex)
 	rc := &raft.Config{
 		ID:                        cfg.ID,

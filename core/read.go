@@ -136,14 +136,14 @@ func (n *Node) prepare(ctx context.Context, r *Read) error {
 // lock, so no change after the read can be missed and none before it fires.
 // It then waits until the watch events up to that zxid are delivered, so a
 // session sees an event before the data that triggered it.
-func (n *Node) view(ctx context.Context, r *Read, reg *registration, fn func(tx *bbolt.Tx) error) (uint64, error) {
+func (n *Node) view(ctx context.Context, r *Read, reg *registration, fn func(tx fsm.Tx) error) (uint64, error) {
 	if err := n.prepare(ctx, r); err != nil {
 		return 0, err
 	}
 	var zxid uint64
 	read := func() error {
-		return n.db.View(func(tx *bbolt.Tx) error {
-			idx, _, err := fsm.Applied(fsm.Bolt(tx))
+		return n.readState(func(tx fsm.Tx) error {
+			idx, _, err := fsm.Applied(tx)
 			if err != nil {
 				return err
 			}
@@ -194,9 +194,9 @@ func (n *Node) Get(ctx context.Context, r Read, path string) (data []byte, stat 
 		return nil, stat, 0, err
 	}
 	reg := &registration{session: r.Session, path: path, kind: grove.WatchData}
-	zxid, err = n.view(ctx, &r, reg, func(tx *bbolt.Tx) error {
+	zxid, err = n.view(ctx, &r, reg, func(tx fsm.Tx) error {
 		var err error
-		data, stat, err = fsm.Get(fsm.Bolt(tx), path, r.Identities)
+		data, stat, err = fsm.Get(tx, path, r.Identities)
 		reg.keep = err == nil
 		return err
 	})
@@ -210,9 +210,9 @@ func (n *Node) Exists(ctx context.Context, r Read, path string) (stat grove.Stat
 		return stat, 0, err
 	}
 	reg := &registration{session: r.Session, path: path, kind: grove.WatchData}
-	zxid, err = n.view(ctx, &r, reg, func(tx *bbolt.Tx) error {
+	zxid, err = n.view(ctx, &r, reg, func(tx fsm.Tx) error {
 		var err error
-		stat, err = fsm.Exists(fsm.Bolt(tx), path)
+		stat, err = fsm.Exists(tx, path)
 		reg.keep = err == nil || errors.Is(err, grove.ErrNoNode)
 		return err
 	})
@@ -227,9 +227,9 @@ func (n *Node) Children(ctx context.Context, r Read, path, after string, limit i
 		return nil, stat, false, 0, err
 	}
 	reg := &registration{session: r.Session, path: path, kind: grove.WatchChildren}
-	zxid, err = n.view(ctx, &r, reg, func(tx *bbolt.Tx) error {
+	zxid, err = n.view(ctx, &r, reg, func(tx fsm.Tx) error {
 		var err error
-		names, stat, more, err = fsm.Children(fsm.Bolt(tx), path, r.Identities, after, limit)
+		names, stat, more, err = fsm.Children(tx, path, r.Identities, after, limit)
 		reg.keep = err == nil
 		return err
 	})
@@ -242,9 +242,9 @@ func (n *Node) GetACL(ctx context.Context, r Read, path string) (acl []grove.ACL
 	if err := grove.ValidatePath(path); err != nil {
 		return nil, stat, 0, err
 	}
-	zxid, err = n.view(ctx, &r, nil, func(tx *bbolt.Tx) error {
+	zxid, err = n.view(ctx, &r, nil, func(tx fsm.Tx) error {
 		var err error
-		acl, stat, err = fsm.GetACL(fsm.Bolt(tx), path, r.Identities)
+		acl, stat, err = fsm.GetACL(tx, path, r.Identities)
 		return err
 	})
 	return acl, stat, zxid, err
@@ -256,9 +256,9 @@ func (n *Node) CountDescendants(ctx context.Context, r Read, path string) (count
 	if err := grove.ValidatePath(path); err != nil {
 		return 0, 0, err
 	}
-	zxid, err = n.view(ctx, &r, nil, func(tx *bbolt.Tx) error {
+	zxid, err = n.view(ctx, &r, nil, func(tx fsm.Tx) error {
 		var err error
-		count, err = fsm.CountDescendants(fsm.Bolt(tx), path, r.Identities)
+		count, err = fsm.CountDescendants(tx, path, r.Identities)
 		return err
 	})
 	return count, zxid, err
@@ -267,9 +267,9 @@ func (n *Node) CountDescendants(ctx context.Context, r Read, path string) (count
 // Ephemerals returns the paths of r.Session's ephemeral znodes that start
 // with prefix, sorted.
 func (n *Node) Ephemerals(ctx context.Context, r Read, prefix string) (paths []string, zxid uint64, err error) {
-	zxid, err = n.view(ctx, &r, nil, func(tx *bbolt.Tx) error {
+	zxid, err = n.view(ctx, &r, nil, func(tx fsm.Tx) error {
 		var err error
-		paths, err = fsm.Ephemerals(fsm.Bolt(tx), r.Session, prefix)
+		paths, err = fsm.Ephemerals(tx, r.Session, prefix)
 		return err
 	})
 	return paths, zxid, err
@@ -278,20 +278,26 @@ func (n *Node) Ephemerals(ctx context.Context, r Read, prefix string) (paths []s
 // Digest returns a SHA-256 digest of the replicated state and the applied
 // index it was taken at. Nodes that applied the same log have equal digests.
 func (n *Node) Digest() (digest [32]byte, applied uint64, err error) {
-	err = n.db.View(func(tx *bbolt.Tx) error {
+	err = n.readState(func(tx fsm.Tx) error {
 		var err error
-		if applied, _, err = fsm.Applied(fsm.Bolt(tx)); err != nil {
+		if applied, _, err = fsm.Applied(tx); err != nil {
 			return err
 		}
-		digest, err = fsm.Digest(fsm.Bolt(tx))
+		digest, err = fsm.Digest(tx)
 		return err
 	})
 	return digest, applied, err
 }
 
 // View runs fn in a read transaction of the node's data file, for tools
-// that walk the whole state (package fsm's read functions). fn must not
-// keep the transaction or slices from it.
+// that walk the whole state (package fsm's read functions). It first
+// writes the applied changes still held in memory to the file, so the
+// transaction holds every change applied before the call. fn must not keep
+// the transaction or slices from it. It returns grove.ErrStopped after
+// Close.
 func (n *Node) View(fn func(tx *bbolt.Tx) error) error {
+	if err := n.flushPending(); err != nil {
+		return err
+	}
 	return n.db.View(fn)
 }

@@ -1,8 +1,6 @@
 package core
 
 import (
-	"go.etcd.io/bbolt"
-
 	"github.com/grovekit/grove/internal/command"
 	"github.com/grovekit/grove/internal/fsm"
 )
@@ -21,9 +19,9 @@ func (n *Node) reap() {
 	}
 	ls.lastReap = t
 	var cands []fsm.ReapCandidate
-	err := n.db.View(func(tx *bbolt.Tx) error {
+	err := n.readState(func(tx fsm.Tx) error {
 		var err error
-		cands, err = fsm.ReapCandidates(fsm.Bolt(tx), t.UnixMilli(), maxReapBatch)
+		cands, err = fsm.ReapCandidates(tx, t.UnixMilli(), maxReapBatch)
 		return err
 	})
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/fsm"
 )
@@ -55,8 +53,8 @@ func (n *Node) RestoreWatches(ctx context.Context, session, since uint64, specs 
 		var zxid uint64
 		var fired []grove.Event
 		seen := map[grove.Event]struct{}{}
-		err := n.db.View(func(tx *bbolt.Tx) error {
-			idx, _, err := fsm.Applied(fsm.Bolt(tx))
+		err := n.readState(func(tx fsm.Tx) error {
+			idx, _, err := fsm.Applied(tx)
 			if err != nil {
 				return err
 			}
@@ -65,7 +63,7 @@ func (n *Node) RestoreWatches(ctx context.Context, session, since uint64, specs 
 				return errBehind
 			}
 			for _, s := range specs {
-				st, err := fsm.Exists(fsm.Bolt(tx), s.Path)
+				st, err := fsm.Exists(tx, s.Path)
 				exists := err == nil
 				if err != nil && !errors.Is(err, grove.ErrNoNode) {
 					return err

@@ -133,11 +133,11 @@ func startSeeded(db *bbolt.DB, dir string, peers []Peer) error {
 		cs := &pb.ConfState{}
 		for _, p := range peers {
 			cs.Voters = append(cs.Voters, p.ID)
-			if err := savePeer(tx, p.ID, p.Addr); err != nil {
+			if err := savePeer(fsm.Bolt(tx), p.ID, p.Addr); err != nil {
 				return err
 			}
 		}
-		if err := saveConfState(tx, cs); err != nil {
+		if err := saveConfState(fsm.Bolt(tx), cs); err != nil {
 			return err
 		}
 		if err := saveHardState(tx, &pb.HardState{Term: new(uint64(1)), Commit: new(index)}); err != nil {

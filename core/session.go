@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/command"
 	"github.com/grovekit/grove/internal/fsm"
@@ -46,8 +44,8 @@ func (n *Node) CreateSession(ctx context.Context, timeout time.Duration) (Sessio
 // applied it; ok is false if it does not exist (never created, closed or
 // expired).
 func (n *Node) SessionInfo(id uint64) (info SessionInfo, ok bool, err error) {
-	err = n.db.View(func(tx *bbolt.Tx) error {
-		s, found, err := fsm.SessionByID(fsm.Bolt(tx), id)
+	err = n.readState(func(tx fsm.Tx) error {
+		s, found, err := fsm.SessionByID(tx, id)
 		if found {
 			info = SessionInfo{ID: s.ID, Password: s.Password, Timeout: time.Duration(s.TimeoutMs) * time.Millisecond}
 		}
@@ -261,11 +259,11 @@ func (st *sessionTracker) stepDown() {
 }
 
 // reload re-reads the sessions after a snapshot install.
-func (st *sessionTracker) reload(db *bbolt.DB) error {
+func (st *sessionTracker) reload(n *Node) error {
 	if !st.isReady() {
 		return nil
 	}
-	list, err := loadSessions(db)
+	list, err := loadSessions(n)
 	if err != nil {
 		return err
 	}
@@ -274,11 +272,11 @@ func (st *sessionTracker) reload(db *bbolt.DB) error {
 }
 
 // loadSessions reads every session from the applied state.
-func loadSessions(db *bbolt.DB) ([]fsm.Session, error) {
+func loadSessions(n *Node) ([]fsm.Session, error) {
 	var list []fsm.Session
-	err := db.View(func(tx *bbolt.Tx) error {
+	err := n.readState(func(tx fsm.Tx) error {
 		var err error
-		list, err = fsm.Sessions(fsm.Bolt(tx))
+		list, err = fsm.Sessions(tx)
 		return err
 	})
 	return list, err

@@ -227,7 +227,8 @@ func checkSnapshotFile(path string, index uint64) (err error) {
 }
 
 // installSnapshot replaces the state with a received snapshot inside the
-// Ready's transaction (loop goroutine).
+// Ready's transaction (loop goroutine). The caller holds stateMu and
+// discards the state layers once the transaction commits.
 func (n *Node) installSnapshot(tx *bbolt.Tx, snap *pb.Snapshot) error {
 	meta := snap.GetMetadata()
 	path, ok := n.loopState.snapFiles[meta.GetIndex()]
@@ -242,10 +243,11 @@ func (n *Node) installSnapshot(tx *bbolt.Tx, snap *pb.Snapshot) error {
 	// references to the keys and values put until then.
 	n.loopState.snapSrc = src
 	// The watch manager stays locked until the install's events are fired
-	// after the commit (persistAndApply calls endInstall).
-	watched := n.watches.beginInstall()
-	n.loopState.installing = true
-	before := readPathStates(tx, watched)
+	// after the commit (persist took it and calls endInstall). The state
+	// before is what reads saw: the layers over bbolt (persist holds
+	// stateMu).
+	watched := n.loopState.watched
+	before := readPathStates(fsm.NewView(fsm.Bolt(tx), n.layers...), watched)
 	err = src.View(func(stx *bbolt.Tx) error { return fsm.CopyState(tx, stx) })
 	if err != nil {
 		return fmt.Errorf("core: install snapshot %d: %w", meta.GetIndex(), err)
@@ -258,9 +260,9 @@ func (n *Node) installSnapshot(tx *bbolt.Tx, snap *pb.Snapshot) error {
 	}); err != nil {
 		return fmt.Errorf("core: install snapshot peers: %w", err)
 	}
-	n.loopState.snapEvents = diffEvents(before, readPathStates(tx, watched), int64(meta.GetIndex()))
+	n.loopState.snapEvents = diffEvents(before, readPathStates(fsm.Bolt(tx), watched), int64(meta.GetIndex()))
 	n.confState = meta.GetConfState()
-	if err := saveConfState(tx, n.confState); err != nil {
+	if err := saveConfState(fsm.Bolt(tx), n.confState); err != nil {
 		return err
 	}
 	if err := clearLog(tx); err != nil {

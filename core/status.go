@@ -4,7 +4,6 @@ import (
 	"slices"
 	"sync/atomic"
 
-	"go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 
@@ -115,7 +114,7 @@ func (n *Node) maybeLeaderReady() {
 	if n.applied.Load() < ls.leaderReadyIndex {
 		return
 	}
-	list, err := loadSessions(n.db)
+	list, err := loadSessions(n)
 	if err != nil {
 		n.log.Error("load sessions", "err", err)
 		return
@@ -191,9 +190,9 @@ func (n *Node) Stats() (Stats, error) {
 		SnapshotsInstalled: n.stats.snapsIn.Load(),
 		Watches:            n.watches.size(),
 	}
-	err := n.db.View(func(tx *bbolt.Tx) error {
+	err := n.readState(func(tx fsm.Tx) error {
 		var err error
-		s.Sessions, s.Znodes, err = fsm.Counts(fsm.Bolt(tx))
+		s.Sessions, s.Znodes, err = fsm.Counts(tx)
 		return err
 	})
 	return s, err

@@ -302,7 +302,7 @@ func saveHardState(tx *bbolt.Tx, hs *pb.HardState) error {
 	return tx.Bucket(bucketMeta).Put(keyHard, v)
 }
 
-func saveConfState(tx *bbolt.Tx, cs *pb.ConfState) error {
+func saveConfState(tx fsm.Tx, cs *pb.ConfState) error {
 	v, err := proto.Marshal(cs)
 	if err != nil {
 		return err
@@ -361,7 +361,7 @@ func loadPeers(db *bbolt.DB) (map[uint64]string, error) {
 }
 
 // savePeer records (addr != "") or forgets a peer's address.
-func savePeer(tx *bbolt.Tx, id uint64, addr string) error {
+func savePeer(tx fsm.Tx, id uint64, addr string) error {
 	b := tx.Bucket(bucketPeers)
 	if addr == "" {
 		return b.Delete(u64key(id))

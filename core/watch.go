@@ -3,8 +3,6 @@ package core
 import (
 	"sync"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/fsm"
 )
@@ -492,10 +490,10 @@ type pathState struct {
 	mzxid, pzxid int64
 }
 
-func readPathStates(tx *bbolt.Tx, paths []string) map[string]pathState {
+func readPathStates(tx fsm.Tx, paths []string) map[string]pathState {
 	m := make(map[string]pathState, len(paths))
 	for _, p := range paths {
-		st, err := fsm.Exists(fsm.Bolt(tx), p)
+		st, err := fsm.Exists(tx, p)
 		if err == nil {
 			m[p] = pathState{exists: true, mzxid: st.Mzxid, pzxid: st.Pzxid}
 		} else {
