@@ -2,7 +2,8 @@
 // is one raft replica (go.etcd.io/raft/v3, PreVote and CheckQuorum on) with
 // one bbolt data file that holds the raft log, the hard and conf state, and
 // the applied state machine (package internal/fsm: znodes, sessions,
-// ephemerals, the per-session result cache, the applied index).
+// ephemerals, the per-session result cache, the applied index), written in
+// batches behind the log (see Storage).
 //
 // # Usage
 //
@@ -30,19 +31,65 @@
 //
 //  1. as leader, sends its messages first, so its disk write overlaps the
 //     followers' (Raft thesis §10.2.1);
-//  2. in one bbolt read-write transaction: installs a received snapshot,
+//  2. applies the committed entries that are already in its fsynced log to
+//     the in-memory state layers (see Storage), delivers their watch
+//     events and then answers the requests waiting for them, before this
+//     Ready's own write, which they do not need;
+//  3. in one bbolt read-write transaction: installs a received snapshot,
 //     truncates the log if due, appends the new entries, saves the hard
-//     state, and applies the committed entries to the state machine; then
+//     state and, when a batch is due, writes the oldest state layer; then
 //     commits with fsync. Many proposals share this one fsync (group
 //     commit): proposals are drained from a channel into one raft message;
-//  3. as follower or candidate, sends its messages only now;
-//  4. delivers the watch events of the applied entries, then answers the
-//     requests waiting for them, so a session sees an event before any reply
-//     that shows the new state;
-//  5. calls Advance.
+//  4. applies and answers the committed entries that needed this write
+//     first (a single node commits what it has just appended; entries after
+//     a snapshot);
+//  5. as follower or candidate, sends its messages only now;
+//  6. calls Advance.
 //
-// A failed bbolt write stops the node (Err reports why, Done closes); it
-// never carries on with state it could not persist.
+// Events are always delivered before the replies they precede, so a
+// session sees an event before any reply that shows the new state. A failed
+// bbolt write stops the node (Err reports why, Done closes); it never
+// carries on with state it could not persist.
+//
+// # Storage
+//
+// The data file (grove.db) holds raft's log, hard state and peer addresses,
+// and the applied state (package internal/fsm) with its applied index and
+// the raft conf state it belongs to. What is durable when:
+//
+//   - A write is answered once its entry is committed (fsynced in the log
+//     of a quorum, this node's included) and applied to the state reads
+//     see. It is never answered before commit. The only fsync it waits for
+//     is the log append of step 3 (its own Ready on the leader and the
+//     followers'; a later Ready's commit is not waited for).
+//   - Applying changes memory only: committed entries go into an
+//     fsm.Layer, an ordered map of the changed keys over bbolt's last
+//     flushed state. Reads, watch registration and the result cache
+//     (retries) read through the layers (Node.readState), so they see every
+//     applied write at once, in log order.
+//   - A layer is written to bbolt once it holds 4,096 changes or 8 MiB, or
+//     100 ms after its first change: inside the next Ready's log
+//     transaction (no fsync of its own), or in a transaction of its own
+//     when the node is idle, stops, or a backup (Node.View) wants the file
+//     complete. That write carries the layer's applied index and the
+//     current hard state, so the file's commit index is never below its
+//     applied index.
+//   - The log is truncated only behind the flushed ("durable") applied
+//     index, so every applied entry not yet in bbolt's state is still in
+//     the log.
+//
+// A crash at any point therefore leaves a log holding every acknowledged
+// write and a state at some durable applied index D at or below it; the
+// two are in one file, so no crash can tear them apart. Restart opens the
+// state at D and raft replays the committed log after D (Config.Applied =
+// D): entries between D and the crash are applied again, exactly once,
+// from state D. Conf changes are flushed with the state they belong to,
+// so they too replay from D.
+//
+// A snapshot sent to a follower is one bbolt read transaction of the
+// flushed state at its durable index (the log after it is kept); a
+// received snapshot is installed in a Ready transaction while reads wait,
+// and the layers (older state) are discarded when it commits.
 //
 // # Determinism
 //
@@ -61,15 +108,15 @@
 //
 // # Reads
 //
-// Reads run on a bbolt read transaction of the local state and report the
-// zxid (applied index) they saw. Read.MinZxid makes a read wait for the
+// Reads run on a bbolt read transaction of the local state seen through the
+// unflushed layers, and report the zxid (applied index) they saw. Read.MinZxid makes a read wait for the
 // node to catch up to what the session already saw; Read.Linearizable and
 // Sync are a raft ReadIndex quorum barrier.
 //
 // # Snapshots
 //
-// The log is truncated behind the applied index every SnapshotEntries
-// entries (keeping CatchUpEntries). A follower that needs entries no longer
+// The log is truncated behind the durable applied index every
+// SnapshotEntries entries (keeping CatchUpEntries). A follower that needs entries no longer
 // in the log gets a snapshot: the leader streams a consistent bbolt read
 // transaction through Transport.SendSnapshot; the follower stores and checks
 // it and installs it atomically in a Ready transaction.
