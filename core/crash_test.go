@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +33,11 @@ const (
 	crashDirEnv   = "GROVE_CRASH_CHILD" // the data dir; set only in the child
 	crashNodesEnv = "GROVE_CRASH_NODES" // 1 or 3
 	crashRoundEnv = "GROVE_CRASH_ROUND" // names the child's paths
+	// crashPointEnv makes the child kill itself with SIGKILL at the
+	// GROVE_CRASH_AFTER-th time it passes that point of the write path
+	// (core's crash points, between a log commit and the state flush).
+	crashPointEnv = "GROVE_CRASH_POINT"
+	crashAfterEnv = "GROVE_CRASH_AFTER"
 )
 
 // crashConfig is the config of node id of an n-node crash cluster in dir:
@@ -39,6 +45,9 @@ const (
 func crashConfig(dir string, id uint64, n int) core.Config {
 	cfg := coretest.FastConfig()
 	cfg.NoSync = false
+	// Truncate the log often, so a truncation past what the state file
+	// holds would lose acknowledged writes here.
+	cfg.SnapshotEntries, cfg.CatchUpEntries = 200, 50
 	cfg.ID = id
 	cfg.DataDir = dir
 	if n > 1 {
@@ -99,6 +108,19 @@ func TestCrashChild(t *testing.T) {
 		t.Fatalf("%s=%q: want 1 or 3", crashNodesEnv, os.Getenv(crashNodesEnv))
 	}
 	round := os.Getenv(crashRoundEnv)
+	if point := os.Getenv(crashPointEnv); point != "" {
+		after, err := strconv.Atoi(os.Getenv(crashAfterEnv))
+		if err != nil || after < 1 {
+			t.Fatalf("%s=%q: want a positive count", crashAfterEnv, os.Getenv(crashAfterEnv))
+		}
+		var hits atomic.Int64
+		core.SetCrashHook(func(p string) {
+			if p == point && hits.Add(1) == int64(after) {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {} // the signal ends the process
+			}
+		})
+	}
 	// The parent kills us long before this; the bound only keeps an
 	// orphaned child from running forever.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -120,6 +142,10 @@ func TestCrashChild(t *testing.T) {
 		_, err := os.Stdout.WriteString("ACK " + p + "\n") // unbuffered: one write per line
 		return err
 	}
+	// For the idle crash points the writers pause now and then, so the
+	// node goes quiet long enough to flush on its own (load shaping, not
+	// ordering).
+	pause := strings.HasPrefix(os.Getenv(crashPointEnv), "idle")
 	// Two writers share each session, so their requests pipeline (a
 	// request that overtakes its predecessor is re-proposed after it).
 	const perSession = 2
@@ -138,7 +164,9 @@ func TestCrashChild(t *testing.T) {
 	var wg sync.WaitGroup
 	for si, s := range all {
 		for g := range perSession {
-			wg.Go(func() { errc <- crashWriter(ctx, s, fmt.Sprintf("/r%s-n%d-s%d-g%d", round, s.n.ID(), si, g), ack) })
+			wg.Go(func() {
+				errc <- crashWriter(ctx, s, fmt.Sprintf("/r%s-n%d-s%d-g%d", round, s.n.ID(), si, g), pause, ack)
+			})
 		}
 	}
 	wg.Wait()
@@ -152,8 +180,11 @@ func TestCrashChild(t *testing.T) {
 
 // crashWriter creates prefix-0, prefix-1, ... through s until ctx ends,
 // calling ack for each acknowledged one.
-func crashWriter(ctx context.Context, s *session, prefix string, ack func(string) error) error {
+func crashWriter(ctx context.Context, s *session, prefix string, pause bool, ack func(string) error) error {
 	for i := 0; ; i++ {
+		if pause && i%10 == 9 {
+			time.Sleep(250 * time.Millisecond)
+		}
 		p := fmt.Sprintf("%s-%d", prefix, i)
 		res, err := s.submit(ctx, core.Request{Op: core.OpCreate, Path: p, Data: []byte(p), ACL: grove.OpenACLUnsafe})
 		switch {
@@ -173,7 +204,7 @@ func crashWriter(ctx context.Context, s *session, prefix string, ack func(string
 // crashChild runs one child on dir until it has acknowledged at least want
 // writes, kills it with SIGKILL and returns every path it acknowledged,
 // including those printed between the decision to kill and the kill.
-func crashChild(t *testing.T, dir string, nodes, round, want int) []string {
+func crashChild(t *testing.T, dir string, nodes, round, want int, env ...string) []string {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(),
@@ -182,6 +213,8 @@ func crashChild(t *testing.T, dir string, nodes, round, want int) []string {
 		crashRoundEnv+"="+strconv.Itoa(round),
 		"GOTRACEBACK=all",
 	)
+	cmd.Env = append(cmd.Env, env...)
+	selfKill := len(env) > 0
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -240,6 +273,9 @@ func crashChild(t *testing.T, dir string, nodes, round, want int) []string {
 	waitErr := cmd.Wait()
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	killed := ws.Signaled() && ws.Signal() == syscall.SIGKILL
+	if selfKill && killed {
+		return acks // it killed itself at its crash point, as asked
+	}
 	if exited || !killed || killErr != nil {
 		t.Fatalf("child round %d did not run until killed (%d acks, wait: %v, kill: %v)\nstdout (non-ACK):\n%s\nstderr:\n%s",
 			round, len(acks), waitErr, killErr, strings.Join(other, ""), stderr.String())
@@ -280,6 +316,38 @@ func checkAcked(t *testing.T, dir string, nodes int, acked []string) {
 	if len(lost) > 0 {
 		t.Fatalf("%d acknowledged writes lost after kill -9 (of %d), first: %s", len(lost), len(acked)*len(nds), strings.Join(lost[:min(10, len(lost))], "; "))
 	}
+	// Every node replayed its own log from its own flushed state: an entry
+	// applied twice, or one skipped, on any of them shows as a different
+	// digest once all have applied the same log.
+	if len(nds) > 1 {
+		compared := false
+		for attempt := 0; attempt < 100 && !compared; attempt++ {
+			var digests [][32]byte
+			var ats []uint64
+			for _, nd := range nds {
+				if _, err := nd.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+				d, at, err := nd.Digest()
+				if err != nil {
+					t.Fatal(err)
+				}
+				digests, ats = append(digests, d), append(ats, at)
+			}
+			if slices.Min(ats) != slices.Max(ats) {
+				continue // an entry (an expiry, say) landed between the reads
+			}
+			for i := range nds[1:] {
+				if digests[i+1] != digests[0] {
+					t.Fatalf("node %d: digest at %d differs from node %d's", nds[i+1].ID(), ats[0], nds[0].ID())
+				}
+			}
+			compared = true
+		}
+		if !compared {
+			t.Fatal("the nodes never showed one applied index to compare digests at")
+		}
+	}
 	t.Logf("restart: %d nodes back with all %d acknowledged writes in %v", nodes, len(acked), time.Since(started).Round(time.Millisecond))
 }
 
@@ -305,5 +373,37 @@ func TestCrashKill9Durability(t *testing.T) {
 				checkAcked(t, dir, tc.nodes, acked)
 			}
 		})
+	}
+}
+
+// A node killed (SIGKILL, by itself) at each point of the write path
+// between a log commit and the state flush that follows (an answer sent
+// before its Ready's own log commit, a layer frozen but not written, a log
+// commit with or without a state batch in it, an idle flush) restarts with
+// every acknowledged write, and the nodes of a cluster end with equal
+// digests: nothing lost, nothing applied twice.
+func TestCrashAtWritePathPoints(t *testing.T) {
+	points := []string{"applied", "answered-before-log-commit", "log-committed", "frozen", "flush-committed", "idle-frozen", "idle-flush-committed"}
+	for _, nodes := range []int{1, 3} {
+		for _, point := range points {
+			if nodes == 1 && point == "answered-before-log-commit" {
+				continue // a single node commits only what it has just written
+			}
+			t.Run(fmt.Sprintf("nodes=%d/%s", nodes, point), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(testSeed(t), uint64(nodes)))
+				dir := t.TempDir()
+				var acked []string
+				for round := range 2 {
+					after := 1 + rng.IntN(40)
+					if strings.HasPrefix(point, "idle") || strings.Contains(point, "frozen") || point == "flush-committed" {
+						after = 1 + rng.IntN(3) // batches are rarer than Readys
+					}
+					got := crashChild(t, dir, nodes, round, 1<<30, crashPointEnv+"="+point, crashAfterEnv+"="+strconv.Itoa(after))
+					t.Logf("round %d: the child killed itself at %s #%d after %d acknowledged writes", round, point, after, len(got))
+					acked = append(acked, got...)
+					checkAcked(t, dir, nodes, acked)
+				}
+			})
+		}
 	}
 }

@@ -288,6 +288,9 @@ func (n *Node) handleReady() error {
 	if err := n.applyAndPublish(first); err != nil {
 		return err
 	}
+	if len(first) > 0 {
+		crashPoint("answered-before-log-commit")
+	}
 	if err := n.persist(&rd); err != nil {
 		return err
 	}
@@ -345,6 +348,7 @@ func (n *Node) persist(rd *raft.Ready) error {
 	var frozenIndex uint64
 	if flush {
 		frozen, frozenIndex = n.freeze()
+		crashPoint("frozen")
 	}
 	if snap {
 		// Lock order: the watch manager, then the state. Readers wait for
@@ -406,7 +410,9 @@ func (n *Node) persist(rd *raft.Ready) error {
 	if err != nil {
 		return fmt.Errorf("core: persist ready: %w", err)
 	}
+	crashPoint("log-committed")
 	if frozen != nil {
+		crashPoint("flush-committed")
 		n.flushed(frozenIndex)
 	}
 	n.stats.readies.Add(1)
@@ -440,6 +446,7 @@ func (n *Node) applyAndPublish(ents []*pb.Entry) error {
 	if err != nil {
 		return err
 	}
+	crashPoint("applied")
 	n.stats.applied.Add(uint64(len(ents)))
 	n.applied.Store(ents[len(ents)-1].GetIndex())
 	n.publish(outcomes)

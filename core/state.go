@@ -27,6 +27,19 @@ type appliedState struct {
 	lastApplied uint64
 }
 
+// crashHook, when set (by the crash tests, before any node starts), is
+// called at the points between a log commit and the state flush that
+// follows; the test's hook kills the process at one of them. Nil in
+// production: each point costs one comparison.
+var crashHook func(point string)
+
+// crashPoint calls crashHook.
+func crashPoint(point string) {
+	if crashHook != nil {
+		crashHook(point)
+	}
+}
+
 // Flush thresholds: the newest layer is written to bbolt once it holds this
 // many changes or bytes, or has been pending this long. They bound the
 // memory the layers take and the log a restart replays, not durability:
@@ -106,6 +119,7 @@ func (n *Node) flushNow() error {
 		return nil
 	}
 	frozen, index := n.freeze()
+	crashPoint("idle-frozen")
 	hs := proto.Clone(n.rn.BasicStatus().HardState).(*pb.HardState)
 	if last, err := n.ms.LastIndex(); err == nil && hs.GetCommit() > last {
 		hs.Commit = &last // never claim entries this node has not stored
@@ -119,6 +133,7 @@ func (n *Node) flushNow() error {
 	if err != nil {
 		return fmt.Errorf("core: flush state: %w", err)
 	}
+	crashPoint("idle-flush-committed")
 	n.flushed(index)
 	return nil
 }
