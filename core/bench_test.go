@@ -318,3 +318,37 @@ func BenchmarkSync(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkSetLargeTree overwrites one znode serially (C = 1, fsync on) on
+// a one-node cluster whose tree holds 0 or 200,000 other znodes: a write's
+// cost must not grow with the size of the tree.
+func BenchmarkSetLargeTree(b *testing.B) {
+	for _, size := range []int{0, 200_000} {
+		b.Run("znodes="+strconv.Itoa(size), func(b *testing.B) {
+			n := benchSingle(b, false)
+			s := benchSession(b, n)
+			benchCreate(b, s, "/bench")
+			benchCreate(b, s, "/fill")
+			const perMulti = 1000
+			for i := 0; i < size; i += perMulti {
+				ops := make([]grove.Op, 0, perMulti)
+				for j := i; j < min(size, i+perMulti); j++ {
+					ops = append(ops, grove.CreateOp("/fill/n"+strconv.Itoa(j), benchValue, grove.ModePersistent, grove.OpenACLUnsafe))
+				}
+				res, err := s.submit(b.Context(), core.Request{Op: core.OpMulti, Ops: ops})
+				if err != nil || res.Code != grove.CodeOK {
+					b.Fatalf("fill: %v %v", err, res.Code)
+				}
+			}
+			benchCreate(b, s, "/bench/x")
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := s.submit(b.Context(), core.Request{Op: core.OpSetData, Path: "/bench/x", Data: benchValue, Version: -1})
+				if err != nil || res.Code != grove.CodeOK {
+					b.Fatalf("set: %v %v", err, res.Code)
+				}
+			}
+			reportOps(b)
+		})
+	}
+}

@@ -246,7 +246,7 @@ func (n *Node) Close() error {
 			}
 		}
 		n.sessions.stepDown()
-		if err := n.db.Close(); err != nil {
+		if err := closeDB(n.db); err != nil {
 			n.log.Warn("close data file", "err", err)
 		}
 	})

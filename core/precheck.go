@@ -19,12 +19,43 @@ import (
 // bucket (16), freelist page (8), page high-water mark (8), txid (8),
 // checksum (8).
 const (
-	boltMagic      = 0xED0CDAED
-	metaMagicOff   = 16
-	metaPageSzOff  = 24
-	metaHighPgOff  = 56
-	metaHeaderSize = 64
+	boltMagic       = 0xED0CDAED
+	metaMagicOff    = 16
+	metaPageSzOff   = 24
+	metaFreelistOff = 48
+	metaHighPgOff   = 56
+	metaTxidOff     = 64
+	metaHeaderSize  = 72
 )
+
+// freelistSynced reports whether the file's current meta page (the valid
+// one with the higher transaction id) points at a free-list page.
+func freelistSynced(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("core: data file %q: %w", path, err)
+	}
+	defer func() { _ = f.Close() }()
+	var buf [metaHeaderSize]byte
+	if _, err := f.ReadAt(buf[:], 0); err != nil && err != io.EOF {
+		return false, fmt.Errorf("core: data file %q: read meta page: %w", path, err)
+	}
+	pageSize := int64(binary.LittleEndian.Uint32(buf[metaPageSzOff:]))
+	best, bestTxid, found := false, uint64(0), false
+	for _, off := range []int64{0, pageSize} {
+		if _, err := f.ReadAt(buf[:], off); err != nil && err != io.EOF {
+			return false, fmt.Errorf("core: data file %q: read meta page: %w", path, err)
+		}
+		if binary.LittleEndian.Uint32(buf[metaMagicOff:]) != boltMagic {
+			continue
+		}
+		if txid := binary.LittleEndian.Uint64(buf[metaTxidOff:]); !found || txid > bestTxid {
+			best = binary.LittleEndian.Uint64(buf[metaFreelistOff:]) != ^uint64(0)
+			bestTxid, found = txid, true
+		}
+	}
+	return best, nil
+}
 
 func precheckFile(path string) error {
 	f, err := os.Open(path)

@@ -83,13 +83,24 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, err error) {
 			err = fmt.Errorf("core: data file %q is corrupt: %v: %w", path, r, grove.ErrCorrupt)
 		}
 	}()
+	if existed {
+		// Check the whole file read-only first, here where a fault is
+		// recovered (see checkDataFile).
+		if err := checkDataFile(path); err != nil {
+			return nil, err
+		}
+	}
 	db, err = bbolt.Open(path, 0o600, &bbolt.Options{
 		NoSync: noSync,
-		// The free list is synced: without it bbolt rebuilds it at open by
-		// walking the file in a goroutine of its own, where a corrupt page
-		// would crash the process beyond any recover.
-		NoFreelistSync: false,
-		FreelistType:   bbolt.FreelistMapType,
+		// The free list is not written by every commit: it was, and every
+		// commit wrote (and sorted) the whole list of free pages, a cost
+		// that grew with the file (etcd runs bbolt this way too). bbolt
+		// reads the list a clean Close wrote (closeDB), or after a crash
+		// rebuilds it at open by walking the file checkDataFile has just
+		// checked.
+		NoFreelistSync:  true,
+		PreLoadFreelist: true,
+		FreelistType:    bbolt.FreelistMapType,
 		// Map far beyond the file (address space only): a long read
 		// transaction, such as a snapshot stream, blocks the writer's remap,
 		// so the writer must not need one below this size.
@@ -140,14 +151,72 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, err error) {
 		}
 		return fsm.Init(tx)
 	})
-	if err == nil && existed {
-		err = walkAll(db, path)
-	}
 	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	return db, nil
+}
+
+// checkDataFile opens an existing data file read-only and checks it whole:
+// its size against its header, every key and value through walkAll, and,
+// when the file holds a free list (written by a clean Close), bbolt's own
+// consistency check (page references, key order within and across pages).
+// Faults and panics become errors wrapping grove.ErrCorrupt (the caller has
+// panic-on-fault on and recovers).
+//
+// After a crash the file holds no free list and bbolt rebuilds it at open
+// by walking the pages in a goroutine of its own; a corruption that
+// walkAll cannot see (a branch page's keys out of range, say) then still
+// fails the open with ErrCorrupt, but leaves that goroutine blocked and the
+// file open in this process. Running bbolt's check here in that case would
+// rebuild the list the same way, so it is not run.
+func checkDataFile(path string) error {
+	synced, err := freelistSynced(path)
+	if err != nil {
+		return err
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: 0})
+	if err != nil {
+		return fmt.Errorf("core: open data file %q: %v: %w", path, err, grove.ErrCorrupt)
+	}
+	defer func() { _ = db.Close() }()
+	err = db.View(func(tx *bbolt.Tx) error {
+		if fi, err := os.Stat(path); err == nil && fi.Size() < tx.Size() {
+			return fmt.Errorf("core: data file %q is truncated: %d bytes, its header says %d: %w", path, fi.Size(), tx.Size(), grove.ErrCorrupt)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := walkAll(db, path); err != nil {
+		return err
+	}
+	if !synced {
+		return nil
+	}
+	return db.View(func(tx *bbolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drained whole: the checker's goroutine ends
+			if first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			return fmt.Errorf("core: data file %q is corrupt: %v: %w", path, first, grove.ErrCorrupt)
+		}
+		return nil
+	})
+}
+
+// closeDB writes the free list (so the next open reads it instead of
+// rebuilding it, and checkDataFile can run bbolt's full check) and closes
+// the data file.
+func closeDB(db *bbolt.DB) error {
+	db.NoFreelistSync = false // no transaction runs: the loop has stopped
+	err := db.Update(func(*bbolt.Tx) error { return nil })
+	return errors.Join(err, db.Close())
 }
 
 // walkAll reads every key and every value byte of every bucket once, so a
