@@ -143,14 +143,19 @@ func (v *View) Bucket(name []byte) Bucket {
 			return nil
 		}
 	}
-	return &viewBucket{v: v, name: name, base: base}
+	return &viewBucket{v: v, name: name, base: base, counted: countedBuckets[string(name)]}
 }
+
+// countedBuckets are the buckets whose KeyN the package asks for (Counts):
+// only their writes pay a lookup to keep a layer's key-count delta.
+var countedBuckets = map[string]bool{string(bucketNodes): true, string(bucketSessions): true}
 
 // viewBucket is one bucket of a View.
 type viewBucket struct {
-	v    *View
-	name []byte
-	base Bucket // nil when only layers have the bucket
+	v       *View
+	name    []byte
+	base    Bucket // nil when only layers have the bucket
+	counted bool   // layers keep a key-count delta for it (countedBuckets)
 }
 
 // lookup returns the newest layer's item for k, if a layer has one.
@@ -186,7 +191,7 @@ func (b *viewBucket) put(k, v []byte, del bool) error {
 		return errReadOnly
 	}
 	top := b.v.layers[len(b.v.layers)-1]
-	existed := b.Get(k) != nil
+	existed := b.counted && b.Get(k) != nil
 	lb := top.bucket(b.name, true)
 	it := layerItem{k: bytes.Clone(k), del: del}
 	if !del {
@@ -196,6 +201,7 @@ func (b *viewBucket) put(k, v []byte, del bool) error {
 		}
 	}
 	switch {
+	case !b.counted:
 	case existed && del:
 		lb.delta--
 	case !existed && !del:
@@ -215,13 +221,20 @@ func (b *viewBucket) Put(k, v []byte) error {
 }
 
 func (b *viewBucket) Delete(k []byte) error {
-	if b.Get(k) == nil {
-		return nil // nothing to delete, as bbolt
+	if b.counted && b.Get(k) == nil {
+		return nil // nothing to delete, as bbolt; uncounted buckets just record the tombstone
 	}
 	return b.put(k, nil, true)
 }
 
+// KeyN is exact for every bucket: kept as a delta for the counted ones,
+// counted by a walk for the others.
 func (b *viewBucket) KeyN() int {
+	if !b.counted {
+		n := 0
+		_ = b.ForEach(func(_, _ []byte) error { n++; return nil })
+		return n
+	}
 	n := 0
 	if b.base != nil {
 		n = b.base.KeyN()

@@ -40,9 +40,17 @@ func mustBolt(t *testing.T) *bbolt.DB {
 // The view's Get, cursor and KeyN agree with bbolt for random puts and
 // deletes spread over a base, a flushed layer and a pending one.
 func TestViewMatchesBolt(t *testing.T) {
-	rng := rand.New(rand.NewPCG(testSeed(t), 1))
+	seed := testSeed(t)
+	// A bucket whose key count layers track (countedBuckets) and one whose
+	// count is walked.
+	for _, name := range []string{string(bucketNodes), "other"} {
+		t.Run(name, func(t *testing.T) { viewMatchesBolt(t, seed, []byte(name)) })
+	}
+}
+
+func viewMatchesBolt(t *testing.T, seed uint64, name []byte) {
+	rng := rand.New(rand.NewPCG(seed, 1))
 	ref, lay := mustBolt(t), mustBolt(t)
-	name := []byte("b")
 	for _, db := range []*bbolt.DB{ref, lay} {
 		if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket(name); return err }); err != nil {
 			t.Fatal(err)
