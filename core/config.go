@@ -157,11 +157,12 @@ func setInt(p *int, d int) {
 	}
 }
 
-// Observer receives measurements from the raft loop. Its methods are called
-// from the loop goroutine and must not block.
+// Observer receives measurements from the node. Its methods are called from
+// the node's log writer goroutine, one call at a time, and must not block.
 type Observer interface {
-	// ObservePersist reports one Ready transaction: how long the commit
-	// (with its fsync) took, how many entries it appended and how many it
-	// applied.
+	// ObservePersist reports one log transaction: how long the commit
+	// (with its fsync) took and how many entries it appended. applied is
+	// always 0: entries are applied in memory, apart from the log's
+	// transactions.
 	ObservePersist(d time.Duration, appended, applied int)
 }

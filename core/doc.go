@@ -29,27 +29,29 @@
 // reaches it through a channel and selects on its ctx and the node's done
 // channel. For each Ready the loop:
 //
-//  1. as leader, sends its messages first, so its disk write overlaps the
-//     followers' (Raft thesis §10.2.1);
-//  2. applies the committed entries that are already in its fsynced log to
-//     the in-memory state layers (see Storage), delivers their watch
-//     events and then answers the requests waiting for them, before this
-//     Ready's own write, which they do not need;
-//  3. in one bbolt read-write transaction: installs a received snapshot,
-//     truncates the log if due, appends the new entries, saves the hard
-//     state and, when a batch is due, writes the oldest state layer; then
-//     commits with fsync. Many proposals share this one fsync (group
-//     commit): proposals are drained from a channel into one raft message;
-//  4. applies and answers the committed entries that needed this write
-//     first (a single node commits what it has just appended; entries after
-//     a snapshot);
-//  5. as follower or candidate, sends its messages only now;
-//  6. calls Advance.
+//  1. sends its messages to peers at once: as leader, its own disk write so
+//     overlaps the followers' (Raft thesis §10.2.1); everything that must
+//     wait for durability (a follower's acknowledgement, a vote) travels
+//     as a response inside an append (raft's AsyncStorageWrites);
+//  2. applies the committed entries raft hands out (only entries already
+//     durable here) to the in-memory state layers (see Storage), delivers
+//     their watch events and then answers the requests waiting for them,
+//     so a session sees an event before any reply that shows the new
+//     state;
+//  3. queues the appends (entries, hard state) for the log writer
+//     (writer.go), a goroutine that makes them durable in order, batching
+//     whatever queued up while the previous batch synced into one bbolt
+//     transaction and one fsync (group commit). When a batch is durable
+//     the loop records it in raft's in-memory log and delivers the
+//     responses raft attached to it. A received snapshot is installed by
+//     the loop itself, after the writer has finished what came before;
+//  4. queues a due log truncation, and a state layer due for bbolt, behind
+//     the appends.
 //
-// Events are always delivered before the replies they precede, so a
-// session sees an event before any reply that shows the new state. A failed
-// bbolt write stops the node (Err reports why, Done closes); it never
-// carries on with state it could not persist.
+// The loop never waits for the disk: ticks, heartbeats, proposals, reads
+// and applies go on while the writer syncs, so an fsync stall cannot delay
+// a heartbeat. A failed bbolt write stops the node (Err reports why, Done
+// closes); it never carries on with state it could not persist.
 //
 // # Storage
 //
@@ -60,20 +62,21 @@
 //   - A write is answered once its entry is committed (fsynced in the log
 //     of a quorum, this node's included) and applied to the state reads
 //     see. It is never answered before commit. The only fsync it waits for
-//     is the log append of step 3 (its own Ready on the leader and the
-//     followers'; a later Ready's commit is not waited for).
+//     is its log append, on the leader and on the followers that make the
+//     quorum (step 3).
 //   - Applying changes memory only: committed entries go into an
 //     fsm.Layer, an ordered map of the changed keys over bbolt's last
 //     flushed state. Reads, watch registration and the result cache
 //     (retries) read through the layers (Node.readState), so they see every
 //     applied write at once, in log order.
 //   - A layer is written to bbolt once it holds 4,096 changes or 8 MiB, or
-//     100 ms after its first change: inside the next Ready's log
-//     transaction (no fsync of its own), or in a transaction of its own
-//     when the node is idle, stops, or a backup (Node.View) wants the file
-//     complete. That write carries the layer's applied index and the
-//     current hard state, so the file's commit index is never below its
-//     applied index.
+//     100 ms after its first change: the loop freezes it and queues it for
+//     the log writer, which writes it in the same transaction as the
+//     appends queued with it (no fsync of its own), also when the node is
+//     idle or a backup (Node.View) wants the file complete; at stop the
+//     loop writes the last one itself. That write carries the layer's
+//     applied index and the newest hard state, so the file's commit index
+//     is never below its applied index.
 //   - The log is truncated only behind the flushed ("durable") applied
 //     index, so every applied entry not yet in bbolt's state is still in
 //     the log.
@@ -88,7 +91,7 @@
 //
 // A snapshot sent to a follower is one bbolt read transaction of the
 // flushed state at its durable index (the log after it is kept); a
-// received snapshot is installed in a Ready transaction while reads wait,
+// received snapshot is installed in one transaction while reads wait,
 // and the layers (older state) are discarded when it commits.
 //
 // # Determinism
@@ -119,7 +122,7 @@
 // SnapshotEntries entries (keeping CatchUpEntries). A follower that needs entries no longer
 // in the log gets a snapshot: the leader streams a consistent bbolt read
 // transaction through Transport.SendSnapshot; the follower stores and checks
-// it and installs it atomically in a Ready transaction.
+// it and installs it atomically in one transaction.
 //
 // # Caveats
 //

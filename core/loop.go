@@ -22,7 +22,8 @@ type loopState struct {
 	nextReadID  uint64
 	snapFiles   map[uint64]string // received snapshot files by index
 	sending     map[uint64]bool   // peers we are streaming a snapshot to
-	compactTo   uint64            // log entries to delete in the next Ready
+	compactTo   uint64            // log entries to delete, queued for the writer
+	compacting  bool              // a truncation is queued or being written
 	lastReap    time.Time
 	reapUntil   time.Time // a reap proposal is in flight until then
 	ticks       uint64
@@ -72,6 +73,7 @@ const (
 // order of work for each Ready is documented in doc.go.
 func (n *Node) run() {
 	defer close(n.donec)
+	defer n.writer.stop() // the writer goes before the loop reports done
 	n.loopState = loopState{
 		readBatches: map[uint64]*readBatch{},
 		snapFiles:   map[uint64]string{},
@@ -103,13 +105,19 @@ func (n *Node) run() {
 			if err := n.rn.Step(in.msg); err != nil {
 				n.log.Warn("snapshot message refused by raft", "index", in.index, "err", err)
 			}
+		case <-n.writer.donec:
+			err = n.appendsDone()
 		case errc := <-n.flushc:
-			err = n.flushNow()
-			errc <- err
+			n.queueFlush(errc, false)
 		case <-n.stopc:
 			// The log holds every applied entry; flushing spares the next
 			// start replaying them. A failure here loses nothing.
-			if err := n.flushNow(); err != nil {
+			n.writer.stop()
+			err := n.appendsDone()
+			if err == nil {
+				err = n.flushNow()
+			}
+			if err != nil {
 				n.log.Warn("flush state at stop", "err", err)
 			}
 			n.fail(grove.ErrStopped)
@@ -129,10 +137,7 @@ func (n *Node) run() {
 
 func (n *Node) tick() error {
 	if n.flushDue() {
-		// No Ready carried the layer out in time: the node is idle.
-		if err := n.flushNow(); err != nil {
-			return err
-		}
+		n.queueFlush(nil, true) // no Ready queued the layer in time: the node is idle
 	}
 	n.rn.Tick()
 	n.loopState.ticks++
@@ -259,71 +264,67 @@ func (n *Node) conf(r confRequest) {
 	}
 }
 
-// handleReady persists, sends, applies and advances one Ready:
+// handleReady handles one Ready (raft runs with AsyncStorageWrites):
 //
-//  1. the leader sends its messages first (its own disk write runs in
-//     parallel with the followers'; thesis §10.2.1);
-//  2. committed entries already in this node's fsynced log are applied to
-//     the in-memory layers of the state and answered (events first, then
-//     replies) without waiting for this Ready's write;
-//  3. one bbolt transaction saves the snapshot, entries and hard state, and
-//     now and then the oldest state layer, then commits (the one fsync a
-//     write waits for);
-//  4. committed entries of this very Ready (a single node commits what it
-//     has just written) or after a snapshot are applied and answered now;
-//  5. everyone else sends only now, after persisting;
-//  6. Advance.
+//  1. messages to peers are sent at once: the leader's own disk write
+//     overlaps the followers' (thesis §10.2.1), and everything that must
+//     wait for durability travels as a response inside an append;
+//  2. committed entries (MsgStorageApply; raft hands out only entries that
+//     are durable here) are applied to the in-memory state layers, their
+//     watch events delivered and then the waiting requests answered; the
+//     apply responses go back to raft;
+//  3. appends (MsgStorageAppend: entries, hard state) are queued for the log
+//     writer, which makes them durable in order and in batches; when a
+//     batch is durable the loop records it in the in-memory log and
+//     delivers the responses (appendsDone). A snapshot is installed here,
+//     after the writer has finished what was queued before it;
+//  4. a log truncation or a state layer due for bbolt is queued behind
+//     them.
+//
+// The loop never waits for the disk: ticks, heartbeats, proposals and
+// applies go on while the writer syncs.
 func (n *Node) handleReady() error {
 	rd := n.rn.Ready()
 	n.updateSoftState(rd.SoftState)
-	early := n.loopState.isLeader
-	if early {
-		n.send(rd.Messages)
-	}
-	first, later := rd.CommittedEntries, []*pb.Entry(nil)
-	if k := len(first); !raft.IsEmptySnap(rd.Snapshot) ||
-		(k > 0 && len(rd.Entries) > 0 && first[k-1].GetIndex() >= rd.Entries[0].GetIndex()) {
-		first, later = nil, first
-	}
-	if err := n.applyAndPublish(first); err != nil {
-		return err
-	}
-	if len(first) > 0 {
-		crashPoint("answered-before-log-commit")
-	}
-	if err := n.persist(&rd); err != nil {
-		return err
-	}
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		if err := n.ms.ApplySnapshot(rd.Snapshot); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
-			return fmt.Errorf("core: apply snapshot to memory log: %w", err)
+	var peers, appends, applies []*pb.Message
+	for _, m := range rd.Messages {
+		switch m.GetTo() {
+		case raft.LocalAppendThread:
+			appends = append(appends, m)
+		case raft.LocalApplyThread:
+			applies = append(applies, m)
+		default:
+			peers = append(peers, m)
 		}
-		n.removeSnapFiles(rd.Snapshot.GetMetadata().GetIndex())
-		n.stats.snapsIn.Add(1)
-		n.publishSnapshot(rd.Snapshot.GetMetadata().GetIndex())
 	}
-	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
-		if err := n.ms.SetHardState(rd.HardState); err != nil {
+	n.send(peers)
+	for _, m := range applies {
+		if err := n.applyAndPublish(m.Entries); err != nil {
 			return err
 		}
+		n.deliver(m.Responses)
+		if n.writer.inFlight > 0 {
+			crashPoint("answered-before-log-commit")
+		}
 	}
-	if err := n.ms.Append(rd.Entries); err != nil {
-		return fmt.Errorf("core: append to memory log: %w", err)
+	for _, m := range appends {
+		if !raft.IsEmptySnap(m.Snapshot) {
+			if err := n.installInline(m); err != nil {
+				return err
+			}
+			continue
+		}
+		n.writer.enqueue(&appendJob{m: m})
 	}
-	if err := n.applyAndPublish(later); err != nil {
-		return err
-	}
-	if !early {
-		n.send(rd.Messages)
-	}
+	n.queueMaintenance()
 	n.updateStatus(rd.HardState)
 	// A received snapshot raft did not take (the log caught up first) is
 	// obsolete once applied passes it.
 	n.removeSnapFiles(n.applied.Load())
 	n.answerReads(rd.ReadStates)
-	n.rn.Advance(rd)
 	if n.campaignAt != 0 && n.applied.Load() >= n.campaignAt {
-		// After Advance: raft counts the configuration as applied only now.
+		// raft counts the configuration as applied once the apply
+		// response is stepped (above).
 		n.campaignAt = 0
 		if err := n.rn.Campaign(); err != nil {
 			n.log.Warn("campaign", "err", err)
@@ -333,94 +334,85 @@ func (n *Node) handleReady() error {
 	return nil
 }
 
-// persist is step 3 of handleReady.
-func (n *Node) persist(rd *raft.Ready) error {
-	hardChanged := rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState)
-	snap := !raft.IsEmptySnap(rd.Snapshot)
-	flush := !snap && n.flushDue()
-	if !snap && !flush && len(rd.Entries) == 0 && n.loopState.compactTo == 0 && !(hardChanged && rd.MustSync) {
-		// Nothing that must be durable: a commit-index-only change is
-		// rebuilt by raft after a restart. Skipping saves an fsync per
-		// heartbeat round.
-		return nil
+// queueMaintenance queues a due log truncation and a state layer due for
+// bbolt behind the appends (loop only).
+func (n *Node) queueMaintenance() {
+	if to := n.loopState.compactTo; to > 0 && !n.loopState.compacting {
+		n.loopState.compacting = true
+		n.writer.enqueue(&appendJob{compactTo: to})
 	}
-	var frozen *fsm.Layer
-	var frozenIndex uint64
-	if flush {
-		frozen, frozenIndex = n.freeze()
-		crashPoint("frozen")
+	if n.flushDue() {
+		n.queueFlush(nil, false)
 	}
-	if snap {
-		// Lock order: the watch manager, then the state. Readers wait for
-		// the install; they see the old state or the new, never a mix.
-		n.loopState.watched = n.watches.beginInstall()
-		n.loopState.installing = true
-		n.stateMu.Lock()
+}
+
+// queueFlush freezes the newest state layer and queues it for bbolt; done,
+// if set (buffered), gets the result once it and everything queued before
+// it are durable.
+func (n *Node) queueFlush(done chan error, idle bool) {
+	j := &appendJob{done: done, idle: idle}
+	if !n.layers[len(n.layers)-1].Empty() {
+		j.frozen, j.frozenIndex = n.freeze()
+		if idle {
+			crashPoint("idle-frozen")
+		} else {
+			crashPoint("frozen")
+		}
 	}
-	start := time.Now()
+	n.writer.enqueue(j)
+}
+
+// installInline installs a received snapshot carried by an append, once
+// the writer has made everything queued before it durable (loop only).
+func (n *Node) installInline(m *pb.Message) error {
+	if err := n.waitWriter(); err != nil {
+		return err
+	}
+	snap := m.Snapshot
+	// Lock order: the watch manager, then the state. Readers wait for the
+	// install; they see the old state or the new, never a mix.
+	n.loopState.watched = n.watches.beginInstall()
+	n.loopState.installing = true
+	n.stateMu.Lock()
 	err := n.db.Update(func(tx *bbolt.Tx) error {
-		if snap {
-			if err := n.installSnapshot(tx, rd.Snapshot); err != nil {
-				return err
-			}
-		}
-		if n.loopState.compactTo > 0 {
-			done, err := compactLog(tx, n.loopState.compactTo, maxCompactPerReady)
-			if err != nil {
-				return err
-			}
-			if done {
-				n.loopState.compactTo = 0
-			}
-		}
-		if err := saveEntries(tx, rd.Entries); err != nil {
+		if err := n.installSnapshot(tx, snap); err != nil {
 			return err
 		}
-		// Always save the current hard state: a skipped Ready may have
-		// advanced the commit index, and the persisted commit index must
-		// never be below the applied index flushed beside it.
-		if err := saveHardState(tx, n.currentHardState(rd)); err != nil {
+		if err := saveEntries(tx, m.Entries); err != nil {
 			return err
 		}
-		if frozen != nil {
-			return frozen.FlushTo(tx)
+		if m.GetTerm() != 0 || m.GetVote() != 0 || m.GetCommit() != 0 {
+			return saveHardState(tx, &pb.HardState{Term: new(m.GetTerm()), Vote: new(m.GetVote()), Commit: new(m.GetCommit())})
 		}
 		return nil
 	})
-	if snap {
-		if err == nil {
-			idx := rd.Snapshot.GetMetadata().GetIndex()
-			n.discardLayersLocked()
-			n.state.durable, n.state.lastApplied = idx, idx
-		}
-		n.stateMu.Unlock()
+	idx := snap.GetMetadata().GetIndex()
+	if err == nil {
+		n.discardLayersLocked()
+		n.state.durable, n.state.lastApplied = idx, idx
 	}
+	n.stateMu.Unlock()
 	if src := n.loopState.snapSrc; src != nil {
 		_ = src.Close()
 		n.loopState.snapSrc = nil
 	}
-	if n.loopState.installing {
-		events := n.loopState.snapEvents
-		if err != nil {
-			events = nil // nothing was installed
-		}
-		n.loopState.installing, n.loopState.snapEvents, n.loopState.watched = false, nil, nil
-		n.watches.endInstall(events)
-	}
+	events := n.loopState.snapEvents
 	if err != nil {
-		return fmt.Errorf("core: persist ready: %w", err)
+		events = nil // nothing was installed
 	}
-	crashPoint("log-committed")
-	if frozen != nil {
-		crashPoint("flush-committed")
-		n.flushed(frozenIndex)
+	n.loopState.installing, n.loopState.snapEvents, n.loopState.watched = false, nil, nil
+	n.watches.endInstall(events)
+	if err != nil {
+		return fmt.Errorf("core: install snapshot: %w", err)
 	}
+	if err := n.ms.ApplySnapshot(snap); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		return fmt.Errorf("core: apply snapshot to memory log: %w", err)
+	}
+	n.removeSnapFiles(idx)
+	n.stats.snapsIn.Add(1)
 	n.stats.readies.Add(1)
-	n.stats.appended.Add(uint64(len(rd.Entries)))
-	if o := n.cfg.Observer; o != nil {
-		o.ObservePersist(time.Since(start), len(rd.Entries), len(rd.CommittedEntries))
-	}
-	return nil
+	n.publishSnapshot(idx)
+	return n.stableAppend(m)
 }
 
 // applyAndPublish applies committed entries to the state's newest layer
@@ -448,6 +440,7 @@ func (n *Node) applyAndPublish(ents []*pb.Entry) error {
 	}
 	crashPoint("applied")
 	n.stats.applied.Add(uint64(len(ents)))
+	n.updateStatus(nil) // a conf change shows in Status before its index does
 	n.applied.Store(ents[len(ents)-1].GetIndex())
 	n.publish(outcomes)
 	return nil
@@ -644,15 +637,6 @@ func validProposal(m *pb.Message) bool {
 		}
 	}
 	return true
-}
-
-// currentHardState is the hard state to persist with a Ready: the Ready's
-// own, or raft's current one when the Ready carries none.
-func (n *Node) currentHardState(rd *raft.Ready) *pb.HardState {
-	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
-		return rd.HardState
-	}
-	return n.rn.BasicStatus().HardState
 }
 
 // removesAllVoters reports whether applying cc to cs would leave no voter.

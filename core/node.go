@@ -46,6 +46,7 @@ type Node struct {
 	snapc     chan snapReport
 	snapInc   chan snapIncoming
 	flushc    chan chan error
+	writer    *logWriter
 	stopc     chan struct{}
 	donec     chan struct{}
 	closeOnce sync.Once
@@ -135,6 +136,7 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 		snapc:        make(chan snapReport, 16),
 		snapInc:      make(chan snapIncoming),
 		flushc:       make(chan chan error),
+		writer:       newLogWriter(),
 		stopc:        make(chan struct{}),
 		donec:        make(chan struct{}),
 		waits:        newWaitRegistry(),
@@ -163,6 +165,7 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 		CheckQuorum:               true,
 		PreVote:                   true,
 		ReadOnlyOption:            raft.ReadOnlySafe,
+		AsyncStorageWrites:        true,
 		Logger:                    logutil.Raft(n.log),
 		StepDownOnRemoval:         true,
 	}
@@ -213,6 +216,7 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 	if len(cfg.Peers) == 1 && bootstrap {
 		n.campaignAt = uint64(len(cfg.Peers))
 	}
+	n.wg.Go(n.writeLoop)
 	n.wg.Go(n.run)
 	return n, nil
 }
