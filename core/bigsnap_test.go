@@ -974,3 +974,40 @@ func (nopHandler) ReceiveSnapshot(context.Context, []byte, io.Reader) error {
 	return errors.New("not a node")
 }
 func (nopHandler) ReportUnreachable(uint64) {}
+
+// When the leader's process goes away (its connections end and its port
+// refuses), the followers elect a new leader at once instead of after an
+// election timeout. The timeout here is set far beyond the test's patience,
+// so only that path can produce the new leader.
+func TestLeaderDownElectsAtOnce(t *testing.T) {
+	c := newTCPCluster(t, 3, 0, func(cfg *core.Config) { cfg.ElectionTicks = 100000 })
+	first := c.node(1)
+	// raft ignores a campaign before the bootstrap configuration is
+	// applied: ask until node 1 leads.
+	for !first.IsLeader() {
+		if err := first.Campaign(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-time.After(20 * time.Millisecond): // polling for a condition, not ordering
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
+	}
+	leader := c.waitLeader(t.Context())
+	if leader.ID() != 1 {
+		t.Fatalf("node %d leads after node 1 campaigned", leader.ID())
+	}
+	s := mustSession(t, leader, 10*time.Second)
+	if _, err := s.create(t.Context(), "/before", nil, grove.ModePersistent); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(1) // the port closes with the process's transport
+	next := c.waitLeader(t.Context())
+	if next.ID() == 1 {
+		t.Fatal("the stopped node still leads")
+	}
+	if _, _, _, err := next.Get(t.Context(), core.Read{Linearizable: true}, "/before"); err != nil {
+		t.Fatalf("the new leader lost a write: %v", err)
+	}
+}

@@ -148,3 +148,13 @@ func (h handler) ReportUnreachable(id uint64) {
 	default:
 	}
 }
+
+// ReportPeerDown is told by the transport that a peer's process is gone
+// (its connection ended and its address refuses connections). It never
+// blocks. See Node.peerDown.
+func (h handler) ReportPeerDown(id uint64) {
+	select {
+	case h.n.peerDownc <- id:
+	default:
+	}
+}

@@ -46,6 +46,7 @@ type Node struct {
 	snapc     chan snapReport
 	snapInc   chan snapIncoming
 	flushc    chan chan error
+	peerDownc chan uint64
 	writer    *logWriter
 	stopc     chan struct{}
 	donec     chan struct{}
@@ -136,6 +137,7 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 		snapc:        make(chan snapReport, 16),
 		snapInc:      make(chan snapIncoming),
 		flushc:       make(chan chan error),
+		peerDownc:    make(chan uint64, 16),
 		writer:       newLogWriter(),
 		stopc:        make(chan struct{}),
 		donec:        make(chan struct{}),

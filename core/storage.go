@@ -21,8 +21,9 @@ import (
 )
 
 // The data file holds raft's log and state next to the state machine's
-// buckets (package fsm), so one transaction per Ready can persist new entries
-// and apply committed ones atomically.
+// buckets (package fsm): the log writer's transactions append entries and,
+// in the same commit, write the state layers that are due (doc.go,
+// "Storage"), so log and state can never be torn apart by a crash.
 const dataFileName = "grove.db"
 
 // initialMmapSize is the size bbolt maps at open: 16 GiB of address space

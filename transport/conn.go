@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -180,8 +181,54 @@ func (t *TCP) serve(raw net.Conn) {
 	c, from, err := t.handshakeIn(raw)
 	if err == nil {
 		err = t.readLoop(h, c, from)
+		if t.ctx.Err() == nil {
+			t.probeDown(from) // did the peer's process go away?
+		}
 	}
 	t.inboundDone(raw.RemoteAddr(), from, err)
+}
+
+// PeerDownReporter is an optional part of core.Handler: a transport tells
+// it that a peer's process is gone for certain (its connection ended and
+// its address refuses connections), faster than raft's election timeout
+// would notice. It must not block.
+type PeerDownReporter interface {
+	ReportPeerDown(id uint64)
+}
+
+// probeTimeout bounds the dial that tells a dead peer from a live one.
+const probeTimeout = 250 * time.Millisecond
+
+// probeDown dials a peer whose inbound connection just ended; a refused
+// connection means nothing listens at its address any more (the process
+// died or stopped), and the handler, if it cares, is told. A timeout or
+// any other failure says nothing and is ignored.
+func (t *TCP) probeDown(id uint64) {
+	addr, ok := t.peerAddr(id)
+	h, isReporter := t.handler().(PeerDownReporter)
+	if !ok || !isReporter {
+		return
+	}
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(t.ctx, probeTimeout)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		_ = c.Close()
+		return
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) && t.ctx.Err() == nil {
+		t.log.Info("transport: peer refuses connections; reporting it down", slog.Uint64("peer", id), "addr", addr)
+		h.ReportPeerDown(id)
+	}
+}
+
+// reportDown tells the handler, if it cares, that peer id refused a
+// connection: nothing listens at its address.
+func (t *TCP) reportDown(id uint64) {
+	if h, ok := t.handler().(PeerDownReporter); ok && t.ctx.Err() == nil {
+		h.ReportPeerDown(id)
+	}
 }
 
 func (t *TCP) handshakeIn(raw net.Conn) (*conn, uint64, error) {

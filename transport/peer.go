@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -89,6 +90,14 @@ func (p *peer) run() {
 		}
 		p.logFailure(connected, err)
 		p.t.reportUnreachable(p.id)
+		switch {
+		case !connected && errors.Is(err, syscall.ECONNREFUSED):
+			p.t.reportDown(p.id)
+		case connected:
+			// A connection that was up just broke: find out whether the
+			// peer's process went away, without holding up the redial.
+			p.t.wg.Go(func() { p.t.probeDown(p.id) })
+		}
 		if !sleepCtx(p.ctx, b.next()) {
 			return
 		}
