@@ -44,6 +44,12 @@ func TestSmoke(t *testing.T) {
 		for _, c := range cfg.LockWorkers {
 			checkThroughput(t, rep, target, wLock, c)
 		}
+		for _, w := range []string{wScaleSetEmpty, wScaleSetFull} {
+			for _, c := range scaleClients {
+				checkThroughput(t, rep, target, w, c)
+			}
+		}
+		checkThroughput(t, rep, target, wScaleWide, 1)
 		if f, ok := rep.find(target, wFailover, 1); !ok || len(f.GapsS) != cfg.FailoverRuns || f.MaxGapS <= 0 {
 			t.Errorf("%s failover: %+v (found %v)", target, f, ok)
 		}

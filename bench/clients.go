@@ -33,6 +33,8 @@ type Conn interface {
 	CreateSeq(ctx context.Context, prefix string, data []byte) error
 	// Set overwrites the data of an existing node, any version.
 	Set(ctx context.Context, path string, data []byte) error
+	// Delete removes a node without children, any version.
+	Delete(ctx context.Context, path string) error
 	// Get reads path and fails if it is missing. With linearizable false
 	// the server answers from its local state (etcd: serializable); true
 	// asks for an up-to-date value: Grove's Linearizable read option,
@@ -88,6 +90,10 @@ func (g *groveConn) CreateSeq(ctx context.Context, prefix string, data []byte) e
 func (g *groveConn) Set(ctx context.Context, path string, data []byte) error {
 	_, err := g.s.Set(ctx, path, data, -1)
 	return err
+}
+
+func (g *groveConn) Delete(ctx context.Context, path string) error {
+	return g.s.Delete(ctx, path, -1)
 }
 
 func (g *groveConn) Get(ctx context.Context, path string, linearizable bool) error {
@@ -154,6 +160,10 @@ func (z *zkConn) CreateSeq(_ context.Context, prefix string, data []byte) error 
 func (z *zkConn) Set(_ context.Context, path string, data []byte) error {
 	_, err := z.c.Set(path, data, -1)
 	return err
+}
+
+func (z *zkConn) Delete(_ context.Context, path string) error {
+	return z.c.Delete(path, -1)
 }
 
 func (z *zkConn) Get(_ context.Context, path string, linearizable bool) error {
@@ -224,6 +234,11 @@ func (e *etcdConn) CreateSeq(ctx context.Context, prefix string, data []byte) er
 
 func (e *etcdConn) Set(ctx context.Context, path string, data []byte) error {
 	_, err := e.c.Put(ctx, path, string(data))
+	return err
+}
+
+func (e *etcdConn) Delete(ctx context.Context, path string) error {
+	_, err := e.c.Delete(ctx, path)
 	return err
 }
 

@@ -39,6 +39,8 @@ type Config struct {
 	LockWorkers  []int         // contending workers W
 	FailoverRuns int           // leader kills per target
 	RecoverNodes int           // nodes loaded before the whole-cluster restart
+	ScaleNodes   int           // znodes loaded between the scale workload's two set runs
+	ScaleWide    int           // 1,000-byte-named children of the scale workload's wide parent
 	Out          string        // JSON results
 	SVG          string        // chart of Grove's ratios
 	Markdown     string        // Markdown report; empty writes none
@@ -52,7 +54,7 @@ func DefaultConfig() Config {
 		Systems: []string{"grove", "zookeeper", "etcd"}, Workloads: allWorkloads,
 		Duration: 10 * time.Second, Warmup: 2 * time.Second,
 		Clients: []int{1, 16, 64}, LockWorkers: []int{8, 32},
-		FailoverRuns: 3, RecoverNodes: 200_000,
+		FailoverRuns: 3, RecoverNodes: 200_000, ScaleNodes: 200_000, ScaleWide: 1000,
 		Out: "bench/results.json",
 	}
 }
@@ -64,6 +66,7 @@ func SmokeConfig() Config {
 	c.Duration, c.Warmup = time.Second, 250*time.Millisecond
 	c.Clients, c.LockWorkers = []int{1, 4}, []int{2, 4}
 	c.FailoverRuns, c.RecoverNodes = 1, 2000
+	c.ScaleNodes, c.ScaleWide = 2000, 100
 	c.Out = filepath.Join(os.TempDir(), "grove-bench-smoke.json")
 	return c
 }

@@ -184,7 +184,7 @@ func (r *Report) ratio(target, other, workload string, c int) (float64, bool) {
 // throughput returns the (workload, C) pairs measured, in table order.
 func (r *Report) throughput() [][2]any {
 	var keys [][2]any
-	for _, w := range []string{wCreate, wSet, wGet, wGetLin, wLock} {
+	for _, w := range []string{wCreate, wSet, wGet, wGetLin, wLock, wScaleSetEmpty, wScaleSetFull, wScaleWide} {
 		var cs []int
 		for _, x := range r.Results {
 			if x.Workload == w && x.C > 0 && !slices.Contains(cs, x.C) {

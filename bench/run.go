@@ -166,7 +166,7 @@ func (b *bench) counts(w string) []int {
 	switch w {
 	case wLock:
 		return b.cfg.LockWorkers
-	case wFailover, wRecover:
+	case wFailover, wRecover, wScale:
 		return []int{0}
 	}
 	return b.cfg.Clients
@@ -219,6 +219,8 @@ func (b *bench) runOne(ctx context.Context, w string, n int) ([]Result, error) {
 		return b.runFailover(ctx)
 	case wRecover:
 		return b.runRecover(ctx)
+	case wScale:
+		return b.runScale(ctx)
 	}
 	return nil, fmt.Errorf("unknown workload %s", w)
 }

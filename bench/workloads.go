@@ -28,7 +28,7 @@ const (
 
 // allWorkloads are the workloads of -workloads all, in run order (get also
 // runs get-lin).
-var allWorkloads = []string{wCreate, wSet, wGet, wLock, wFailover, wRecover}
+var allWorkloads = []string{wCreate, wSet, wGet, wLock, wScale, wFailover, wRecover}
 
 // bench runs the workloads of one target against its started cluster.
 type bench struct {
