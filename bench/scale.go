@@ -34,17 +34,7 @@ func (b *bench) runScale(ctx context.Context) ([]Result, error) {
 	var out []Result
 	sets := func(workload string) error {
 		for _, n := range scaleClients {
-			var r Result
-			err := b.withSessions(ctx, n, func(conns []Conn) error {
-				if err := onEach(conns, func(w int, c Conn) error { return c.Create(ctx, workerPath("/bench/scale/set", w), value) }); err != nil {
-					return err
-				}
-				var err error
-				r, err = b.measure(ctx, workload, n, timed(func(ctx context.Context, w int) error {
-					return conns[w].Set(ctx, workerPath("/bench/scale/set", w), value)
-				}))
-				return err
-			})
+			r, err := b.measureSets(ctx, workload, "/bench/scale/set", n)
 			if err != nil {
 				return fmt.Errorf("%s C=%d: %w", workload, n, err)
 			}

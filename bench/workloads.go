@@ -220,18 +220,25 @@ func (b *bench) runCreate(ctx context.Context, n int) ([]Result, error) {
 
 // runSet: each session overwrites its own node.
 func (b *bench) runSet(ctx context.Context, n int) ([]Result, error) {
+	r, err := b.measureSets(ctx, wSet, "/bench/set", n)
+	return []Result{r}, err
+}
+
+// measureSets measures workload: n sessions each overwriting its own node
+// under dir.
+func (b *bench) measureSets(ctx context.Context, workload, dir string, n int) (Result, error) {
 	var r Result
 	err := b.withSessions(ctx, n, func(conns []Conn) error {
-		if err := onEach(conns, func(w int, c Conn) error { return c.Create(ctx, workerPath("/bench/set", w), value) }); err != nil {
+		if err := onEach(conns, func(w int, c Conn) error { return c.Create(ctx, workerPath(dir, w), value) }); err != nil {
 			return err
 		}
 		var err error
-		r, err = b.measure(ctx, wSet, n, timed(func(ctx context.Context, w int) error {
-			return conns[w].Set(ctx, workerPath("/bench/set", w), value)
+		r, err = b.measure(ctx, workload, n, timed(func(ctx context.Context, w int) error {
+			return conns[w].Set(ctx, workerPath(dir, w), value)
 		}))
 		return err
 	})
-	return []Result{r}, err
+	return r, err
 }
 
 // runGet: each session reads its own node, first locally (get), then

@@ -20,6 +20,7 @@ import (
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/core/coretest"
+	"github.com/grovekit/grove/internal/testutil"
 )
 
 var (
@@ -31,12 +32,7 @@ var (
 // run can be replayed with -grove.seed.
 func testSeed(t *testing.T) uint64 {
 	t.Helper()
-	seed := *seedFlag
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	t.Logf("seed %d (replay with -grove.seed=%d)", seed, seed)
-	return seed
+	return testutil.Seed(t, *seedFlag, "grove.seed")
 }
 
 // The linearizability model: each key (/k0../k3) is a register with

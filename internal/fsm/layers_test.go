@@ -13,18 +13,14 @@ import (
 
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/command"
+	"github.com/grovekit/grove/internal/testutil"
 )
 
 var layersSeed = flag.Uint64("fsm.seed", 0, "seed for the layered-store tests (0: random)")
 
 func testSeed(t *testing.T) uint64 {
 	t.Helper()
-	s := *layersSeed
-	if s == 0 {
-		s = rand.Uint64()
-	}
-	t.Logf("seed %d (replay with -fsm.seed=%d)", s, s)
-	return s
+	return testutil.Seed(t, *layersSeed, "fsm.seed")
 }
 
 func mustBolt(t *testing.T) *bbolt.DB {

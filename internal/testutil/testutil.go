@@ -57,3 +57,15 @@ func Serve(t testing.TB, srv Server, closed error) string {
 	})
 	return ln.Addr().String()
 }
+
+// Seed returns the seed of a randomized test: flagValue if set, else a
+// random one. It logs the seed with the flag that replays it.
+func Seed(t testing.TB, flagValue uint64, flagName string) uint64 {
+	t.Helper()
+	seed := flagValue
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.Logf("seed %d (replay with -%s=%d)", seed, flagName, seed)
+	return seed
+}
