@@ -92,6 +92,16 @@ func (g *groveConn) Set(ctx context.Context, path string, data []byte) error {
 	return err
 }
 
+// Expired reports whether the session has ended without being closed.
+func (g *groveConn) Expired() bool {
+	select {
+	case <-g.s.Done():
+		return true
+	default:
+		return false
+	}
+}
+
 func (g *groveConn) Delete(ctx context.Context, path string) error {
 	return g.s.Delete(ctx, path, -1)
 }

@@ -41,6 +41,8 @@ type Config struct {
 	RecoverNodes int           // nodes loaded before the whole-cluster restart
 	ScaleNodes   int           // znodes loaded between the scale workload's two set runs
 	ScaleWide    int           // 1,000-byte-named children of the scale workload's wide parent
+	Sessions     int           // idle sessions the sessions workload holds
+	SessionsHold time.Duration // how long it holds them
 	Out          string        // JSON results
 	SVG          string        // chart of Grove's ratios
 	Markdown     string        // Markdown report; empty writes none
@@ -55,6 +57,7 @@ func DefaultConfig() Config {
 		Duration: 10 * time.Second, Warmup: 2 * time.Second,
 		Clients: []int{1, 16, 64}, LockWorkers: []int{8, 32},
 		FailoverRuns: 3, RecoverNodes: 200_000, ScaleNodes: 200_000, ScaleWide: 1000,
+		Sessions: 20_000, SessionsHold: 5 * time.Minute,
 		Out: "bench/results.json",
 	}
 }
@@ -106,6 +109,8 @@ func parseFlags(args []string) (Config, error) {
 	svg := fs.String("svg", "", "SVG chart (default: -out with .svg)")
 	md := fs.String("md", "", "also write a Markdown report here (e.g. bench/RESULTS.md)")
 	bin := fs.String("grove-bin", "", "use this grove binary instead of building ./cmd/grove")
+	sessions := fs.Int("sessions", 0, "idle sessions held by the sessions workload (default 20000)")
+	hold := fs.Duration("sessions-hold", 0, "how long the sessions workload holds them (default 5m)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -140,6 +145,12 @@ func parseFlags(args []string) (Config, error) {
 	}
 	if *nodes > 0 {
 		cfg.RecoverNodes = *nodes
+	}
+	if *sessions > 0 {
+		cfg.Sessions = *sessions
+	}
+	if *hold > 0 {
+		cfg.SessionsHold = *hold
 	}
 	if *out != "" {
 		cfg.Out = *out
@@ -178,8 +189,8 @@ func (c *Config) validate() error {
 		}
 	}
 	for _, w := range c.Workloads {
-		if !slices.Contains(allWorkloads, w) {
-			return fmt.Errorf("unknown workload %q (want %s)", w, strings.Join(allWorkloads, ","))
+		if !slices.Contains(allWorkloads, w) && w != wSessions {
+			return fmt.Errorf("unknown workload %q (want %s, or %s)", w, strings.Join(allWorkloads, ","), wSessions)
 		}
 	}
 	if len(c.Systems) == 0 || len(c.Workloads) == 0 || len(c.Clients) == 0 || len(c.LockWorkers) == 0 {

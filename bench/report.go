@@ -44,6 +44,13 @@ type Result struct {
 
 	IdleCPUms float64 `json:"idle_server_cpu_ms_per_s,omitempty"` // the 3 servers with no client
 
+	// Sessions is how many idle sessions were held (sessions-held); Expired
+	// how many of them expired (-1: the client cannot tell); LeaderChanged
+	// whether the leader changed while they were held.
+	Sessions      int  `json:"sessions,omitempty"`
+	Expired       int  `json:"sessions_expired,omitempty"`
+	LeaderChanged bool `json:"leader_changed,omitempty"`
+
 	Error string `json:"error,omitempty"`
 }
 
@@ -52,6 +59,9 @@ func (r Result) Summary() string {
 	switch {
 	case r.Error != "":
 		return fmt.Sprintf("%s %s C=%d: error: %s", r.Target, r.Workload, r.C, r.Error)
+	case r.Workload == wSessionsHeld:
+		return fmt.Sprintf("%s %s C=%d: %.0f ops/s, p99 %.2fms, server CPU %.0f µs/op, with %d idle sessions held: %d expired, leader changed: %v",
+			r.Target, r.Workload, r.C, r.OpsPerSec, r.P99Ms, r.CPUPerOpUs, r.Sessions, r.Expired, r.LeaderChanged)
 	case r.Workload == wIdle:
 		return fmt.Sprintf("%s idle: servers use %.0f ms of CPU per second (other processes %.0f ms/s)", r.Target, r.IdleCPUms, r.OtherCPUms)
 	case r.Workload == wFailover:
@@ -184,7 +194,7 @@ func (r *Report) ratio(target, other, workload string, c int) (float64, bool) {
 // throughput returns the (workload, C) pairs measured, in table order.
 func (r *Report) throughput() [][2]any {
 	var keys [][2]any
-	for _, w := range []string{wCreate, wSet, wGet, wGetLin, wLock, wScaleSetEmpty, wScaleSetFull, wScaleWide} {
+	for _, w := range []string{wCreate, wSet, wGet, wGetLin, wLock, wScaleSetEmpty, wScaleSetFull, wScaleWide, wSessionsHeld, wSessionsBaseline} {
 		var cs []int
 		for _, x := range r.Results {
 			if x.Workload == w && x.C > 0 && !slices.Contains(cs, x.C) {

@@ -166,7 +166,7 @@ func (b *bench) counts(w string) []int {
 	switch w {
 	case wLock:
 		return b.cfg.LockWorkers
-	case wFailover, wRecover, wScale:
+	case wFailover, wRecover, wScale, wSessions:
 		return []int{0}
 	}
 	return b.cfg.Clients
@@ -221,6 +221,8 @@ func (b *bench) runOne(ctx context.Context, w string, n int) ([]Result, error) {
 		return b.runRecover(ctx)
 	case wScale:
 		return b.runScale(ctx)
+	case wSessions:
+		return b.runSessions(ctx)
 	}
 	return nil, fmt.Errorf("unknown workload %s", w)
 }
