@@ -14,9 +14,10 @@ import (
 // The applied state is bbolt's fsm buckets plus the layers of changes
 // applied since the last flush (fsm.Layer), oldest first. The loop applies
 // committed entries into the newest layer and answers them at once; the
-// layers reach bbolt in batches, inside a Ready's log transaction (no fsync
-// of their own) or, when the node is idle, in a transaction of their own.
-// See doc.go, "Storage".
+// layers reach bbolt in batches, frozen by the loop and written by the log
+// writer in the transaction of the appends queued with them (no fsync of
+// their own); at stop the loop writes the last one itself (flushNow). See
+// doc.go, "Storage".
 type appliedState struct {
 	since time.Time // when the newest layer got its first change (loop only)
 	// durable is the applied index bbolt holds: restart resumes there, and
@@ -110,10 +111,11 @@ func (n *Node) flushed(index uint64) {
 	}
 }
 
-// flushNow writes the pending layer to bbolt in a transaction of its own
-// (the node is idle, stops, or a backup wants bbolt complete). Loop only,
-// between Readys: every log entry raft holds is then persisted, so the
-// current hard state may be saved beside the applied index it covers.
+// flushNow writes the pending layer to bbolt in a transaction of its own,
+// when the node stops, after the log writer has exited (loop only). The
+// hard state saved beside it is raft's current one, capped at the last
+// entry the in-memory log holds (every one of them durable by then), so
+// the file's commit index covers the applied index it is written with.
 func (n *Node) flushNow() error {
 	if n.layers[len(n.layers)-1].Empty() {
 		return nil
