@@ -214,8 +214,20 @@ func (t *TCP) probeDown(id uint64) {
 	defer cancel()
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err == nil {
+		// A process that is exiting may still have its listener open for a
+		// moment: the kernel completes the dial, then resets it when the
+		// listener goes. A live peer accepts and waits for our hello, so a
+		// short read times out instead.
+		_ = c.SetReadDeadline(time.Now().Add(probeTimeout))
+		_, err = c.Read(make([]byte, 1))
 		_ = c.Close()
-		return
+		var ne net.Error
+		if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+			return // alive (or it spoke: alive too)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			err = syscall.ECONNREFUSED // gone, as a refusal would say
+		}
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) && t.ctx.Err() == nil {
 		t.log.Info("transport: peer refuses connections; reporting it down", slog.Uint64("peer", id), "addr", addr)
