@@ -58,7 +58,7 @@ func (b *bench) runSessions(ctx context.Context) ([]Result, error) {
 		})
 	}
 	wg.Wait()
-	defer closeAll(idle)
+	defer func() { closeAll(idle) }() // idle is nil once closed below
 	if dialErr != nil {
 		return nil, dialErr
 	}

@@ -249,7 +249,7 @@ func crashChild(t *testing.T, dir string, nodes, round, want int, env ...string)
 	}
 	timeout := time.NewTimer(60 * time.Second)
 	defer timeout.Stop()
-	exited := false
+	exited, timedOut := false, false
 	for len(acks) < want && !exited {
 		select {
 		case line, ok := <-lines:
@@ -262,7 +262,7 @@ func crashChild(t *testing.T, dir string, nodes, round, want int, env ...string)
 			}
 			take(line)
 		case <-timeout.C:
-			exited = true
+			exited, timedOut = true, true
 		}
 	}
 	killErr := cmd.Process.Kill()
@@ -273,8 +273,11 @@ func crashChild(t *testing.T, dir string, nodes, round, want int, env ...string)
 	waitErr := cmd.Wait()
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	killed := ws.Signaled() && ws.Signal() == syscall.SIGKILL
-	if selfKill && killed {
+	if selfKill && killed && !timedOut {
 		return acks // it killed itself at its crash point, as asked
+	}
+	if selfKill {
+		t.Fatalf("child round %d never reached its crash point (%d acks, wait: %v)\nstderr:\n%s", round, len(acks), waitErr, stderr.String())
 	}
 	if exited || !killed || killErr != nil {
 		t.Fatalf("child round %d did not run until killed (%d acks, wait: %v, kill: %v)\nstdout (non-ACK):\n%s\nstderr:\n%s",

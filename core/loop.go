@@ -90,7 +90,7 @@ func (n *Node) run() {
 		var err error
 		select {
 		case <-ticker.C:
-			err = n.tick()
+			n.tick()
 		case p := <-n.propc:
 			n.propose(p)
 		case m := <-n.recvc:
@@ -141,7 +141,7 @@ func (n *Node) run() {
 	}
 }
 
-func (n *Node) tick() error {
+func (n *Node) tick() {
 	if n.flushDue() {
 		n.queueFlush(nil, true) // no Ready queued the layer in time: the node is idle
 	}
@@ -162,7 +162,6 @@ func (n *Node) tick() error {
 		n.flushTouches()
 	}
 	n.pruneReads()
-	return nil
 }
 
 // propose steps a batch of proposals into raft as one message: the leader
@@ -395,15 +394,15 @@ func (n *Node) installInline(m *pb.Message) error {
 		if err := saveEntries(tx, m.Entries); err != nil {
 			return err
 		}
-		if m.GetTerm() != 0 || m.GetVote() != 0 || m.GetCommit() != 0 {
-			return saveHardState(tx, &pb.HardState{Term: new(m.GetTerm()), Vote: new(m.GetVote()), Commit: new(m.GetCommit())})
+		if hs := hardStateOf(m); hs != nil {
+			return saveHardState(tx, hs)
 		}
 		return nil
 	})
 	idx := snap.GetMetadata().GetIndex()
 	if err == nil {
 		n.discardLayersLocked()
-		n.state.durable, n.state.lastApplied = idx, idx
+		n.state.durable = idx
 	}
 	n.stateMu.Unlock()
 	if src := n.loopState.snapSrc; src != nil {
@@ -442,7 +441,6 @@ func (n *Node) applyAndPublish(ents []*pb.Entry) error {
 			if err != nil {
 				return fmt.Errorf("core: apply entry %d: %w", e.GetIndex(), err)
 			}
-			n.state.lastApplied = e.GetIndex()
 			if o != nil {
 				outcomes = append(outcomes, o)
 			}

@@ -153,7 +153,7 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 	n.dispatched.init()
 	n.applied.Store(rs.appliedIndex)
 	n.layers = []*fsm.Layer{fsm.NewLayer()}
-	n.state = appliedState{durable: rs.appliedIndex, lastApplied: rs.appliedIndex}
+	n.state = appliedState{durable: rs.appliedIndex}
 	n.dispatched.set(rs.appliedIndex)
 	rc := &raft.Config{
 		ID:                        cfg.ID,

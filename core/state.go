@@ -23,9 +23,6 @@ type appliedState struct {
 	// durable is the applied index bbolt holds: restart resumes there, and
 	// the log is never truncated past it. Loop only.
 	durable uint64
-	// lastApplied is the index of the last entry applied into the layers.
-	// Loop only.
-	lastApplied uint64
 }
 
 // crashHook, when set (by the crash tests, before any node starts), is
@@ -89,13 +86,14 @@ func (n *Node) flushDue() bool {
 }
 
 // freeze starts a new layer for the applies to come and returns the layer
-// to flush, with the applied index it brings bbolt to. Loop only.
+// to flush, with the applied index it brings bbolt to. Loop only, between
+// applies: the applied index is then that of the layer's last entry.
 func (n *Node) freeze() (*fsm.Layer, uint64) {
 	n.stateMu.Lock()
 	defer n.stateMu.Unlock()
 	frozen := n.layers[len(n.layers)-1]
 	n.layers = append(n.layers, fsm.NewLayer())
-	return frozen, n.state.lastApplied
+	return frozen, n.applied.Load()
 }
 
 // flushed drops the oldest layer once a committed transaction holds it:
@@ -121,7 +119,6 @@ func (n *Node) flushNow() error {
 		return nil
 	}
 	frozen, index := n.freeze()
-	crashPoint("idle-frozen")
 	hs := proto.Clone(n.rn.BasicStatus().HardState).(*pb.HardState)
 	if last, err := n.ms.LastIndex(); err == nil && hs.GetCommit() > last {
 		hs.Commit = &last // never claim entries this node has not stored
@@ -135,7 +132,6 @@ func (n *Node) flushNow() error {
 	if err != nil {
 		return fmt.Errorf("core: flush state: %w", err)
 	}
-	crashPoint("idle-flush-committed")
 	n.flushed(index)
 	return nil
 }
@@ -157,7 +153,7 @@ func (n *Node) flushPending() error {
 	}
 }
 
-// discardLayers forgets every layer after a snapshot install replaced the
+// discardLayersLocked forgets every layer after a snapshot install replaced the
 // state in bbolt (they held older state). The caller holds stateMu.
 func (n *Node) discardLayersLocked() {
 	n.layers = []*fsm.Layer{fsm.NewLayer()}

@@ -43,13 +43,6 @@ type appendJob struct {
 
 // logWriter queues jobs for the writer goroutine and finished jobs back.
 type logWriter struct {
-	// mu guards the fields below it.
-	mu      sync.Mutex
-	pending []*appendJob // queued for the writer
-	stopped bool         // the loop stops: drain pending and exit
-	done    []*appendJob // written, not yet taken by the loop
-	err     error        // the write that failed; the writer has exited
-
 	workc chan struct{} // signals the writer (one slot)
 	donec chan struct{} // signals the loop (one slot)
 	exitc chan struct{} // closed when the writer goroutine has exited
@@ -59,6 +52,22 @@ type logWriter struct {
 	lastHS *pb.HardState
 	// inFlight counts jobs handed over and not yet taken back; loop only.
 	inFlight int
+
+	// mu guards the fields below it.
+	mu      sync.Mutex
+	pending []*appendJob // queued for the writer
+	stopped bool         // the loop stops: drain pending and exit
+	done    []*appendJob // written, not yet taken by the loop
+	err     error        // the write that failed; the writer has exited
+}
+
+// hardStateOf returns the hard state a MsgStorageAppend carries, or nil if
+// it carries none (raft leaves Term, Vote and Commit zero then).
+func hardStateOf(m *pb.Message) *pb.HardState {
+	if m.GetTerm() == 0 && m.GetVote() == 0 && m.GetCommit() == 0 {
+		return nil
+	}
+	return &pb.HardState{Term: new(m.GetTerm()), Vote: new(m.GetVote()), Commit: new(m.GetCommit())}
 }
 
 func newLogWriter() *logWriter {
@@ -153,11 +162,10 @@ func (n *Node) writeBatch(batch []*appendJob) error {
 	entries, durable := 0, false
 	for _, j := range batch {
 		if m := j.m; m != nil {
-			if m.GetTerm() != 0 || m.GetVote() != 0 || m.GetCommit() != 0 {
+			if h := hardStateOf(m); h != nil {
 				prev := w.lastHS
-				hs = &pb.HardState{Term: new(m.GetTerm()), Vote: new(m.GetVote()), Commit: new(m.GetCommit())}
-				w.lastHS = hs
-				if prev == nil || prev.GetTerm() != hs.GetTerm() || prev.GetVote() != hs.GetVote() {
+				hs, w.lastHS = h, h
+				if prev == nil || prev.GetTerm() != h.GetTerm() || prev.GetVote() != h.GetVote() {
 					durable = true
 				}
 			}
@@ -249,8 +257,7 @@ func (n *Node) appendsDone() error {
 // delivers its responses: those to this node are stepped into raft, the
 // others sent.
 func (n *Node) stableAppend(m *pb.Message) error {
-	if m.GetTerm() != 0 || m.GetVote() != 0 || m.GetCommit() != 0 {
-		hs := &pb.HardState{Term: new(m.GetTerm()), Vote: new(m.GetVote()), Commit: new(m.GetCommit())}
+	if hs := hardStateOf(m); hs != nil {
 		if err := n.ms.SetHardState(hs); err != nil {
 			return fmt.Errorf("core: memory log hard state: %w", err)
 		}

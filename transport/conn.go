@@ -199,20 +199,19 @@ type PeerDownReporter interface {
 // probeTimeout bounds the dial that tells a dead peer from a live one.
 const probeTimeout = 250 * time.Millisecond
 
-// probeDown dials a peer whose inbound connection just ended; a refused
-// connection means nothing listens at its address any more (the process
-// died or stopped), and the handler, if it cares, is told. A timeout or
-// any other failure says nothing and is ignored.
+// probeDown dials a peer whose connection just ended (with the configured
+// Dialer, without TLS or hello): a refused connection, or one accepted and
+// then reset, means nothing listens at its address any more (the process
+// died or stopped), and the handler, if it cares, is told. A timeout or any
+// other failure says nothing and is ignored.
 func (t *TCP) probeDown(id uint64) {
 	addr, ok := t.peerAddr(id)
-	h, isReporter := t.handler().(PeerDownReporter)
-	if !ok || !isReporter {
+	if _, isReporter := t.handler().(PeerDownReporter); !ok || !isReporter {
 		return
 	}
-	var d net.Dialer
 	ctx, cancel := context.WithTimeout(t.ctx, probeTimeout)
 	defer cancel()
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := t.cfg.Dialer(ctx, addr)
 	if err == nil {
 		// A process that is exiting may still have its listener open for a
 		// moment: the kernel completes the dial, then resets it when the
@@ -229,9 +228,9 @@ func (t *TCP) probeDown(id uint64) {
 			err = syscall.ECONNREFUSED // gone, as a refusal would say
 		}
 	}
-	if errors.Is(err, syscall.ECONNREFUSED) && t.ctx.Err() == nil {
+	if errors.Is(err, syscall.ECONNREFUSED) {
 		t.log.Info("transport: peer refuses connections; reporting it down", slog.Uint64("peer", id), "addr", addr)
-		h.ReportPeerDown(id)
+		t.reportDown(id)
 	}
 }
 

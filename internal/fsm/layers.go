@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -184,14 +185,15 @@ func (b *viewBucket) Get(k []byte) []byte {
 }
 
 // errReadOnly is returned by writes through a view without layers.
-var errReadOnly = fmt.Errorf("fsm: write through a read-only view")
+var errReadOnly = errors.New("fsm: write through a read-only view")
 
-func (b *viewBucket) put(k, v []byte, del bool) error {
+// put records k's new value (or its deletion) in the newest layer.
+// existed says whether k is visible now; only counted buckets need it.
+func (b *viewBucket) put(k, v []byte, del, existed bool) error {
 	if len(b.v.layers) == 0 {
 		return errReadOnly
 	}
 	top := b.v.layers[len(b.v.layers)-1]
-	existed := b.counted && b.Get(k) != nil
 	lb := top.bucket(b.name, true)
 	it := layerItem{k: bytes.Clone(k), del: del}
 	if !del {
@@ -215,16 +217,16 @@ func (b *viewBucket) put(k, v []byte, del bool) error {
 
 func (b *viewBucket) Put(k, v []byte) error {
 	if len(k) == 0 {
-		return fmt.Errorf("fsm: put an empty key")
+		return errors.New("fsm: put an empty key")
 	}
-	return b.put(k, v, false)
+	return b.put(k, v, false, b.counted && b.Get(k) != nil)
 }
 
 func (b *viewBucket) Delete(k []byte) error {
 	if b.counted && b.Get(k) == nil {
 		return nil // nothing to delete, as bbolt; uncounted buckets just record the tombstone
 	}
-	return b.put(k, nil, true)
+	return b.put(k, nil, true, b.counted)
 }
 
 // KeyN is exact for every bucket: kept as a delta for the counted ones,
