@@ -77,7 +77,9 @@ const (
 // order of work for each Ready is documented in doc.go.
 func (n *Node) run() {
 	defer close(n.donec)
-	defer n.writer.stop() // the writer goes before the loop reports done
+	// The writers go before the loop reports done.
+	defer n.stateWriter.stop()
+	defer n.writer.stop()
 	n.loopState = loopState{
 		readBatches: map[uint64]*readBatch{},
 		snapFiles:   map[uint64]string{},
@@ -111,6 +113,8 @@ func (n *Node) run() {
 			}
 		case <-n.writer.donec:
 			err = n.appendsDone()
+		case <-n.stateWriter.donec:
+			err = n.flushesDone()
 		case id := <-n.peerDownc:
 			n.peerDown(id)
 		case errc := <-n.flushc:
@@ -119,7 +123,11 @@ func (n *Node) run() {
 			// The log holds every applied entry; flushing spares the next
 			// start replaying them. A failure here loses nothing.
 			n.writer.stop()
+			n.stateWriter.stop()
 			err := n.appendsDone()
+			if err == nil {
+				err = n.flushesDone()
+			}
 			if err == nil {
 				err = n.flushNow()
 			}
@@ -372,7 +380,7 @@ func (n *Node) queueFlush(done chan error, idle bool) {
 			crashPoint("frozen")
 		}
 	}
-	n.writer.enqueue(j)
+	n.stateWriter.enqueue(j)
 }
 
 // installInline installs a received snapshot carried by an append, once
@@ -387,18 +395,7 @@ func (n *Node) installInline(m *pb.Message) error {
 	n.loopState.watched = n.watches.beginInstall()
 	n.loopState.installing = true
 	n.stateMu.Lock()
-	err := n.db.Update(func(tx *bbolt.Tx) error {
-		if err := n.installSnapshot(tx, snap); err != nil {
-			return err
-		}
-		if err := saveEntries(tx, m.Entries); err != nil {
-			return err
-		}
-		if hs := hardStateOf(m); hs != nil {
-			return saveHardState(tx, hs)
-		}
-		return nil
-	})
+	err := n.db.Update(func(tx *bbolt.Tx) error { return n.installSnapshot(tx, snap) })
 	idx := snap.GetMetadata().GetIndex()
 	if err == nil {
 		n.discardLayersLocked()
@@ -417,6 +414,12 @@ func (n *Node) installInline(m *pb.Message) error {
 	n.watches.endInstall(events)
 	if err != nil {
 		return fmt.Errorf("core: install snapshot: %w", err)
+	}
+	// The log restarts after the snapshot only once the state file holds
+	// it: a crash in between leaves the snapshot's state beside the old
+	// log, whose tail Start then drops (loadRaftState).
+	if err := n.resetLog(m); err != nil {
+		return err
 	}
 	if err := n.ms.ApplySnapshot(snap); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
 		return fmt.Errorf("core: apply snapshot to memory log: %w", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/fsm"
 	"github.com/grovekit/grove/internal/logutil"
+	"github.com/grovekit/grove/internal/wal"
 )
 
 // Node is one member of a Grove cluster: a raft replica of the znode store
@@ -24,7 +25,8 @@ import (
 type Node struct {
 	cfg Config
 	log *slog.Logger
-	db  *bbolt.DB
+	db  *bbolt.DB // the state file
+	wal *wal.WAL  // the log; the log writer's after start
 	ms  *raft.MemoryStorage
 	tr  Transport
 
@@ -47,7 +49,11 @@ type Node struct {
 	snapInc   chan snapIncoming
 	flushc    chan chan error
 	peerDownc chan uint64
-	writer    *logWriter
+	writer      *logWriter // the log writer
+	stateWriter *logWriter // the state writer
+	// lastHS is the newest hard state the log writer has seen (written or
+	// not); log writer only (and the loop while that writer is idle).
+	lastHS    *pb.HardState
 	stopc     chan struct{}
 	donec     chan struct{}
 	closeOnce sync.Once
@@ -102,20 +108,27 @@ func StartNode(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	removeStaleSnapshots(cfg.DataDir)
-	if err := startSeeded(db, cfg.DataDir, cfg.Peers); err != nil {
+	w, rp, err := openLog(cfg.DataDir, db, cfg.NoSync)
+	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}
-	if n, err = newNode(cfg, db); err != nil {
+	removeStaleSnapshots(cfg.DataDir)
+	if err := startSeeded(db, w, cfg.DataDir, cfg.Peers); err != nil {
+		_ = w.Close()
+		_ = db.Close()
+		return nil, err
+	}
+	if n, err = newNode(cfg, db, w, rp); err != nil {
+		_ = w.Close()
 		_ = db.Close()
 		return nil, err
 	}
 	return n, nil
 }
 
-func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
-	rs, err := loadRaftState(db)
+func newNode(cfg Config, db *bbolt.DB, w *wal.WAL, rp *wal.Replay) (*Node, error) {
+	rs, err := loadRaftState(db, rp, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +140,7 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 		cfg:          cfg,
 		log:          cfg.Logger.With(slog.Uint64("node", cfg.ID)),
 		db:           db,
+		wal:          w,
 		ms:           ms,
 		tr:           cfg.Transport,
 		confState:    rs.conf,
@@ -138,7 +152,7 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 		snapInc:      make(chan snapIncoming),
 		flushc:       make(chan chan error),
 		peerDownc:    make(chan uint64, 16),
-		writer:       newLogWriter(),
+		lastHS:       rs.hard,
 		stopc:        make(chan struct{}),
 		donec:        make(chan struct{}),
 		waits:        newWaitRegistry(),
@@ -146,6 +160,8 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 		kaWaits:      newKeepAliveWaits(),
 		leaderChange: make(chan struct{}),
 	}
+	n.writer = newLogWriter(n.writeLog)
+	n.stateWriter = newLogWriter(n.writeState)
 	n.sessions = newSessionTracker()
 	var inc [8]byte
 	_, _ = rand.Read(inc[:])
@@ -218,7 +234,8 @@ func newNode(cfg Config, db *bbolt.DB) (*Node, error) {
 	if len(cfg.Peers) == 1 && bootstrap {
 		n.campaignAt = uint64(len(cfg.Peers))
 	}
-	n.wg.Go(n.writeLoop)
+	n.wg.Go(n.writer.run)
+	n.wg.Go(n.stateWriter.run)
 	n.wg.Go(n.run)
 	return n, nil
 }
@@ -252,6 +269,9 @@ func (n *Node) Close() error {
 			}
 		}
 		n.sessions.stepDown()
+		if err := n.wal.Close(); err != nil {
+			n.log.Warn("close log", "err", err)
+		}
 		if err := closeDB(n.db); err != nil {
 			n.log.Warn("close data file", "err", err)
 		}

@@ -12,9 +12,11 @@ import (
 
 	"go.etcd.io/bbolt"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/fsm"
+	"github.com/grovekit/grove/internal/wal"
 )
 
 // seedFile marks a data dir that Seed filled and whose node has not started
@@ -112,11 +114,12 @@ func Seeded(dir string) bool {
 
 // startSeeded gives a seeded state machine its raft state: a snapshot point
 // at the seed index in term 1 whose configuration is the bootstrap peers.
-func startSeeded(db *bbolt.DB, dir string, peers []Peer) error {
-	var seeded bool
-	err := db.Update(func(tx *bbolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		v := meta.Get(keySeed)
+// The hard state goes to the log first, so a crash before the state file's
+// commit leaves the seed to be started again.
+func startSeeded(db *bbolt.DB, w *wal.WAL, dir string, peers []Peer) error {
+	var index uint64
+	err := db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(keySeed)
 		if v == nil {
 			return nil
 		}
@@ -126,10 +129,32 @@ func startSeeded(db *bbolt.DB, dir string, peers []Peer) error {
 		if len(peers) == 0 {
 			return errors.New("core: this data dir was restored from a backup: start it with the other restored nodes to bootstrap a new cluster (--bootstrap-expect)")
 		}
-		index := binary.BigEndian.Uint64(v)
+		index = binary.BigEndian.Uint64(v)
 		if applied, _, err := fsm.Applied(fsm.Bolt(tx)); err != nil || applied != index {
 			return fmt.Errorf("core: seeded at %d but applied %d (%v): %w", index, applied, err, grove.ErrCorrupt)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if index == 0 {
+		if Seeded(dir) {
+			_ = os.Remove(filepath.Join(dir, seedFile))
+		}
+		return nil
+	}
+	hs, err := proto.Marshal(&pb.HardState{Term: new(uint64(1)), Commit: new(index)})
+	if err != nil {
+		return err
+	}
+	if err := w.Append(nil, hs); err != nil {
+		return err
+	}
+	if err := w.Sync(); err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
 		cs := &pb.ConfState{}
 		for _, p := range peers {
 			cs.Voters = append(cs.Voters, p.ID)
@@ -140,21 +165,16 @@ func startSeeded(db *bbolt.DB, dir string, peers []Peer) error {
 		if err := saveConfState(fsm.Bolt(tx), cs); err != nil {
 			return err
 		}
-		if err := saveHardState(tx, &pb.HardState{Term: new(uint64(1)), Commit: new(index)}); err != nil {
-			return err
-		}
+		meta := tx.Bucket(bucketMeta)
 		if err := meta.Put(keyCluster, []byte(clusterID(peers, index))); err != nil {
 			return err
 		}
-		seeded = true
 		return meta.Delete(keySeed)
 	})
 	if err != nil {
 		return err
 	}
-	if seeded || Seeded(dir) {
-		_ = os.Remove(filepath.Join(dir, seedFile))
-	}
+	_ = os.Remove(filepath.Join(dir, seedFile))
 	return nil
 }
 

@@ -265,9 +265,6 @@ func (n *Node) installSnapshot(tx *bbolt.Tx, snap *pb.Snapshot) error {
 	if err := saveConfState(fsm.Bolt(tx), n.confState); err != nil {
 		return err
 	}
-	if err := clearLog(tx); err != nil {
-		return err
-	}
 	n.log.Info("installed snapshot", "index", meta.GetIndex(), "term", meta.GetTerm())
 	return nil
 }

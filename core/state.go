@@ -5,18 +5,16 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
-	pb "go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/grovekit/grove/internal/fsm"
 )
 
-// The applied state is bbolt's fsm buckets plus the layers of changes
-// applied since the last flush (fsm.Layer), oldest first. The loop applies
-// committed entries into the newest layer and answers them at once; the
-// layers reach bbolt in batches, frozen by the loop and written by the log
-// writer in the transaction of the appends queued with them (no fsync of
-// their own); at stop the loop writes the last one itself (flushNow). See
+// The applied state is the state file's fsm buckets (bbolt) plus the
+// layers of changes applied since the last flush (fsm.Layer), oldest
+// first. The loop applies committed entries into the newest layer and
+// answers them at once; the layers reach the state file in batches,
+// frozen by the loop and committed by the state writer off the critical
+// path; at stop the loop writes the last one itself (flushNow). See
 // doc.go, "Storage".
 type appliedState struct {
 	since time.Time // when the newest layer got its first change (loop only)
@@ -109,27 +107,14 @@ func (n *Node) flushed(index uint64) {
 	}
 }
 
-// flushNow writes the pending layer to bbolt in a transaction of its own,
-// when the node stops, after the log writer has exited (loop only). The
-// hard state saved beside it is raft's current one, capped at the last
-// entry the in-memory log holds (every one of them durable by then), so
-// the file's commit index covers the applied index it is written with.
+// flushNow writes the pending layer to the state file in a transaction of
+// its own, when the node stops, after both writers have exited (loop only).
 func (n *Node) flushNow() error {
 	if n.layers[len(n.layers)-1].Empty() {
 		return nil
 	}
 	frozen, index := n.freeze()
-	hs := proto.Clone(n.rn.BasicStatus().HardState).(*pb.HardState)
-	if last, err := n.ms.LastIndex(); err == nil && hs.GetCommit() > last {
-		hs.Commit = &last // never claim entries this node has not stored
-	}
-	err := n.db.Update(func(tx *bbolt.Tx) error {
-		if err := frozen.FlushTo(tx); err != nil {
-			return err
-		}
-		return saveHardState(tx, hs)
-	})
-	if err != nil {
+	if err := n.db.Update(frozen.FlushTo); err != nil {
 		return fmt.Errorf("core: flush state: %w", err)
 	}
 	n.flushed(index)

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"log/slog"
 	"runtime/debug"
 
 	"go.etcd.io/bbolt"
@@ -18,13 +19,18 @@ import (
 
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/fsm"
+	"github.com/grovekit/grove/internal/wal"
 )
 
-// The data file holds raft's log and state next to the state machine's
-// buckets (package fsm): the log writer's transactions append entries and,
-// in the same commit, write the state layers that are due (doc.go,
-// "Storage"), so log and state can never be torn apart by a crash.
+// The state file (bbolt) holds the state machine's buckets (package fsm)
+// with their applied index, the raft conf state and peer addresses that go
+// with them, and the cluster identity. raft's log and hard state live in
+// the write-ahead log beside it (logDirName, package internal/wal). See
+// doc.go, "Storage".
 const dataFileName = "grove.db"
+
+// logDirName is the directory of the write-ahead log, inside the data dir.
+const logDirName = "wal"
 
 // initialMmapSize is the size bbolt maps at open: 16 GiB of address space
 // on 64-bit machines.
@@ -35,6 +41,8 @@ const initialMmapSize = 16 << 30
 var formatMarker = []byte("grove-data-v1")
 
 var (
+	// bucketLog and keyHard held raft's log and hard state in data files
+	// written before the log moved to its own file; openLog moves them.
 	bucketLog  = []byte("raft.log")  // index (8 bytes BE) → marshalled raftpb.Entry
 	bucketMeta = []byte("raft.meta") // keys below
 	// bucketPeers maps raft ID (8 bytes BE) → transport address, as conf
@@ -127,9 +135,6 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, err error) {
 			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
 				return err
 			}
-			if _, err := tx.CreateBucket(bucketLog); err != nil {
-				return err
-			}
 			if err := meta.Put(keyFormat, formatMarker); err != nil {
 				return err
 			}
@@ -142,9 +147,6 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, err error) {
 			}
 			if got := meta.Get(keyNodeID); len(got) != 8 || binary.BigEndian.Uint64(got) != id {
 				return fmt.Errorf("core: data file %q belongs to another node (id %x), not %d: %w", path, got, id, grove.ErrCorrupt)
-			}
-			if tx.Bucket(bucketLog) == nil {
-				return fmt.Errorf("core: data file %q has no raft log bucket: %w", path, grove.ErrCorrupt)
 			}
 		}
 		if _, err := tx.CreateBucketIfNotExists(bucketPeers); err != nil {
@@ -262,6 +264,93 @@ func bucketNames(tx *bbolt.Tx) [][]byte {
 	return names
 }
 
+// openLog opens the write-ahead log in dir and reads it back. A data file
+// written before the log had a file of its own still holds raft's log and
+// hard state: they are moved into a new log first (built aside, then
+// renamed into place, and only then deleted from the data file).
+func openLog(dir string, db *bbolt.DB, noSync bool) (*wal.WAL, *wal.Replay, error) {
+	logDir := filepath.Join(dir, logDirName)
+	opts := wal.Options{NoSync: noSync}
+	if _, err := os.Stat(logDir); errors.Is(err, os.ErrNotExist) {
+		if err := migrateLog(dir, db, opts); err != nil {
+			return nil, nil, err
+		}
+	}
+	err := db.Update(func(tx *bbolt.Tx) error { // leftovers of a migration
+		if tx.Bucket(bucketLog) != nil {
+			if err := tx.DeleteBucket(bucketLog); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Delete(keyHard)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("core: remove the old log from the data file: %w", err)
+	}
+	w, rp, err := wal.Open(logDir, opts)
+	if err != nil {
+		if errors.Is(err, wal.ErrCorrupt) {
+			return nil, nil, fmt.Errorf("core: log %q: %w: %w", logDir, err, grove.ErrCorrupt)
+		}
+		return nil, nil, fmt.Errorf("core: open log %q: %w", logDir, err)
+	}
+	return w, rp, nil
+}
+
+// migrateLog writes the log and hard state a data file of the old layout
+// holds into a new write-ahead log in dir, if it holds any.
+func migrateLog(dir string, db *bbolt.DB, opts wal.Options) error {
+	var ents []wal.Entry
+	var state []byte
+	err := db.View(func(tx *bbolt.Tx) error {
+		state = bytes.Clone(tx.Bucket(bucketMeta).Get(keyHard))
+		b := tx.Bucket(bucketLog)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			e := &pb.Entry{}
+			if err := proto.Unmarshal(v, e); err != nil {
+				return fmt.Errorf("core: decode log entry %x: %v: %w", k, err, grove.ErrCorrupt)
+			}
+			ents = append(ents, wal.Entry{Index: e.GetIndex(), Term: e.GetTerm(), Data: bytes.Clone(v)})
+			return nil
+		})
+	})
+	if err != nil || (len(ents) == 0 && state == nil) {
+		return err
+	}
+	tmp := filepath.Join(dir, logDirName+".tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	w, _, err := wal.Open(tmp, opts)
+	if err != nil {
+		return err
+	}
+	err = w.Append(ents, state)
+	if err == nil {
+		err = w.Sync()
+	}
+	if err = errors.Join(err, w.Close()); err != nil {
+		return fmt.Errorf("core: move the log out of the data file: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, logDirName)); err != nil {
+		return fmt.Errorf("core: move the log out of the data file: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a directory's entries durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Close() }()
+	return d.Sync()
+}
+
 // raftState is what a restarting node loads from disk.
 type raftState struct {
 	hard         *pb.HardState
@@ -271,49 +360,73 @@ type raftState struct {
 	entries      []*pb.Entry // the log tail after appliedIndex
 }
 
-// loadRaftState reads the hard state, conf state, applied index and the log
-// tail past the applied index. Undecodable records wrap grove.ErrCorrupt.
-func loadRaftState(db *bbolt.DB) (*raftState, error) {
+// loadRaftState reads the applied index and conf state from the state file
+// and the hard state and the log tail past the applied index from the
+// log's replay. Undecodable records wrap grove.ErrCorrupt.
+//
+// The state file is durable at an applied index A no newer than the log
+// (entries are applied only once they are durable here), except after a
+// crash between a snapshot's install into the state file and the log's
+// restart after it (installInline): the log may then end before A, or
+// hold a different history at A. Its tail is dropped then; every entry up
+// to A is in the state. The commit index is raised to A if the hard state
+// is older (a commit-only change is not synced; A was committed).
+func loadRaftState(db *bbolt.DB, rp *wal.Replay, log *slog.Logger) (*raftState, error) {
 	rs := &raftState{hard: &pb.HardState{}, conf: &pb.ConfState{}}
 	err := db.View(func(tx *bbolt.Tx) error {
 		var err error
 		if rs.appliedIndex, rs.appliedTerm, err = fsm.Applied(fsm.Bolt(tx)); err != nil {
 			return err
 		}
-		meta := tx.Bucket(bucketMeta)
-		if b := meta.Get(keyHard); b != nil {
-			if err := proto.Unmarshal(b, rs.hard); err != nil {
-				return fmt.Errorf("core: decode hard state: %v: %w", err, grove.ErrCorrupt)
-			}
-		}
-		if b := meta.Get(keyConf); b != nil {
-			if err := proto.Unmarshal(b, rs.conf); err != nil {
-				return fmt.Errorf("core: decode conf state: %v: %w", err, grove.ErrCorrupt)
-			}
-		}
-		c := tx.Bucket(bucketLog).Cursor()
-		want := rs.appliedIndex + 1
-		for k, v := c.Seek(u64key(want)); k != nil; k, v = c.Next() {
-			e := &pb.Entry{}
-			if err := proto.Unmarshal(v, e); err != nil {
-				return fmt.Errorf("core: decode log entry %d: %v: %w", binary.BigEndian.Uint64(k), err, grove.ErrCorrupt)
-			}
-			if e.GetIndex() != want {
-				return fmt.Errorf("core: log has a gap: want entry %d, found %d: %w", want, e.GetIndex(), grove.ErrCorrupt)
-			}
-			rs.entries = append(rs.entries, e)
-			want++
-		}
-		return nil
+		rs.conf, err = readConfState(tx)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if rs.hard.GetCommit() < rs.appliedIndex {
-		return nil, fmt.Errorf("core: applied index %d is past the commit index %d: %w", rs.appliedIndex, rs.hard.GetCommit(), grove.ErrCorrupt)
+	if rp.State != nil {
+		if err := proto.Unmarshal(rp.State, rs.hard); err != nil {
+			return nil, fmt.Errorf("core: decode hard state: %v: %w", err, grove.ErrCorrupt)
+		}
 	}
-	if last := rs.appliedIndex + uint64(len(rs.entries)); rs.hard.GetCommit() > last {
-		return nil, fmt.Errorf("core: commit index %d is past the last log entry %d: %w", rs.hard.GetCommit(), last, grove.ErrCorrupt)
+	a := rs.appliedIndex
+	tail, dropped := rp.Entries, false
+	if len(tail) > 0 {
+		first, last := tail[0].Index, tail[len(tail)-1].Index
+		switch {
+		case a+1 < first:
+			return nil, fmt.Errorf("core: the log starts at entry %d but the state is at %d: %w", first, a, grove.ErrCorrupt)
+		case a > last:
+			tail, dropped = nil, true
+		case a >= first && tail[a-first].Term != rs.appliedTerm:
+			tail, dropped = nil, true
+		default:
+			tail = tail[a+1-first:]
+		}
+	} else if rp.ResetIndex > a {
+		return nil, fmt.Errorf("core: the log restarts after %d but the state is at %d: %w", rp.ResetIndex, a, grove.ErrCorrupt)
+	}
+	if dropped {
+		log.Warn("log behind an installed snapshot dropped", "applied", a, "entries", len(rp.Entries))
+	}
+	for _, we := range tail {
+		e := &pb.Entry{}
+		if err := proto.Unmarshal(we.Data, e); err != nil {
+			return nil, fmt.Errorf("core: decode log entry %d: %v: %w", we.Index, err, grove.ErrCorrupt)
+		}
+		if e.GetIndex() != we.Index || e.GetTerm() != we.Term {
+			return nil, fmt.Errorf("core: log entry %d/%d is filed as %d/%d: %w", e.GetIndex(), e.GetTerm(), we.Index, we.Term, grove.ErrCorrupt)
+		}
+		rs.entries = append(rs.entries, e)
+	}
+	last := a + uint64(len(rs.entries))
+	switch c := rs.hard.GetCommit(); {
+	case c < a:
+		rs.hard.Commit = new(a)
+	case c > last && dropped:
+		rs.hard.Commit = new(a)
+	case c > last:
+		return nil, fmt.Errorf("core: commit index %d is past the last log entry %d: %w", c, last, grove.ErrCorrupt)
 	}
 	return rs, nil
 }
@@ -339,39 +452,6 @@ func (rs *raftState) memoryStorage() (*raft.MemoryStorage, error) {
 	return ms, nil
 }
 
-// saveEntries writes new log entries, first deleting any conflicting suffix
-// they replace.
-func saveEntries(tx *bbolt.Tx, ents []*pb.Entry) error {
-	if len(ents) == 0 {
-		return nil
-	}
-	b := tx.Bucket(bucketLog)
-	c := b.Cursor()
-	for k, _ := c.Seek(u64key(ents[0].GetIndex())); k != nil; k, _ = c.Seek(u64key(ents[0].GetIndex())) {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	for _, e := range ents {
-		v, err := proto.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("core: encode entry %d: %w", e.GetIndex(), err)
-		}
-		if err := b.Put(u64key(e.GetIndex()), v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func saveHardState(tx *bbolt.Tx, hs *pb.HardState) error {
-	v, err := proto.Marshal(hs)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bucketMeta).Put(keyHard, v)
-}
-
 func saveConfState(tx fsm.Tx, cs *pb.ConfState) error {
 	v, err := proto.Marshal(cs)
 	if err != nil {
@@ -388,32 +468,6 @@ func readConfState(tx *bbolt.Tx) (*pb.ConfState, error) {
 		}
 	}
 	return cs, nil
-}
-
-// compactLog deletes log entries up to and including index, at most limit
-// of them; done reports whether none up to index remain.
-func compactLog(tx *bbolt.Tx, index uint64, limit int) (done bool, err error) {
-	b := tx.Bucket(bucketLog)
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= index; k, _ = c.First() {
-		if limit == 0 {
-			return false, nil
-		}
-		if err := b.Delete(k); err != nil {
-			return false, err
-		}
-		limit--
-	}
-	return true, nil
-}
-
-// clearLog deletes every log entry (a snapshot replaces the log).
-func clearLog(tx *bbolt.Tx) error {
-	if err := tx.DeleteBucket(bucketLog); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
-		return err
-	}
-	_, err := tx.CreateBucket(bucketLog)
-	return err
 }
 
 // loadPeers returns the peer addresses recorded by applied conf changes.

@@ -7,33 +7,42 @@ import (
 
 	"go.etcd.io/bbolt"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/grovekit/grove/internal/fsm"
+	"github.com/grovekit/grove/internal/wal"
 )
 
-// The log writer is the goroutine that makes raft's MsgStorageAppend
-// messages durable (raft's AsyncStorageWrites), so the loop never waits
-// for the disk: it keeps stepping messages, taking proposals, sending
-// heartbeats and applying committed entries while an append syncs. Jobs
-// are written in order; whatever has queued up while one batch synced goes
-// into the next bbolt transaction together (group commit across Readys).
-// The loop learns of finished batches through a signal and only then
-// updates the in-memory log and delivers the messages raft attached to the
-// appends (the acknowledgements that must follow durability).
+// Two writer goroutines keep the disk off the loop (raft's
+// AsyncStorageWrites), one per file (doc.go, "Storage"):
+//
+//   - the log writer makes raft's MsgStorageAppend messages durable in the
+//     write-ahead log (package internal/wal): whatever queued up while one
+//     batch synced goes into the next write and its one fdatasync (group
+//     commit across Readys). It also removes log segments behind the
+//     durable applied index. This is the only fsync a write waits for.
+//   - the state writer commits frozen state layers to the state file
+//     (bbolt), in batches, off the critical path.
+//
+// The loop keeps stepping messages, taking proposals, sending heartbeats
+// and applying committed entries while either syncs. It learns of finished
+// jobs through a signal and only then updates the in-memory log and
+// delivers the messages raft attached to the appends (the acknowledgements
+// that must follow durability), or drops the flushed layers.
 //
 // Both queues are unbounded slices behind a mutex with a one-slot signal
 // channel, so neither side ever blocks on the other; raft's own limits
-// (MaxInflightMsgs, MaxUncommittedEntriesSize) bound what can queue.
+// (MaxInflightMsgs, MaxUncommittedEntriesSize) bound what can queue, and
+// the state writer gets one layer per flush interval at most.
 
-// appendJob is one unit of work for the log writer.
+// appendJob is one unit of work for a writer.
 type appendJob struct {
-	m *pb.Message // a MsgStorageAppend without a snapshot; nil for a flush-only job
-	// compactTo, if non-zero, deletes log entries up to it (bounded per
-	// batch; compacted reports whether all of them went).
+	m *pb.Message // log: a MsgStorageAppend without a snapshot
+	// compactTo, if non-zero, removes log segments whose entries are all
+	// at or below it (log).
 	compactTo uint64
-	compacted bool
-	// frozen, if set, is a state layer to write with the job; frozenIndex
-	// is the applied index it brings bbolt to.
+	// frozen, if set, is a state layer to commit; frozenIndex is the
+	// applied index it brings the state file to (state).
 	frozen      *fsm.Layer
 	frozenIndex uint64
 	// done, if set, gets the result once the job is durable.
@@ -41,15 +50,14 @@ type appendJob struct {
 	idle bool // queued by an idle tick (for the crash tests' points)
 }
 
-// logWriter queues jobs for the writer goroutine and finished jobs back.
+// logWriter is a writer goroutine's queue: jobs in, finished jobs back.
 type logWriter struct {
 	workc chan struct{} // signals the writer (one slot)
 	donec chan struct{} // signals the loop (one slot)
 	exitc chan struct{} // closed when the writer goroutine has exited
+	// write makes one batch durable (writer goroutine only).
+	write func(batch []*appendJob) error
 
-	// lastHS is the newest hard state the writer has seen (written or not);
-	// writer goroutine only.
-	lastHS *pb.HardState
 	// inFlight counts jobs handed over and not yet taken back; loop only.
 	inFlight int
 
@@ -70,8 +78,11 @@ func hardStateOf(m *pb.Message) *pb.HardState {
 	return &pb.HardState{Term: new(m.GetTerm()), Vote: new(m.GetVote()), Commit: new(m.GetCommit())}
 }
 
-func newLogWriter() *logWriter {
-	return &logWriter{workc: make(chan struct{}, 1), donec: make(chan struct{}, 1), exitc: make(chan struct{})}
+func newLogWriter(write func(batch []*appendJob) error) *logWriter {
+	return &logWriter{
+		workc: make(chan struct{}, 1), donec: make(chan struct{}, 1), exitc: make(chan struct{}),
+		write: write,
+	}
 }
 
 func signal(c chan struct{}) {
@@ -110,12 +121,11 @@ func (w *logWriter) stop() {
 	<-w.exitc
 }
 
-// maxWriteBatch bounds the jobs one transaction writes.
+// maxWriteBatch bounds the jobs one write takes.
 const maxWriteBatch = 1024
 
-// writeLoop is the writer goroutine.
-func (n *Node) writeLoop() {
-	w := n.writer
+// run is the writer goroutine.
+func (w *logWriter) run() {
 	defer close(w.exitc)
 	for {
 		w.mu.Lock()
@@ -130,7 +140,7 @@ func (n *Node) writeLoop() {
 			<-w.workc
 			continue
 		}
-		err := n.writeBatch(batch)
+		err := w.write(batch)
 		w.mu.Lock()
 		if err != nil {
 			w.err = err
@@ -150,104 +160,165 @@ func (n *Node) writeLoop() {
 	}
 }
 
-// writeBatch makes a batch of jobs durable in one bbolt transaction (writer
-// goroutine). The newest hard state of the batch is written; when a state
-// layer goes with it, the newest hard state seen is written too, so the
-// file's commit index is never below the applied index beside it. A batch
-// with nothing that must be durable (commit-index changes only) skips the
-// disk: raft rebuilds the commit index after a restart.
-func (n *Node) writeBatch(batch []*appendJob) error {
-	w := n.writer
-	var hs *pb.HardState
-	entries, durable := 0, false
+// writeLog makes a batch of appends durable with one write and one
+// fdatasync of the log (log writer goroutine). The newest hard state of
+// the batch is written when its term or vote changed; a change of the
+// commit index alone is not worth a sync (raft learns it again after a
+// restart, and Start raises it to the durable applied index). Due segment
+// removals run after the sync.
+func (n *Node) writeLog(batch []*appendJob) error {
+	var newest *pb.HardState
+	hsChanged := false
+	var ents []wal.Entry
+	var compactTo uint64
 	for _, j := range batch {
-		if m := j.m; m != nil {
-			if h := hardStateOf(m); h != nil {
-				prev := w.lastHS
-				hs, w.lastHS = h, h
-				if prev == nil || prev.GetTerm() != h.GetTerm() || prev.GetVote() != h.GetVote() {
-					durable = true
-				}
+		compactTo = max(compactTo, j.compactTo)
+		m := j.m
+		if m == nil {
+			continue
+		}
+		if h := hardStateOf(m); h != nil {
+			if prev := n.lastHS; prev == nil || prev.GetTerm() != h.GetTerm() || prev.GetVote() != h.GetVote() {
+				hsChanged = true
 			}
-			entries += len(m.Entries)
-			durable = durable || len(m.Entries) > 0 || len(m.Responses) > 0
+			n.lastHS, newest = h, h
 		}
-		if j.frozen != nil {
-			hs = w.lastHS
-			durable = true
+		var err error
+		if ents, err = appendWALEntries(ents, m.Entries); err != nil {
+			return err
 		}
-		durable = durable || j.compactTo > 0 || j.done != nil
 	}
-	if !durable {
+	// Batches are written in order and each is synced before the next, so
+	// a batch with nothing new to write (its responses wait only for the
+	// batches before it) needs no sync of its own.
+	if len(ents) > 0 || hsChanged {
+		start := time.Now()
+		var state []byte
+		if hsChanged {
+			var err error
+			if state, err = proto.Marshal(newest); err != nil {
+				return fmt.Errorf("core: encode hard state: %w", err)
+			}
+		}
+		if err := n.wal.Append(ents, state); err != nil {
+			return fmt.Errorf("core: persist log: %w", err)
+		}
+		if err := n.wal.Sync(); err != nil {
+			return fmt.Errorf("core: persist log: %w", err)
+		}
+		crashPoint("log-committed")
+		n.stats.readies.Add(1)
+		n.stats.appended.Add(uint64(len(ents)))
+		if o := n.cfg.Observer; o != nil {
+			o.ObservePersist(time.Since(start), len(ents), 0)
+		}
+	}
+	if compactTo > 0 {
+		if _, err := n.wal.Compact(compactTo); err != nil {
+			return fmt.Errorf("core: truncate log: %w", err)
+		}
+	}
+	return nil
+}
+
+// appendWALEntries appends raft entries to dst in the log's form.
+func appendWALEntries(dst []wal.Entry, ents []*pb.Entry) ([]wal.Entry, error) {
+	for _, e := range ents {
+		data, err := proto.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("core: encode entry %d: %w", e.GetIndex(), err)
+		}
+		dst = append(dst, wal.Entry{Index: e.GetIndex(), Term: e.GetTerm(), Data: data})
+	}
+	return dst, nil
+}
+
+// resetLog restarts the log after an installed snapshot, with the hard
+// state and entries its append carries (loop only, while the log writer
+// is idle: waitWriter has drained it).
+func (n *Node) resetLog(m *pb.Message) error {
+	meta := m.GetSnapshot().GetMetadata()
+	var state []byte
+	if hs := hardStateOf(m); hs != nil {
+		var err error
+		if state, err = proto.Marshal(hs); err != nil {
+			return fmt.Errorf("core: encode hard state: %w", err)
+		}
+		n.lastHS = hs
+	}
+	ents, err := appendWALEntries(nil, m.Entries)
+	if err != nil {
+		return err
+	}
+	if err := n.wal.Reset(meta.GetIndex(), meta.GetTerm(), state, ents); err != nil {
+		return fmt.Errorf("core: restart log after snapshot %d: %w", meta.GetIndex(), err)
+	}
+	return nil
+}
+
+// writeState commits the batch's frozen layers to the state file in one
+// bbolt transaction (state writer goroutine). Jobs without a layer only
+// wait for the ones before them.
+func (n *Node) writeState(batch []*appendJob) error {
+	var last *appendJob
+	for _, j := range batch {
+		if j.frozen != nil {
+			last = j
+		}
+	}
+	if last == nil {
 		return nil
 	}
-	start := time.Now()
 	err := n.db.Update(func(tx *bbolt.Tx) error {
 		for _, j := range batch {
-			if j.compactTo > 0 {
-				done, err := compactLog(tx, j.compactTo, maxCompactPerReady)
-				if err != nil {
-					return err
-				}
-				j.compacted = done
-			}
-			if j.m != nil {
-				if err := saveEntries(tx, j.m.Entries); err != nil {
-					return err
-				}
-			}
 			if j.frozen != nil {
 				if err := j.frozen.FlushTo(tx); err != nil {
 					return err
 				}
 			}
 		}
-		if hs != nil {
-			return saveHardState(tx, hs)
-		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("core: persist log: %w", err)
+		return fmt.Errorf("core: flush state: %w", err)
 	}
-	crashPoint("log-committed")
-	for _, j := range batch {
-		if j.frozen != nil {
-			if j.idle {
-				crashPoint("idle-flush-committed")
-			} else {
-				crashPoint("flush-committed")
-			}
-		}
-	}
-	n.stats.readies.Add(1)
-	n.stats.appended.Add(uint64(entries))
-	if o := n.cfg.Observer; o != nil {
-		o.ObservePersist(time.Since(start), entries, 0)
+	if last.idle {
+		crashPoint("idle-flush-committed")
+	} else {
+		crashPoint("flush-committed")
 	}
 	return nil
 }
 
-// appendsDone takes the jobs the writer finished, in order: their entries
-// and hard state go into the in-memory log, flushed layers are dropped, and
-// the messages raft attached are delivered (loop only).
+// appendsDone takes the jobs the log writer finished, in order: their
+// entries and hard state go into the in-memory log and the messages raft
+// attached are delivered (loop only).
 func (n *Node) appendsDone() error {
 	jobs, err := n.writer.take()
 	for _, j := range jobs {
 		if j.compactTo > 0 {
 			n.loopState.compacting = false
-			if j.compacted {
+			if j.compactTo >= n.loopState.compactTo {
 				n.loopState.compactTo = 0
 			}
-		}
-		if j.frozen != nil {
-			n.flushed(j.frozenIndex)
 		}
 		if j.m == nil {
 			continue
 		}
 		if err := n.stableAppend(j.m); err != nil {
 			return err
+		}
+	}
+	return err
+}
+
+// flushesDone takes the layers the state writer committed, in order, and
+// drops them from the read path (loop only).
+func (n *Node) flushesDone() error {
+	jobs, err := n.stateWriter.take()
+	for _, j := range jobs {
+		if j.frozen != nil {
+			n.flushed(j.frozenIndex)
 		}
 	}
 	return err
@@ -284,15 +355,20 @@ func (n *Node) deliver(msgs []*pb.Message) {
 	n.send(out)
 }
 
-// waitWriter processes finished jobs until the writer has none in hand
+// waitWriter processes finished jobs until neither writer has any in hand
 // (loop only): before a snapshot install, which must not overtake them.
 func (n *Node) waitWriter() error {
-	for n.writer.inFlight > 0 {
+	for n.writer.inFlight > 0 || n.stateWriter.inFlight > 0 {
 		select {
 		case <-n.writer.donec:
 		case <-n.writer.exitc:
+		case <-n.stateWriter.donec:
+		case <-n.stateWriter.exitc:
 		}
 		if err := n.appendsDone(); err != nil {
+			return err
+		}
+		if err := n.flushesDone(); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,215 @@
+package core
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/fsm"
+	"github.com/grovekit/grove/internal/wal"
+)
+
+// stateAt returns a state file in a temporary dir whose applied index is
+// index in term.
+func stateAt(t *testing.T, index, term uint64) *bbolt.DB {
+	t.Helper()
+	db, err := openDB(t.TempDir(), 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if index > 0 {
+		if err := db.Update(func(tx *bbolt.Tx) error { return fsm.SetApplied(fsm.Bolt(tx), index, term) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
+
+// replayOf builds a log replay of entries from..to in term and a hard state
+// with commit.
+func replayOf(t *testing.T, from, to, term, commit uint64) *wal.Replay {
+	t.Helper()
+	rp := &wal.Replay{}
+	for i := from; i <= to; i++ {
+		b, err := proto.Marshal(&pb.Entry{Index: new(i), Term: new(term)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp.Entries = append(rp.Entries, wal.Entry{Index: i, Term: term, Data: b})
+	}
+	hs, err := proto.Marshal(&pb.HardState{Term: new(term), Commit: new(commit)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp.State = hs
+	return rp
+}
+
+// TestLoadRaftState covers how the state file's applied index and the
+// log's replay are put together at start, including the crash window of
+// a snapshot install (state file replaced, log not yet restarted).
+func TestLoadRaftState(t *testing.T) {
+	discard := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name                string
+		applied, term       uint64
+		rp                  func(t *testing.T) *wal.Replay
+		wantFirst, wantLast uint64 // 0, 0: no tail
+		wantCommit          uint64
+		wantCorrupt         bool
+	}{
+		{"tail after the applied index", 10, 2, func(t *testing.T) *wal.Replay { return replayOf(t, 5, 20, 2, 18) }, 11, 20, 18, false},
+		{"commit below applied is raised", 10, 2, func(t *testing.T) *wal.Replay { return replayOf(t, 5, 20, 2, 7) }, 11, 20, 10, false},
+		{"log ends at the applied index", 20, 2, func(t *testing.T) *wal.Replay { return replayOf(t, 5, 20, 2, 20) }, 0, 0, 20, false},
+		{"snapshot installed, log behind it", 500, 3, func(t *testing.T) *wal.Replay { return replayOf(t, 5, 20, 2, 20) }, 0, 0, 500, false},
+		{"snapshot installed, log of another history at it", 15, 3, func(t *testing.T) *wal.Replay { return replayOf(t, 5, 20, 2, 20) }, 0, 0, 15, false},
+		{"log starts after a gap", 10, 2, func(t *testing.T) *wal.Replay { return replayOf(t, 15, 20, 2, 20) }, 0, 0, 0, true},
+		{"commit past the log", 10, 2, func(t *testing.T) *wal.Replay { return replayOf(t, 5, 20, 2, 25) }, 0, 0, 0, true},
+		{"log restarted after a newer snapshot than the state", 10, 2, func(t *testing.T) *wal.Replay {
+			rp := replayOf(t, 1, 0, 2, 0)
+			rp.ResetIndex, rp.ResetTerm = 30, 2
+			return rp
+		}, 0, 0, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := stateAt(t, tc.applied, tc.term)
+			rs, err := loadRaftState(db, tc.rp(t), discard)
+			if tc.wantCorrupt {
+				if !errors.Is(err, grove.ErrCorrupt) {
+					t.Fatalf("load: %v, want ErrCorrupt", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var first, last uint64
+			if n := len(rs.entries); n > 0 {
+				first, last = rs.entries[0].GetIndex(), rs.entries[n-1].GetIndex()
+			}
+			if first != tc.wantFirst || last != tc.wantLast || rs.hard.GetCommit() != tc.wantCommit {
+				t.Fatalf("tail %d..%d commit %d, want %d..%d commit %d", first, last, rs.hard.GetCommit(), tc.wantFirst, tc.wantLast, tc.wantCommit)
+			}
+			if _, err := rs.memoryStorage(); err != nil {
+				t.Fatalf("memory storage: %v", err)
+			}
+		})
+	}
+}
+
+// TestOldLayoutIsMigrated starts a node on a data dir of the layout before
+// the log had a file of its own (log and hard state in the data file): the
+// log moves out, the node keeps its data and serves writes.
+func TestOldLayoutIsMigrated(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []Peer{{ID: 1}}
+	cfg.TickInterval, cfg.NoSync = time.Millisecond, true
+	ctx := t.Context()
+	n, err := StartNode(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := n.CreateSession(ctx, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		res, err := n.Submit(ctx, &Request{Session: s.ID, Seq: uint64(i + 1), Op: OpCreate, Path: "/m-", Mode: grove.ModePersistentSequential, ACL: grove.OpenACLUnsafe})
+		if err != nil || res.Code != 0 {
+			t.Fatalf("create: %v %v", err, res)
+		}
+	}
+	before, applied, err := n.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Put the log and hard state back into the data file, as the old
+	// layout kept them.
+	logDir := filepath.Join(dir, logDirName)
+	w, rp, err := wal.Open(logDir, wal.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	db, err := bbolt.Open(filepath.Join(dir, dataFileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket(bucketLog)
+		if err != nil {
+			return err
+		}
+		for _, e := range rp.Entries {
+			if err := b.Put(u64key(e.Index), e.Data); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyHard, rp.State)
+	})
+	if cerr := db.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	if err := os.RemoveAll(logDir); err != nil {
+		t.Fatal(err)
+	}
+	// The log moves out whole: the same entries and hard state.
+	db, err = openDB(dir, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, moved, err := openLog(dir, db, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	_ = db.Close()
+	if !bytes.Equal(moved.State, rp.State) || len(moved.Entries) != len(rp.Entries) || len(rp.Entries) == 0 {
+		t.Fatalf("moved %d entries and state %x, want %d and %x", len(moved.Entries), moved.State, len(rp.Entries), rp.State)
+	}
+	for i := range rp.Entries {
+		if moved.Entries[i].Index != rp.Entries[i].Index || !bytes.Equal(moved.Entries[i].Data, rp.Entries[i].Data) {
+			t.Fatalf("moved entry %d differs", i)
+		}
+	}
+	cfg.Peers = nil
+	n, err = StartNode(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start on the old layout: %v", err)
+	}
+	defer func() { _ = n.Close() }()
+	after, applied2, err := n.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before || applied2 < applied {
+		t.Fatalf("state after migration %x@%d, want %x@%d", after, applied2, before, applied)
+	}
+	err = n.db.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketLog) != nil || tx.Bucket(bucketMeta).Get(keyHard) != nil {
+			t.Error("the old log is still in the data file")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.Submit(ctx, &Request{Session: s.ID, Seq: 21, Op: OpCreate, Path: "/after", ACL: grove.OpenACLUnsafe})
+	if err != nil || res.Code != 0 {
+		t.Fatalf("write after migration: %v %v", err, res)
+	}
+}
