@@ -41,14 +41,14 @@ type Node struct {
 	// campaigns once (a fresh single-node cluster).
 	campaignAt uint64
 
-	propc     chan proposal
-	recvc     chan *pb.Message
-	readc     chan chan uint64
-	confc     chan confRequest
-	snapc     chan snapReport
-	snapInc   chan snapIncoming
-	flushc    chan chan error
-	peerDownc chan uint64
+	propc       chan proposal
+	recvc       chan *pb.Message
+	readc       chan chan uint64
+	confc       chan confRequest
+	snapc       chan snapReport
+	snapInc     chan snapIncoming
+	flushc      chan chan error
+	peerDownc   chan uint64
 	writer      *logWriter // the log writer
 	stateWriter *logWriter // the state writer
 	// lastHS is the newest hard state the log writer has seen (written or

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"log/slog"
 	"runtime/debug"
 
 	"go.etcd.io/bbolt"
