@@ -9,11 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	maybeHold() // a helper process of the sessions workload
+	goleak.VerifyTestMain(m)
+}
 
 // TestSmoke runs the harness in its CI mode (Grove only, a second per
 // workload) and checks that every workload measured something and the
@@ -72,6 +76,29 @@ func TestSmoke(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestSessionsHeldInHelpers runs the sessions workload small: its idle
+// sessions are held by three helper processes (this test binary again),
+// and none may expire while a writer runs beside them.
+func TestSessionsHeldInHelpers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts grove server processes")
+	}
+	cfg := SmokeConfig()
+	cfg.Workloads = []string{wSessions}
+	cfg.Sessions, cfg.SessionsPerProcess, cfg.SessionsHold = 250, 100, time.Second
+	cfg.Out = filepath.Join(t.TempDir(), "results.json")
+	cfg.Log = testLog{t}
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, ok := rep.find("grove", wSessionsHeld, sessionsWriters)
+	if !ok || held.Sessions != 250 || held.Expired != 0 || held.Ops <= 0 || held.LeaderIdleCPUms <= 0 {
+		t.Errorf("sessions-held: %+v (found %v)", held, ok)
+	}
+	checkThroughput(t, rep, "grove", wSessionsBaseline, sessionsWriters)
 }
 
 func checkThroughput(t *testing.T, rep *Report, target, w string, c int) {

@@ -43,6 +43,9 @@ type Config struct {
 	ScaleWide    int           // 1,000-byte-named children of the scale workload's wide parent
 	Sessions     int           // idle sessions the sessions workload holds
 	SessionsHold time.Duration // how long it holds them
+	// SessionsPerProcess is how many idle sessions one helper process
+	// holds (each within its open-file limit).
+	SessionsPerProcess int
 	Out          string        // JSON results
 	SVG          string        // chart of Grove's ratios
 	Markdown     string        // Markdown report; empty writes none
@@ -57,7 +60,7 @@ func DefaultConfig() Config {
 		Duration: 10 * time.Second, Warmup: 2 * time.Second,
 		Clients: []int{1, 16, 64}, LockWorkers: []int{8, 32},
 		FailoverRuns: 3, RecoverNodes: 200_000, ScaleNodes: 200_000, ScaleWide: 1000,
-		Sessions: 20_000, SessionsHold: 5 * time.Minute,
+		Sessions: 20_000, SessionsHold: 5 * time.Minute, SessionsPerProcess: 5_000,
 		Out: "bench/results.json",
 	}
 }
@@ -75,6 +78,7 @@ func SmokeConfig() Config {
 }
 
 func main() {
+	maybeHold() // a helper process of the sessions workload
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -50,6 +50,10 @@ type Result struct {
 	Sessions      int  `json:"sessions,omitempty"`
 	Expired       int  `json:"sessions_expired,omitempty"`
 	LeaderChanged bool `json:"leader_changed,omitempty"`
+	// LeaderIdleCPUms is the leader's CPU time per second over 10 s with no
+	// writer: with the idle sessions held (sessions-held) or after they
+	// closed (sessions-baseline).
+	LeaderIdleCPUms float64 `json:"leader_idle_cpu_ms_per_s,omitempty"`
 
 	Error string `json:"error,omitempty"`
 }
@@ -60,8 +64,11 @@ func (r Result) Summary() string {
 	case r.Error != "":
 		return fmt.Sprintf("%s %s C=%d: error: %s", r.Target, r.Workload, r.C, r.Error)
 	case r.Workload == wSessionsHeld:
-		return fmt.Sprintf("%s %s C=%d: %.0f ops/s, p99 %.2fms, server CPU %.0f µs/op, with %d idle sessions held: %d expired, leader changed: %v",
-			r.Target, r.Workload, r.C, r.OpsPerSec, r.P99Ms, r.CPUPerOpUs, r.Sessions, r.Expired, r.LeaderChanged)
+		return fmt.Sprintf("%s %s C=%d: %.0f ops/s, p99 %.2fms, server CPU %.0f µs/op, with %d idle sessions held: %d expired, leader changed: %v; leader CPU with no writer %.0f ms/s",
+			r.Target, r.Workload, r.C, r.OpsPerSec, r.P99Ms, r.CPUPerOpUs, r.Sessions, r.Expired, r.LeaderChanged, r.LeaderIdleCPUms)
+	case r.Workload == wSessionsBaseline:
+		return fmt.Sprintf("%s %s C=%d: %.0f ops/s, p99 %.2fms, server CPU %.0f µs/op, no idle sessions; leader CPU with no writer %.0f ms/s",
+			r.Target, r.Workload, r.C, r.OpsPerSec, r.P99Ms, r.CPUPerOpUs, r.LeaderIdleCPUms)
 	case r.Workload == wIdle:
 		return fmt.Sprintf("%s idle: servers use %.0f ms of CPU per second (other processes %.0f ms/s)", r.Target, r.IdleCPUms, r.OtherCPUms)
 	case r.Workload == wFailover:

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -33,37 +32,22 @@ func (b *bench) runSessions(ctx context.Context) ([]Result, error) {
 		b.logf("%s: sessions: measured with the native Grove client only", b.target)
 		return nil, nil
 	}
-	if err := raiseFileLimit(uint64(b.cfg.Sessions) + 256); err != nil {
+	hs, err := startHolders(ctx, b.cfg.Sessions, b.cfg.SessionsPerProcess, b.cl.addrs())
+	if err != nil {
 		return nil, err
 	}
-	addrs := b.cl.addrs()
-	idle := make([]Conn, b.cfg.Sessions)
-	var mu sync.Mutex
-	var dialErr error
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 128)
-	for i := range idle {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			dctx, cancel := context.WithTimeout(ctx, time.Minute)
-			defer cancel()
-			c, err := b.dial(dctx, []string{addrs[i%len(addrs)]})
-			mu.Lock()
-			defer mu.Unlock()
-			idle[i] = c
-			if err != nil && dialErr == nil {
-				dialErr = fmt.Errorf("idle session %d: %w", i, err)
-			}
-		})
-	}
-	wg.Wait()
-	defer func() { closeAll(idle) }() // idle is nil once closed below
-	if dialErr != nil {
-		return nil, dialErr
-	}
-	b.logf("%s: sessions: %d idle sessions open", b.target, len(idle))
+	stopped := false
+	defer func() {
+		if !stopped {
+			_, _ = stopHolders(hs)
+		}
+	}()
+	b.logf("%s: sessions: %d idle sessions open in %d helper processes", b.target, b.cfg.Sessions, len(hs))
 	before, err := findLeader(ctx, b.cl)
+	if err != nil {
+		return nil, err
+	}
+	leaderHeld, err := b.nodeCPU(ctx, before)
 	if err != nil {
 		return nil, err
 	}
@@ -77,26 +61,43 @@ func (b *bench) runSessions(ctx context.Context) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	rh.Sessions, rh.Expired, rh.LeaderChanged = len(idle), -1, before != after
-	counted := 0
-	for _, c := range idle {
-		if e, ok := c.(expirer); ok {
-			if counted == 0 {
-				rh.Expired = 0
-			}
-			counted++
-			if e.Expired() {
-				rh.Expired++
-			}
-		}
+	stopped = true
+	expired, err := stopHolders(hs)
+	if err != nil {
+		return nil, err
 	}
-	closeAll(idle)
-	idle = nil
+	rh.Sessions, rh.Expired, rh.LeaderChanged = b.cfg.Sessions, expired, before != after
+	rh.LeaderIdleCPUms = leaderHeld
+	leaderAlone, err := b.nodeCPU(ctx, after)
+	if err != nil {
+		return []Result{rh}, err
+	}
 	rb, err := b.measureSets(ctx, wSessionsBaseline, "/bench/set", sessionsWriters)
 	if err != nil {
 		return []Result{rh}, fmt.Errorf("%s: %w", wSessionsBaseline, err)
 	}
+	rb.LeaderIdleCPUms = leaderAlone
 	return []Result{rh, rb}, nil
+}
+
+// nodeCPU returns the CPU time per second node i uses over 10 s (or
+// -sessions-hold if shorter) with no writer running: the keep-alives of
+// whatever sessions are open.
+func (b *bench) nodeCPU(ctx context.Context, i int) (float64, error) {
+	window := min(10*time.Second, b.cfg.SessionsHold)
+	pid := b.cl.nodes()[i].pid()
+	t0, err := cpuTime(pid)
+	if err != nil {
+		return 0, err
+	}
+	if err := wait(ctx, window); err != nil {
+		return 0, err
+	}
+	t1, err := cpuTime(pid)
+	if err != nil {
+		return 0, err
+	}
+	return float64((t1 - t0).Milliseconds()) / window.Seconds(), nil
 }
 
 // raiseFileLimit makes sure this process may hold n open files.

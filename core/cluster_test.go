@@ -290,3 +290,42 @@ func TestSessionsSurviveLeaderChange(t *testing.T) {
 		t.Fatalf("kept-alive session lost its ephemeral across a leader change: %v", err)
 	}
 }
+
+// A follower whose applied state is still only in memory (pending layers,
+// nothing flushed since it started) when a snapshot arrives installs it,
+// drops those layers, and ends with every acknowledged write, the same
+// digest as the others, and the same again after a restart from its
+// files.
+func TestSnapshotInstallOverPendingLayers(t *testing.T) {
+	// Restored after the cluster's own cleanup has stopped its nodes.
+	t.Cleanup(core.SetFlushInterval(time.Hour))
+	c := coretest.NewCluster(t, 3, coretest.WithConfig(func(cfg *core.Config) {
+		cfg.SnapshotEntries = 40
+		cfg.CatchUpEntries = 10
+	}))
+	leader := c.WaitLeader(t.Context())
+	follower := c.WaitFollower(t.Context())
+	a := newAcked()
+	writeN(t, leader, "/x", 5, a) // applied by the follower, not flushed
+	c.WaitConverged(t.Context())
+	c.Net.Isolate(follower.ID())
+	writeN(t, leader, "/y", 200, a)
+	// The leader truncates only behind what it flushed: flush it (View
+	// does), then one more write lets it truncate.
+	if err := leader.View(func(*bbolt.Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, leader, "/y2", 1, a)
+	c.Net.Heal()
+	c.WaitConverged(t.Context())
+	a.check(t, c)
+	if st, err := follower.Stats(); err != nil || st.SnapshotsInstalled == 0 {
+		t.Fatalf("the follower caught up without a snapshot: %+v %v", st, err)
+	}
+	writeN(t, follower, "/z", 5, a) // layers again, over the installed state
+	c.WaitConverged(t.Context())
+	c.Crash(follower.ID())
+	c.Restart(follower.ID())
+	c.WaitConverged(t.Context())
+	a.check(t, c)
+}

@@ -19,7 +19,8 @@ type Peer struct {
 type Config struct {
 	// ID is this node's raft ID: non-zero and never reused for another node.
 	ID uint64
-	// DataDir holds the node's data file (grove.db). Required.
+	// DataDir holds the node's two files: the state file (grove.db) and the
+	// write-ahead log (wal/). Required.
 	DataDir string
 	// Peers is the initial voter set, used only when DataDir is fresh. It
 	// must include this node and be identical on every initial member. Leave

@@ -60,10 +60,10 @@ func crashConfig(dir string, id uint64, n int) core.Config {
 }
 
 // startCrashNodes starts the n nodes of a crash cluster in dir, wired as
-// coretest wires them (one memtransport network) when n > 1. withPeers
-// false starts them as a restart would, with no Peers. On error it closes
-// what it started.
-func startCrashNodes(ctx context.Context, dir string, n int, withPeers bool) ([]*core.Node, error) {
+// coretest wires them (one memtransport network, returned) when n > 1.
+// withPeers false starts them as a restart would, with no Peers. On error
+// it closes what it started.
+func startCrashNodes(ctx context.Context, dir string, n int, withPeers bool) ([]*core.Node, *memtransport.Network, error) {
 	var nw *memtransport.Network
 	if n > 1 {
 		nw = memtransport.NewNetwork()
@@ -80,11 +80,11 @@ func startCrashNodes(ctx context.Context, dir string, n int, withPeers bool) ([]
 		nd, err := core.StartNode(ctx, cfg)
 		if err != nil {
 			closeNodes(nodes)
-			return nil, fmt.Errorf("start node %d: %w", id, err)
+			return nil, nil, fmt.Errorf("start node %d: %w", id, err)
 		}
 		nodes = append(nodes, nd)
 	}
-	return nodes, nil
+	return nodes, nw, nil
 }
 
 func closeNodes(nodes []*core.Node) error {
@@ -108,6 +108,9 @@ func TestCrashChild(t *testing.T) {
 		t.Fatalf("%s=%q: want 1 or 3", crashNodesEnv, os.Getenv(crashNodesEnv))
 	}
 	round := os.Getenv(crashRoundEnv)
+	// The crash point counts only once a write is acknowledged, so that
+	// no crash lands in the start-up's own flushes with nothing to check.
+	var armed atomic.Bool
 	if point := os.Getenv(crashPointEnv); point != "" {
 		after, err := strconv.Atoi(os.Getenv(crashAfterEnv))
 		if err != nil || after < 1 {
@@ -115,7 +118,7 @@ func TestCrashChild(t *testing.T) {
 		}
 		var hits atomic.Int64
 		core.SetCrashHook(func(p string) {
-			if p == point && hits.Add(1) == int64(after) {
+			if p == point && armed.Load() && hits.Add(1) == int64(after) {
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 				select {} // the signal ends the process
 			}
@@ -125,7 +128,7 @@ func TestCrashChild(t *testing.T) {
 	// orphaned child from running forever.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	nodes, err := startCrashNodes(ctx, dir, n, true)
+	nodes, nw, err := startCrashNodes(ctx, dir, n, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +143,7 @@ func TestCrashChild(t *testing.T) {
 		outMu.Lock()
 		defer outMu.Unlock()
 		_, err := os.Stdout.WriteString("ACK " + p + "\n") // unbuffered: one write per line
+		armed.Store(true)
 		return err
 	}
 	// For the idle crash points the writers pause now and then, so the
@@ -150,8 +154,22 @@ func TestCrashChild(t *testing.T) {
 	// request that overtakes its predecessor is re-proposed after it).
 	const perSession = 2
 	sessions := max(1, 4/n)
+	// For the snapshot point one follower is cut off again and again for
+	// longer than the log it could catch up from lasts, so that it
+	// installs snapshots; the writers use the other two nodes.
+	var lagging *core.Node
+	if os.Getenv(crashPointEnv) == "snapshot-installed" {
+		if n != 3 {
+			t.Fatalf("the snapshot crash point needs 3 nodes, not %d", n)
+		}
+		lagging = crashFollower(ctx, t, nodes)
+		go cutOffAgainAndAgain(ctx, nw, lagging.ID())
+	}
 	var all []*session
 	for _, nd := range nodes {
+		if nd == lagging {
+			continue
+		}
 		for range sessions {
 			info, err := nd.CreateSession(ctx, 30*time.Second)
 			if err != nil {
@@ -174,6 +192,46 @@ func TestCrashChild(t *testing.T) {
 	for err := range errc {
 		if err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// crashFollower waits for the nodes to agree on a leader and returns a
+// follower.
+func crashFollower(ctx context.Context, t *testing.T, nodes []*core.Node) *core.Node {
+	t.Helper()
+	for ctx.Err() == nil {
+		if _, err := nodes[0].Sync(ctx); err != nil {
+			t.Fatalf("no quorum: %v", err)
+		}
+		if l := nodes[0].Leader(); l != 0 {
+			for _, nd := range nodes {
+				if nd.ID() != l {
+					return nd
+				}
+			}
+		}
+	}
+	t.Fatal("no leader before the deadline")
+	return nil
+}
+
+// cutOffAgainAndAgain isolates node id for 1.5 s and reconnects it for
+// 1 s, until ctx ends (load shaping: each reconnection finds the log
+// truncated past it, given the writers' pace).
+func cutOffAgainAndAgain(ctx context.Context, nw *memtransport.Network, id uint64) {
+	for {
+		nw.Isolate(id)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(1500 * time.Millisecond):
+		}
+		nw.Heal()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
 		}
 	}
 }
@@ -221,11 +279,9 @@ func crashChild(t *testing.T, dir string, nodes, round, want int, env ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { t.Logf("DEBUG child ran %v", time.Since(t0)) }()
 	lines := make(chan string, 4096)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -256,9 +312,6 @@ func crashChild(t *testing.T, dir string, nodes, round, want int, env ...string)
 			if !ok {
 				exited = true
 				break
-			}
-			if len(acks) == 0 {
-				t.Logf("DEBUG first line after %v", time.Since(t0))
 			}
 			take(line)
 		case <-timeout.C:
@@ -293,7 +346,7 @@ func checkAcked(t *testing.T, dir string, nodes int, acked []string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	started := time.Now()
-	nds, err := startCrashNodes(ctx, dir, nodes, false)
+	nds, _, err := startCrashNodes(ctx, dir, nodes, false)
 	if err != nil {
 		t.Fatalf("restart after kill -9: %v", err)
 	}
@@ -386,11 +439,11 @@ func TestCrashKill9Durability(t *testing.T) {
 // every acknowledged write, and the nodes of a cluster end with equal
 // digests: nothing lost, nothing applied twice.
 func TestCrashAtWritePathPoints(t *testing.T) {
-	points := []string{"applied", "answered-before-log-commit", "log-committed", "frozen", "flush-committed", "idle-frozen", "idle-flush-committed"}
+	points := []string{"applied", "answered-before-log-commit", "log-committed", "frozen", "state-batch-mid", "flush-committed", "idle-frozen", "idle-flush-committed", "snapshot-installed"}
 	for _, nodes := range []int{1, 3} {
 		for _, point := range points {
-			if nodes == 1 && point == "answered-before-log-commit" {
-				continue // a single node commits only what it has just written
+			if nodes == 1 && (point == "answered-before-log-commit" || point == "snapshot-installed") {
+				continue // a single node commits only what it has just written, and installs no snapshot
 			}
 			t.Run(fmt.Sprintf("nodes=%d/%s", nodes, point), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(testSeed(t), uint64(nodes)))
@@ -398,8 +451,11 @@ func TestCrashAtWritePathPoints(t *testing.T) {
 				var acked []string
 				for round := range 2 {
 					after := 1 + rng.IntN(40)
-					if strings.HasPrefix(point, "idle") || strings.Contains(point, "frozen") || point == "flush-committed" {
+					switch {
+					case strings.HasPrefix(point, "idle") || strings.Contains(point, "frozen") || point == "flush-committed" || point == "state-batch-mid":
 						after = 1 + rng.IntN(3) // batches are rarer than Readys
+					case point == "snapshot-installed":
+						after = 1 + rng.IntN(2)
 					}
 					got := crashChild(t, dir, nodes, round, 1<<30, crashPointEnv+"="+point, crashAfterEnv+"="+strconv.Itoa(after))
 					t.Logf("round %d: the child killed itself at %s #%d after %d acknowledged writes", round, point, after, len(got))

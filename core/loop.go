@@ -418,6 +418,7 @@ func (n *Node) installInline(m *pb.Message) error {
 	// The log restarts after the snapshot only once the state file holds
 	// it: a crash in between leaves the snapshot's state beside the old
 	// log, whose tail Start then drops (loadRaftState).
+	crashPoint("snapshot-installed")
 	if err := n.resetLog(m); err != nil {
 		return err
 	}
@@ -678,6 +679,21 @@ func removesAllVoters(cs *pb.ConfState, cc pb.ConfChangeI) bool {
 // voters after their leader went down, in order of raft ID, so the first
 // usually wins before the next one starts and the vote is not split.
 const quickCampaignSpacing = 2
+
+// startCampaignTick is the tick at which voter id of voters campaigns
+// after a restart: 2, 4, 6, … in order of raft ID; 0 (never) for a
+// single voter, which elects itself at once anyway, and for a non-voter.
+func startCampaignTick(voters []uint64, id uint64) uint64 {
+	if len(voters) < 2 {
+		return 0
+	}
+	sorted := slices.Sorted(slices.Values(voters))
+	rank := slices.Index(sorted, id)
+	if rank < 0 {
+		return 0
+	}
+	return 2 + uint64(rank)*quickCampaignSpacing
+}
 
 // peerDown handles the transport's word that peer id's process is gone. If
 // it is this follower's leader, the follower forgets it (with PreVote and

@@ -234,6 +234,15 @@ func newNode(cfg Config, db *bbolt.DB, w *wal.WAL, rp *wal.Replay) (*Node, error
 	if len(cfg.Peers) == 1 && bootstrap {
 		n.campaignAt = uint64(len(cfg.Peers))
 	}
+	// A restarted voter of a larger cluster campaigns a few ticks in,
+	// ranked by raft ID, instead of after a randomized election timeout:
+	// after a whole-cluster restart (a power cut, an upgrade) the first
+	// voter up that the others can answer becomes leader about a tick
+	// later. With PreVote a voter that still hears a leader refuses it, so
+	// restarting one node into a healthy cluster disrupts nothing.
+	if !bootstrap {
+		n.loopState.quickCampaignAt = startCampaignTick(n.confState.GetVoters(), cfg.ID)
+	}
 	n.wg.Go(n.writer.run)
 	n.wg.Go(n.stateWriter.run)
 	n.wg.Go(n.run)

@@ -41,10 +41,13 @@ func crashPoint(point string) {
 // memory the layers take and the log a restart replays, not durability:
 // every applied entry is in the fsynced log already.
 const (
-	flushChanges  = 4096
-	flushBytes    = 8 << 20
-	flushInterval = 100 * time.Millisecond
+	flushChanges = 4096
+	flushBytes   = 8 << 20
 )
+
+// flushInterval is the time bound; a variable so that a test can hold
+// applied state in memory (SetFlushInterval).
+var flushInterval = 100 * time.Millisecond
 
 // readState runs fn on the state reads see: every applied change, flushed
 // or not. fn must not keep tx or slices from it, and must not write.

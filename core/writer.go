@@ -275,6 +275,8 @@ func (n *Node) writeState(batch []*appendJob) error {
 				if err := j.frozen.FlushTo(tx); err != nil {
 					return err
 				}
+				// Written into the transaction, not yet committed.
+				crashPoint("state-batch-mid")
 			}
 		}
 		return nil
