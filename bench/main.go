@@ -46,11 +46,11 @@ type Config struct {
 	// SessionsPerProcess is how many idle sessions one helper process
 	// holds (each within its open-file limit).
 	SessionsPerProcess int
-	Out          string        // JSON results
-	SVG          string        // chart of Grove's ratios
-	Markdown     string        // Markdown report; empty writes none
-	GroveBin     string        // a prebuilt grove binary; empty builds ./cmd/grove
-	Log          io.Writer     // progress lines; nil discards them
+	Out                string    // JSON results
+	SVG                string    // chart of Grove's ratios
+	Markdown           string    // Markdown report; empty writes none
+	GroveBin           string    // a prebuilt grove binary; empty builds ./cmd/grove
+	Log                io.Writer // progress lines; nil discards them
 }
 
 // DefaultConfig is the full run.
