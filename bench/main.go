@@ -46,6 +46,9 @@ type Config struct {
 	// SessionsPerProcess is how many idle sessions one helper process
 	// holds (each within its open-file limit).
 	SessionsPerProcess int
+	// Combine, if set, names the JSON results of earlier runs: the command
+	// prints their ratios side by side (RunsMarkdown) and measures nothing.
+	Combine []string
 	Out                string    // JSON results
 	SVG                string    // chart of Grove's ratios
 	Markdown           string    // Markdown report; empty writes none
@@ -85,6 +88,15 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.Log = os.Stderr
+	if len(cfg.Combine) > 0 {
+		reps, err := loadReports(cfg.Combine)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		fmt.Print(RunsMarkdown(reps))
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := Run(ctx, cfg)
@@ -115,12 +127,23 @@ func parseFlags(args []string) (Config, error) {
 	bin := fs.String("grove-bin", "", "use this grove binary instead of building ./cmd/grove")
 	sessions := fs.Int("sessions", 0, "idle sessions held by the sessions workload (default 20000)")
 	hold := fs.Duration("sessions-hold", 0, "how long the sessions workload holds them (default 5m)")
+	perProc := fs.Int("sessions-per-process", 0, "idle sessions per helper process (default 5000)")
+	combine := fs.String("combine", "", "print the ratios of these JSON results side by side (comma-separated) and measure nothing")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
 	cfg := DefaultConfig()
 	if *smoke {
 		cfg = SmokeConfig()
+	}
+	if *combine != "" {
+		cfg.Combine = split(*combine)
+	}
+	if *perProc < 0 {
+		return Config{}, fmt.Errorf("-sessions-per-process %d: want a positive count", *perProc)
+	}
+	if *perProc > 0 {
+		cfg.SessionsPerProcess = *perProc
 	}
 	var err error
 	if *systems != "" {

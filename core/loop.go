@@ -85,6 +85,8 @@ func (n *Node) run() {
 		snapFiles:   map[uint64]string{},
 		sending:     map[uint64]bool{},
 		snapPins:    map[uint64]snapPin{},
+
+		quickCampaignAt: n.restartCampaignAt,
 	}
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()

@@ -40,6 +40,9 @@ type Node struct {
 	// campaignAt, if non-zero, is the applied index at which the loop
 	// campaigns once (a fresh single-node cluster).
 	campaignAt uint64
+	// restartCampaignAt is the tick at which a restarted voter campaigns
+	// (0: none); set before the loop starts, which copies it.
+	restartCampaignAt uint64
 
 	propc       chan proposal
 	recvc       chan *pb.Message
@@ -241,7 +244,7 @@ func newNode(cfg Config, db *bbolt.DB, w *wal.WAL, rp *wal.Replay) (*Node, error
 	// later. With PreVote a voter that still hears a leader refuses it, so
 	// restarting one node into a healthy cluster disrupts nothing.
 	if !bootstrap {
-		n.loopState.quickCampaignAt = startCampaignTick(n.confState.GetVoters(), cfg.ID)
+		n.restartCampaignAt = startCampaignTick(n.confState.GetVoters(), cfg.ID)
 	}
 	n.wg.Go(n.writer.run)
 	n.wg.Go(n.stateWriter.run)

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/core/coretest"
+	"github.com/grovekit/grove/core/memtransport"
 	"github.com/grovekit/grove/transport"
 )
 
@@ -116,5 +118,53 @@ func TestFailedStartClosesTransport(t *testing.T) {
 			}
 			goleak.VerifyNone(t)
 		})
+	}
+}
+
+// A whole cluster restarted at once elects a leader a few ticks in, ranked
+// by raft ID, not an election timeout later. Not a timing assertion on
+// speed: the restarted nodes' election timeout is set far beyond the
+// test's patience, so only the start-up campaign can elect anyone.
+func TestRestartedClusterElectsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	nodes, _, err := startCrashNodes(t.Context(), dir, 3, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes[0].Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := closeNodes(nodes); err != nil {
+		t.Fatal(err)
+	}
+	nw := memtransport.NewNetwork()
+	for id := uint64(1); id <= 3; id++ {
+		cfg := crashConfig(dir, id, 3)
+		cfg.Peers = nil
+		cfg.ElectionTicks = 100000
+		cfg.Transport = nw.Transport(id)
+		nd, err := core.StartNode(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nd.Close()
+		nodes[id-1] = nd
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for nodes[0].Leader() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted cluster elected no leader on its own")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	// The leader's quorum barrier (a follower's read sent before it knew
+	// the leader is retried only an election timeout later).
+	if _, err := nodes[nodes[0].Leader()-1].Sync(ctx); err != nil {
+		for _, nd := range nodes {
+			t.Logf("%+v", nd.Status())
+		}
+		t.Fatalf("no quorum after the restart: %v", err)
 	}
 }
