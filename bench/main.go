@@ -48,12 +48,12 @@ type Config struct {
 	SessionsPerProcess int
 	// Combine, if set, names the JSON results of earlier runs: the command
 	// prints their ratios side by side (RunsMarkdown) and measures nothing.
-	Combine []string
-	Out                string    // JSON results
-	SVG                string    // chart of Grove's ratios
-	Markdown           string    // Markdown report; empty writes none
-	GroveBin           string    // a prebuilt grove binary; empty builds ./cmd/grove
-	Log                io.Writer // progress lines; nil discards them
+	Combine  []string
+	Out      string    // JSON results
+	SVG      string    // chart of Grove's ratios
+	Markdown string    // Markdown report; empty writes none
+	GroveBin string    // a prebuilt grove binary; empty builds ./cmd/grove
+	Log      io.Writer // progress lines; nil discards them
 }
 
 // DefaultConfig is the full run.
