@@ -109,6 +109,26 @@ func dialIdle(ctx context.Context, n int, addrs func(i int) []string) ([]Conn, e
 	return idle, dialErr
 }
 
+// running lists the pids of the helpers now holding sessions: their CPU
+// time is the clients' (usageOf), not other processes'.
+var running struct {
+	sync.Mutex
+	pids []int
+}
+
+// holdersCPU returns the CPU time the running helpers have used.
+func holdersCPU() time.Duration {
+	running.Lock()
+	defer running.Unlock()
+	var total time.Duration
+	for _, pid := range running.pids {
+		if d, err := cpuTime(pid); err == nil {
+			total += d
+		}
+	}
+	return total
+}
+
 // holder is a running helper process, seen from the parent.
 type holder struct {
 	cmd   *exec.Cmd
@@ -150,6 +170,9 @@ func startHolders(ctx context.Context, n, per int, addrs []string) ([]*holder, e
 			return nil, fmt.Errorf("start session holder: %w", err)
 		}
 		hs = append(hs, &holder{cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)})
+		running.Lock()
+		running.pids = append(running.pids, cmd.Process.Pid)
+		running.Unlock()
 	}
 	for _, h := range hs {
 		if _, err := h.expect("READY"); err != nil {
@@ -177,6 +200,9 @@ func (h *holder) expect(word string) (int, error) {
 // stopHolders ends the hold and returns how many sessions had expired in
 // all helpers.
 func stopHolders(hs []*holder) (int, error) {
+	running.Lock()
+	running.pids = nil
+	running.Unlock()
 	var errs []error
 	expired := 0
 	for _, h := range hs {

@@ -102,6 +102,7 @@ type usage struct{ servers, self, kernel, machine time.Duration }
 
 func usageOf(c cluster) (usage, error) {
 	self, err1 := cpuTime(os.Getpid())
+	self += holdersCPU() // the sessions workload's clients live there too
 	machine, err2 := machineBusy()
 	return usage{servers: serverCPU(c), self: self, kernel: kernelThreadsCPU(), machine: machine}, errors.Join(err1, err2)
 }
