@@ -2,8 +2,8 @@
 // session (ephemeral nodes, watches, ordered writes) against a cluster.
 //
 // The same *Session type serves embedded use (core.Node.Session: the
-// session talks to the local node in process) and, in a later step, remote
-// use over the native protocol. Recipes are written once against it.
+// session talks to the local node in process) and remote use over the
+// native protocol (Dial). Recipes are written once against it.
 //
 // # Usage
 //

@@ -68,9 +68,6 @@ const (
 	maxProposalBatch = 1024
 	maxProposalBytes = 4 << 20
 	maxInboundBatch  = 256 // raft messages stepped before one Ready
-	// maxCompactPerReady bounds the log entries one Ready deletes, so a
-	// truncation never stalls a commit.
-	maxCompactPerReady = 1000
 )
 
 // run is the loop: the only goroutine that touches the raft RawNode. The
