@@ -95,7 +95,9 @@ func TestSessionsHeldInHelpers(t *testing.T) {
 		t.Fatal(err)
 	}
 	held, ok := rep.find("grove", wSessionsHeld, sessionsWriters)
-	if !ok || held.Sessions != 250 || held.Expired != 0 || held.Ops <= 0 || held.LeaderIdleCPUms <= 0 {
+	// LeaderIdleCPUms is not checked: over a 1 s window the leader's CPU
+	// may round to 0 ms in /proc's 10 ms ticks.
+	if !ok || held.Sessions != 250 || held.Expired != 0 || held.Ops <= 0 {
 		t.Errorf("sessions-held: %+v (found %v)", held, ok)
 	}
 	checkThroughput(t, rep, "grove", wSessionsBaseline, sessionsWriters)

@@ -311,11 +311,13 @@ func TestSnapshotInstallOverPendingLayers(t *testing.T) {
 	c.Net.Isolate(follower.ID())
 	writeN(t, leader, "/y", 200, a)
 	// The leader truncates only behind what it flushed: flush it (View
-	// does), then one more write lets it truncate.
+	// does). The loop learns of the flush and truncates at some Ready
+	// after it; the writes that follow, each a Ready or more, give it
+	// many (one write can be answered before its Ready's truncation).
 	if err := leader.View(func(*bbolt.Tx) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	writeN(t, leader, "/y2", 1, a)
+	writeN(t, leader, "/y2", 50, a)
 	c.Net.Heal()
 	c.WaitConverged(t.Context())
 	a.check(t, c)

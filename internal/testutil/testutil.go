@@ -6,17 +6,36 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"testing"
 )
+
+// handedOut holds every port FreeAddr returned in this process: a port
+// checked free but not yet bound by its server (a test picks all of a
+// cluster's ports before starting any node) must not be returned twice.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
 
 // FreeAddr returns a loopback host:port free for both TCP and UDP (gossip
 // uses both). Ports come from below Linux's ephemeral range (32768+), so
 // outgoing connections of other tests do not grab them between this check
-// and the server's own listen.
+// and the server's own listen. It never returns the same port twice in one
+// process.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
 	for range 200 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		port := 20000 + rand.IntN(12000)
+		if handedOut.ports[port] {
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
@@ -27,6 +46,7 @@ func FreeAddr(t testing.TB) string {
 			continue
 		}
 		_ = u.Close()
+		handedOut.ports[port] = true
 		return addr
 	}
 	t.Fatal("testutil: no free port")
