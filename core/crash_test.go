@@ -330,7 +330,7 @@ func crashChild(t *testing.T, dir string, nodes, round, want int, env ...string)
 		return acks // it killed itself at its crash point, as asked
 	}
 	if selfKill {
-		t.Fatalf("child round %d never reached its crash point (%d acks, wait: %v)\nstderr:\n%s", round, len(acks), waitErr, stderr.String())
+		t.Fatalf("child round %d never reached its crash point (%d acks, wait: %v)\nstdout (non-ACK):\n%s\nstderr:\n%s", round, len(acks), waitErr, strings.Join(other, ""), stderr.String())
 	}
 	if exited || !killed || killErr != nil {
 		t.Fatalf("child round %d did not run until killed (%d acks, wait: %v, kill: %v)\nstdout (non-ACK):\n%s\nstderr:\n%s",

@@ -117,7 +117,8 @@
 // after the snapshot (a new segment with the snapshot's hard state, older
 // segments removed). A crash between the two leaves the snapshot's state
 // beside the old log; restart drops the log's entries that do not follow
-// the snapshot's index and term, and raft fetches what it lacks from the
+// the snapshot's index and term, restarts the log after it (finishing
+// what the crash cut short), and raft fetches what it lacks from the
 // leader.
 //
 // The crash tests (crash_test.go) kill a child process with SIGKILL at

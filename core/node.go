@@ -135,6 +135,9 @@ func newNode(cfg Config, db *bbolt.DB, w *wal.WAL, rp *wal.Replay) (*Node, error
 	if err != nil {
 		return nil, err
 	}
+	if err := rs.finishReset(w); err != nil {
+		return nil, err
+	}
 	ms, err := rs.memoryStorage()
 	if err != nil {
 		return nil, err

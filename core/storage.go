@@ -358,6 +358,9 @@ type raftState struct {
 	appliedIndex uint64
 	appliedTerm  uint64
 	entries      []*pb.Entry // the log tail after appliedIndex
+	// logBehind: the log's entries did not lead to appliedIndex and were
+	// dropped; the log must restart after it before anything is appended.
+	logBehind bool
 }
 
 // loadRaftState reads the applied index and conf state from the state file
@@ -408,6 +411,7 @@ func loadRaftState(db *bbolt.DB, rp *wal.Replay, log *slog.Logger) (*raftState, 
 	}
 	if dropped {
 		log.Warn("log behind an installed snapshot dropped", "applied", a, "entries", len(rp.Entries))
+		rs.logBehind = true
 	}
 	for _, we := range tail {
 		e := &pb.Entry{}
@@ -429,6 +433,23 @@ func loadRaftState(db *bbolt.DB, rp *wal.Replay, log *slog.Logger) (*raftState, 
 		return nil, fmt.Errorf("core: commit index %d is past the last log entry %d: %w", c, last, grove.ErrCorrupt)
 	}
 	return rs, nil
+}
+
+// finishReset completes a log restart a crash interrupted (see
+// loadRaftState): the log restarts after the applied index, with the hard
+// state, so that the entries appended next follow it on disk too.
+func (rs *raftState) finishReset(w *wal.WAL) error {
+	if !rs.logBehind {
+		return nil
+	}
+	state, err := proto.Marshal(rs.hard)
+	if err != nil {
+		return fmt.Errorf("core: encode hard state: %w", err)
+	}
+	if err := w.Reset(rs.appliedIndex, rs.appliedTerm, state, nil); err != nil {
+		return fmt.Errorf("core: restart the log after %d: %w", rs.appliedIndex, err)
+	}
+	return nil
 }
 
 // memoryStorage builds raft's in-memory storage from the loaded state: a

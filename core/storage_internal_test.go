@@ -213,3 +213,59 @@ func TestOldLayoutIsMigrated(t *testing.T) {
 		t.Fatalf("write after migration: %v %v", err, res)
 	}
 }
+
+// Regression (found by the snapshot-installed crash point): after a crash
+// between a snapshot's install and the log's restart, the log ends before
+// the state's applied index. Start must restart the log after that index,
+// or the entries appended next land after the old ones with a gap, and
+// the following start refuses the log as corrupt.
+func TestLogBehindSnapshotIsRestarted(t *testing.T) {
+	dir := t.TempDir()
+	w, _, err := wal.Open(dir, wal.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := replayOf(t, 1, 4, 1, 4)
+	if err := w.Append(old.Entries, old.State); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	w, rp, err := wal.Open(dir, wal.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rs, err := loadRaftState(stateAt(t, 100, 2), rp, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rs.logBehind {
+		t.Fatal("a log ending at 4 under a state at 100 is not behind")
+	}
+	if err := rs.finishReset(w); err != nil {
+		t.Fatal(err)
+	}
+	next := replayOf(t, 101, 102, 2, 101)
+	if err := w.Append(next.Entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	w2, rp2, err := wal.Open(dir, wal.Options{NoSync: true})
+	if err != nil {
+		t.Fatalf("reopen after the restart: %v", err)
+	}
+	defer w2.Close()
+	if rp2.ResetIndex != 100 || len(rp2.Entries) != 2 || rp2.Entries[0].Index != 101 {
+		t.Fatalf("log after the restart: reset %d, entries %+v", rp2.ResetIndex, rp2.Entries)
+	}
+	rs2, err := loadRaftState(stateAt(t, 100, 2), rp2, slog.New(slog.DiscardHandler))
+	if err != nil || len(rs2.entries) != 2 || rs2.logBehind {
+		t.Fatalf("second start: %+v, %v", rs2, err)
+	}
+}
