@@ -163,7 +163,13 @@ func TestCrashChild(t *testing.T) {
 			t.Fatalf("the snapshot crash point needs 3 nodes, not %d", n)
 		}
 		lagging = crashFollower(ctx, t, nodes)
-		go cutOffAgainAndAgain(ctx, nw, lagging.ID())
+		cutCtx, stopCutting := context.WithCancel(ctx)
+		cutDone := make(chan struct{})
+		go func() {
+			defer close(cutDone)
+			cutOffAgainAndAgain(cutCtx, nw, lagging.ID())
+		}()
+		defer func() { stopCutting(); <-cutDone }()
 	}
 	var all []*session
 	for _, nd := range nodes {

@@ -679,16 +679,18 @@ func removesAllVoters(cs *pb.ConfState, cc pb.ConfChangeI) bool {
 // usually wins before the next one starts and the vote is not split.
 const quickCampaignSpacing = 2
 
+// campaignRank is id's place among voters in order of raft ID, or -1 if
+// it is not one of them (a learner does not campaign).
+func campaignRank(voters []uint64, id uint64) int {
+	return slices.Index(slices.Sorted(slices.Values(voters)), id)
+}
+
 // startCampaignTick is the tick at which voter id of voters campaigns
 // after a restart: 2, 4, 6, … in order of raft ID; 0 (never) for a
 // single voter, which elects itself at once anyway, and for a non-voter.
 func startCampaignTick(voters []uint64, id uint64) uint64 {
-	if len(voters) < 2 {
-		return 0
-	}
-	sorted := slices.Sorted(slices.Values(voters))
-	rank := slices.Index(sorted, id)
-	if rank < 0 {
+	rank := campaignRank(voters, id)
+	if len(voters) < 2 || rank < 0 {
 		return 0
 	}
 	return 2 + uint64(rank)*quickCampaignSpacing
@@ -708,14 +710,8 @@ func (n *Node) peerDown(id uint64) {
 	if ls.isLeader || id != ls.lead {
 		return
 	}
-	var survivors []uint64
-	for _, v := range n.confState.GetVoters() {
-		if v != id {
-			survivors = append(survivors, v)
-		}
-	}
-	slices.Sort(survivors)
-	rank := slices.Index(survivors, n.cfg.ID)
+	survivors := slices.DeleteFunc(slices.Clone(n.confState.GetVoters()), func(v uint64) bool { return v == id })
+	rank := campaignRank(survivors, n.cfg.ID)
 	if rank < 0 {
 		return // a learner does not campaign
 	}

@@ -147,7 +147,11 @@ func TestRestartedClusterElectsAtOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer nd.Close()
+		t.Cleanup(func() {
+			if err := nd.Close(); err != nil {
+				t.Errorf("close node %d: %v", nd.ID(), err)
+			}
+		})
 		nodes[id-1] = nd
 	}
 	deadline := time.Now().Add(20 * time.Second)

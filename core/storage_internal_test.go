@@ -226,18 +226,12 @@ func TestLogBehindSnapshotIsRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := replayOf(t, 1, 4, 1, 4)
-	if err := w.Append(old.Entries, old.State); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	_ = w.Close()
+	appendSynced(t, w, old.Entries, old.State)
+	closeWAL(t, w)
 	w, rp, err := wal.Open(dir, wal.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
 	rs, err := loadRaftState(stateAt(t, 100, 2), rp, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -249,23 +243,36 @@ func TestLogBehindSnapshotIsRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := replayOf(t, 101, 102, 2, 101)
-	if err := w.Append(next.Entries, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	_ = w.Close()
+	appendSynced(t, w, next.Entries, nil)
+	closeWAL(t, w)
 	w2, rp2, err := wal.Open(dir, wal.Options{NoSync: true})
 	if err != nil {
 		t.Fatalf("reopen after the restart: %v", err)
 	}
-	defer w2.Close()
+	defer closeWAL(t, w2)
 	if rp2.ResetIndex != 100 || len(rp2.Entries) != 2 || rp2.Entries[0].Index != 101 {
 		t.Fatalf("log after the restart: reset %d, entries %+v", rp2.ResetIndex, rp2.Entries)
 	}
 	rs2, err := loadRaftState(stateAt(t, 100, 2), rp2, slog.New(slog.DiscardHandler))
 	if err != nil || len(rs2.entries) != 2 || rs2.logBehind {
 		t.Fatalf("second start: %+v, %v", rs2, err)
+	}
+}
+
+// appendSynced appends ents and state to w and makes them durable.
+func appendSynced(t *testing.T, w *wal.WAL, ents []wal.Entry, state []byte) {
+	t.Helper()
+	if err := w.Append(ents, state); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func closeWAL(t *testing.T, w *wal.WAL) {
+	t.Helper()
+	if err := w.Close(); err != nil {
+		t.Errorf("close log: %v", err)
 	}
 }
