@@ -969,8 +969,8 @@ func TestIgnoredSnapshotFileRemoved(t *testing.T) {
 
 type nopHandler struct{}
 
-func (nopHandler) Receive([]byte) {}
-func (nopHandler) ReceiveSnapshot(context.Context, []byte, io.Reader) error {
+func (nopHandler) Receive(uint64, []byte) {}
+func (nopHandler) ReceiveSnapshot(context.Context, uint64, []byte, io.Reader) error {
 	return errors.New("not a node")
 }
 func (nopHandler) ReportUnreachable(uint64) {}

@@ -39,6 +39,9 @@ type loopState struct {
 	// leaderReadyIndex is the index of this leader's first entry; once it
 	// is applied the leader knows every session (0: not yet known).
 	leaderReadyIndex uint64
+	// lastIndex is the index of the log's last entry as of the latest
+	// Ready: what checkInvariants judges peers' messages against.
+	lastIndex uint64
 }
 
 // proposal is a command for raft. errc (buffered) gets nil once raft
@@ -85,6 +88,7 @@ func (n *Node) run() {
 
 		quickCampaignAt: n.restartCampaignAt,
 	}
+	n.loopState.lastIndex, _ = n.ms.LastIndex() // MemoryStorage never fails it
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
@@ -215,6 +219,11 @@ func (n *Node) step(m *pb.Message) {
 		n.log.Warn("dropped a snapshot message that came without its stream", "from", m.GetFrom())
 		return
 	}
+	if err := checkInvariants(m, n.loopState.lastIndex); err != nil {
+		n.stats.peerMessagesRefused.Add(1)
+		n.log.Warn("dropped a raft message", "err", err)
+		return
+	}
 	if m.GetType() == pb.MsgProp {
 		if !validProposal(m) {
 			n.log.Warn("dropped a forwarded proposal with an undecodable conf change", "from", m.GetFrom())
@@ -328,6 +337,14 @@ func (n *Node) handleReady() error {
 		}
 	}
 	for _, m := range appends {
+		// An append replaces the log after its first entry's predecessor,
+		// a snapshot replaces all of it: the log now ends at the last
+		// entry, or at the snapshot.
+		if ents := m.GetEntries(); len(ents) > 0 {
+			n.loopState.lastIndex = ents[len(ents)-1].GetIndex()
+		} else if !raft.IsEmptySnap(m.Snapshot) {
+			n.loopState.lastIndex = m.Snapshot.GetMetadata().GetIndex()
+		}
 		if !raft.IsEmptySnap(m.Snapshot) {
 			if err := n.installInline(m); err != nil {
 				return err

@@ -87,9 +87,11 @@ func (n *Node) send(msgs []*pb.Message) {
 // handler is the node's Transport handler.
 type handler struct{ n *Node }
 
-// Receive decodes one peer message. Malformed messages are logged and
-// dropped; they never stop the node.
-func (h handler) Receive(data []byte) {
+// Receive decodes one peer message from the authenticated peer from.
+// Malformed messages, and messages that claim another sender or carry a
+// type only this node may create, are logged, counted and dropped; they
+// never stop the node.
+func (h handler) Receive(from uint64, data []byte) {
 	n := h.n
 	if len(data) == 0 {
 		return
@@ -100,6 +102,11 @@ func (h handler) Receive(data []byte) {
 		m := &pb.Message{}
 		if err := unmarshal(body, m); err != nil {
 			n.log.Warn("dropped malformed raft message", "err", err)
+			return
+		}
+		if err := n.checkSender(from, m); err != nil {
+			n.stats.peerMessagesRefused.Add(1)
+			n.log.Warn("dropped a raft message", "peer", from, "err", err)
 			return
 		}
 		select {
@@ -123,6 +130,11 @@ func (h handler) Receive(data []byte) {
 			n.log.Warn("dropped malformed keep-alive", "err", err)
 			return
 		}
+		if ka.From != from {
+			n.stats.peerMessagesRefused.Add(1)
+			n.log.Warn("dropped a keep-alive claiming another sender", "peer", from, "claimed", ka.From)
+			return
+		}
 		n.answerKeepAlive(ka)
 	case envKeepAliveAck:
 		var ack keepAliveAck
@@ -137,8 +149,8 @@ func (h handler) Receive(data []byte) {
 }
 
 // ReceiveSnapshot stores a streamed snapshot and hands it to the loop.
-func (h handler) ReceiveSnapshot(ctx context.Context, header []byte, body io.Reader) error {
-	return h.n.receiveSnapshot(ctx, header, body)
+func (h handler) ReceiveSnapshot(ctx context.Context, from uint64, header []byte, body io.Reader) error {
+	return h.n.receiveSnapshot(ctx, from, header, body)
 }
 
 // ReportUnreachable tells raft a peer could not be reached.

@@ -112,7 +112,7 @@ func (n *Node) streamSnapshot(m *pb.Message) error {
 
 // receiveSnapshot stores a snapshot stream durably, checks it and hands it
 // to the loop.
-func (n *Node) receiveSnapshot(ctx context.Context, header []byte, body io.Reader) error {
+func (n *Node) receiveSnapshot(ctx context.Context, from uint64, header []byte, body io.Reader) error {
 	msg := &pb.Message{}
 	if err := unmarshal(header, msg); err != nil {
 		return err
@@ -120,6 +120,10 @@ func (n *Node) receiveSnapshot(ctx context.Context, header []byte, body io.Reade
 	meta := msg.GetSnapshot().GetMetadata()
 	if msg.GetType() != pb.MsgSnap || meta == nil || meta.GetIndex() == 0 {
 		return fmt.Errorf("core: snapshot header is not a snapshot message: %w", grove.ErrCorrupt)
+	}
+	if err := n.checkSender(from, msg); err != nil {
+		n.stats.peerMessagesRefused.Add(1)
+		return err
 	}
 	index := meta.GetIndex()
 	path := filepath.Join(n.cfg.DataDir, fmt.Sprintf("snap-%016x.db", index))

@@ -162,6 +162,9 @@ type counters struct {
 	applied   atomic.Uint64
 	snapsSent atomic.Uint64
 	snapsIn   atomic.Uint64
+	// peerMessagesRefused counts peer messages dropped by the checks of
+	// peercheck.go.
+	peerMessagesRefused atomic.Uint64
 }
 
 // Stats are running totals and current sizes, for metrics.
@@ -173,22 +176,28 @@ type Stats struct {
 	SnapshotsSent  uint64 // snapshots streamed to followers
 	// SnapshotsInstalled counts snapshots this node caught up from.
 	SnapshotsInstalled uint64
-	Sessions           int // open sessions
-	Znodes             int // znodes in the tree
-	Watches            int // watches registered on this node
+	// PeerMessagesRefused counts peer messages dropped because they claimed
+	// another sender, carried a type only a node itself creates, or would
+	// have broken raft's invariants (out-of-range commit or index, an
+	// inconsistent batch of entries).
+	PeerMessagesRefused uint64
+	Sessions            int // open sessions
+	Znodes              int // znodes in the tree
+	Watches             int // watches registered on this node
 }
 
 // Stats returns running totals and, by reading the state, the current
 // numbers of sessions and znodes (cost grows with the tree size).
 func (n *Node) Stats() (Stats, error) {
 	s := Stats{
-		Proposals:          n.stats.proposals.Load(),
-		Readies:            n.stats.readies.Load(),
-		EntriesWritten:     n.stats.appended.Load(),
-		EntriesApplied:     n.stats.applied.Load(),
-		SnapshotsSent:      n.stats.snapsSent.Load(),
-		SnapshotsInstalled: n.stats.snapsIn.Load(),
-		Watches:            n.watches.size(),
+		Proposals:           n.stats.proposals.Load(),
+		Readies:             n.stats.readies.Load(),
+		EntriesWritten:      n.stats.appended.Load(),
+		EntriesApplied:      n.stats.applied.Load(),
+		SnapshotsSent:       n.stats.snapsSent.Load(),
+		SnapshotsInstalled:  n.stats.snapsIn.Load(),
+		PeerMessagesRefused: n.stats.peerMessagesRefused.Load(),
+		Watches:             n.watches.size(),
 	}
 	err := n.readState(func(tx fsm.Tx) error {
 		var err error

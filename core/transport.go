@@ -35,14 +35,18 @@ type Transport interface {
 // Handler is the node side of a Transport. Its methods are safe for
 // concurrent use.
 type Handler interface {
-	// Receive takes one inbound message. It does not block: if the node is
+	// Receive takes one inbound message from the peer with raft ID from:
+	// the ID the connection authenticated as (cluster key or certificate),
+	// never an ID read from the message itself. The handler drops a message
+	// that claims another sender. It does not block: if the node is
 	// overloaded the message is dropped (raft tolerates loss). data is owned
 	// by the handler after the call.
-	Receive(data []byte)
-	// ReceiveSnapshot consumes a streamed snapshot until EOF and stores it
-	// durably before returning nil. It returns an error for a stream that is
-	// truncated, corrupt or stale.
-	ReceiveSnapshot(ctx context.Context, header []byte, body io.Reader) error
+	Receive(from uint64, data []byte)
+	// ReceiveSnapshot consumes a streamed snapshot from the peer with
+	// authenticated raft ID from until EOF and stores it durably before
+	// returning nil. It returns an error for a stream that is truncated,
+	// corrupt, stale or sent by another node than its header claims.
+	ReceiveSnapshot(ctx context.Context, from uint64, header []byte, body io.Reader) error
 	// ReportUnreachable tells raft a peer could not be reached.
 	ReportUnreachable(id uint64)
 }

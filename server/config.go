@@ -15,6 +15,8 @@
 package server
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -60,8 +62,20 @@ type Config struct {
 	// ZK tunes the ZooKeeper port (jute.maxbuffer, limits); its Node and
 	// Logger are set by the server.
 	ZK zkwire.Config
-	// GossipKey, if set (16, 24 or 32 bytes), encrypts gossip.
+	// ClusterKey, if set (at least 32 bytes), is the cluster's shared
+	// secret: every peer connection proves both ends hold it (see package
+	// transport), and, unless GossipKey is set, a key derived from it
+	// encrypts and authenticates gossip. Every node needs the same key.
+	ClusterKey []byte
+	// GossipKey, if set (16, 24 or 32 bytes), encrypts gossip instead of
+	// the key derived from ClusterKey.
 	GossipKey []byte
+	// Insecure lets a server whose peer or gossip address is not a
+	// loopback address start without peer authentication (ClusterKey or
+	// PeerTLS) and gossip encryption. Without it such a server refuses to
+	// start: any process that reaches those ports could join the cluster,
+	// read every znode and forge writes.
+	Insecure bool
 	// CleanupDeadAfter, if > 0, lets the leader remove a voter that gossip
 	// has reported dead for this long, never going below MinVoters.
 	// 0 (default) leaves dead voters for an operator to remove.
@@ -103,6 +117,15 @@ func (c *Config) validate() error {
 	if n := len(c.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
 		return fmt.Errorf("server: gossip key must be 16, 24 or 32 bytes, got %d", n)
 	}
+	if n := len(c.ClusterKey); n != 0 && n < MinClusterKey {
+		return fmt.Errorf("server: the cluster key has %d bytes; it needs at least %d (e.g. openssl rand -base64 32)", n, MinClusterKey)
+	}
+	if len(c.GossipKey) == 0 && len(c.ClusterKey) > 0 {
+		c.GossipKey = gossipKeyFrom(c.ClusterKey)
+	}
+	if err := c.checkExposure(); err != nil {
+		return err
+	}
 	if c.MinVoters <= 0 {
 		c.MinVoters = 3
 	}
@@ -118,4 +141,54 @@ func (c *Config) validate() error {
 	}
 	c.Join = append([]string(nil), c.Join...)
 	return nil
+}
+
+// MinClusterKey is the shortest cluster key a server accepts, in bytes.
+const MinClusterKey = 32
+
+// gossipKeyFrom derives the gossip encryption key from the cluster key, so
+// that one secret serves both and neither reveals the other.
+func gossipKeyFrom(clusterKey []byte) []byte {
+	m := hmac.New(sha256.New, clusterKey)
+	m.Write([]byte("grove gossip key"))
+	return m.Sum(nil)
+}
+
+// checkExposure refuses to run peers or gossip unauthenticated on an
+// address other processes' hosts can reach, unless Insecure says so. A
+// loopback-only cluster (development, tests, the demo) trusts every local
+// process and may run without keys.
+func (c *Config) checkExposure() error {
+	if c.Insecure {
+		return nil
+	}
+	peerAuth := len(c.ClusterKey) > 0 || c.PeerTLS != nil
+	for _, a := range []struct {
+		flag, addr string
+		secured    bool
+		missing    string
+	}{
+		{"peer-addr", c.PeerAddr, peerAuth, "--cluster-key-file or peer TLS"},
+		{"gossip-addr", c.GossipAddr, len(c.GossipKey) > 0, "--cluster-key-file"},
+	} {
+		if a.secured || isLoopback(a.addr) {
+			continue
+		}
+		return fmt.Errorf("server: --%s %s is not a loopback address and nothing authenticates it: give %s, or --insecure to let any process that reaches it into the cluster", a.flag, a.addr, a.missing)
+	}
+	return nil
+}
+
+// isLoopback reports whether a host:port listens on loopback only. An
+// empty host, or 0.0.0.0, listens everywhere.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

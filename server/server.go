@@ -90,7 +90,7 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 		zkAddr = s.zkLn.Addr().String()
 	}
 	tc := transport.DefaultConfig()
-	tc.ID, tc.ListenAddr, tc.TLS, tc.Logger = s.id, cfg.PeerAddr, cfg.PeerTLS, s.log
+	tc.ID, tc.ListenAddr, tc.TLS, tc.ClusterKey, tc.Logger = s.id, cfg.PeerAddr, cfg.PeerTLS, cfg.ClusterKey, s.log
 	if s.tr, err = transport.New(tc); err != nil {
 		return configErr(fmt.Errorf("server: listen --peer-addr %s: %w", cfg.PeerAddr, err))
 	}

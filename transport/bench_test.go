@@ -14,7 +14,7 @@ type windowHandler struct {
 	left   int
 }
 
-func (h *windowHandler) Receive([]byte) {
+func (h *windowHandler) Receive(uint64, []byte) {
 	<-h.window // never blocks: every message took a slot first
 	h.left--   // one connection, so one reader goroutine calls Receive
 	if h.left == 0 {
@@ -24,7 +24,7 @@ func (h *windowHandler) Receive([]byte) {
 
 func (h *windowHandler) ReportUnreachable(uint64) {}
 
-func (h *windowHandler) ReceiveSnapshot(context.Context, []byte, io.Reader) error { return nil }
+func (h *windowHandler) ReceiveSnapshot(context.Context, uint64, []byte, io.Reader) error { return nil }
 
 func BenchmarkSendReceive(b *testing.B) {
 	const size = 256

@@ -34,6 +34,8 @@ const (
 	DefaultSnapshotRate = 128 << 20
 	// DefaultBackoffMax caps the delay that doubles from DefaultBackoffMin.
 	DefaultBackoffMax = time.Second
+	// DefaultMaxInbound caps the inbound connections open at once.
+	DefaultMaxInbound = 256
 )
 
 // Config configures a TCP transport. New copies it; changing it afterwards
@@ -58,6 +60,17 @@ type Config struct {
 	// RequireAndVerifyClientCert). LoadTLS builds such a config. When
 	// ServerName is empty, the host of the peer's address is verified.
 	TLS *tls.Config
+	// ClusterKey, if set, is the cluster's shared secret (at least 32
+	// bytes): every connection, each way, proves that both ends hold it
+	// before the acceptor reads a message, and the proofs bind both raft
+	// IDs (see auth.go). Every node of a cluster needs the same key; a node
+	// without one cannot talk to one with. It authenticates the ends, not
+	// the traffic: TLS encrypts and protects the stream itself.
+	ClusterKey []byte
+	// MaxInbound caps the inbound connections open at once; the accept
+	// loop closes any beyond it at once. A cluster needs two per peer (one
+	// for messages, one for a snapshot). Default 256.
+	MaxInbound int
 	// MaxFrameSize bounds the length prefix of a frame (payload plus two
 	// bytes), on both the receiving and the sending side: Send drops a
 	// larger message. It must be the same on every node and exceed
@@ -108,6 +121,7 @@ func DefaultConfig() Config {
 		SnapshotIdleTimeout: DefaultSnapshotIdleTimeout,
 		BackoffMin:          DefaultBackoffMin,
 		BackoffMax:          DefaultBackoffMax,
+		MaxInbound:          DefaultMaxInbound,
 	}
 }
 
@@ -130,6 +144,7 @@ func (c *Config) validate() error {
 	}
 	fill(&c.MaxFrameSize, d.MaxFrameSize)
 	fill(&c.QueueSize, d.QueueSize)
+	fill(&c.MaxInbound, d.MaxInbound)
 	fill(&c.SnapshotChunkSize, d.SnapshotChunkSize)
 	if c.SnapshotRate == 0 {
 		c.SnapshotRate = d.SnapshotRate
@@ -155,6 +170,10 @@ func (c *Config) validate() error {
 		return errors.New("transport: config: ListenAddr or Listener is required")
 	case c.MaxFrameSize < 0 || c.MaxFrameSize > maxMaxFrameSize:
 		return fmt.Errorf("transport: config: MaxFrameSize %d out of range (1..%d)", c.MaxFrameSize, maxMaxFrameSize)
+	case c.ClusterKey != nil && len(c.ClusterKey) < minClusterKey:
+		return fmt.Errorf("transport: config: ClusterKey has %d bytes; it needs at least %d", len(c.ClusterKey), minClusterKey)
+	case c.MaxInbound < 0:
+		return fmt.Errorf("transport: config: MaxInbound %d is negative", c.MaxInbound)
 	case c.QueueSize < 0:
 		return fmt.Errorf("transport: config: QueueSize %d is negative", c.QueueSize)
 	case c.SnapshotChunkSize < 0 || c.SnapshotChunkSize+frameOverhead > c.MaxFrameSize:

@@ -26,12 +26,23 @@ const (
 	smallBuffer = 4 << 10  // the side that carries a hello and an ack
 )
 
-// hello is the payload of the first frame each way on every connection.
+// hello is the payload of the first frame each way on every connection,
+// and, with a cluster key, of the dialler's second frame (its proof).
 type hello struct {
 	From    uint64 `msgpack:"f"` // sender's raft ID
 	To      uint64 `msgpack:"t"` // the raft ID the sender expects to talk to
 	Version uint8  `msgpack:"v"` // sender's ProtocolVersion
+	// Nonce is the sender's fresh challenge (cluster key only).
+	Nonce []byte `msgpack:"n,omitempty"`
+	// Proof is the sender's answer to both challenges (cluster key only):
+	// see keyProof.
+	Proof []byte `msgpack:"p,omitempty"`
 }
+
+// handshakeMaxFrame bounds every frame read before a connection is
+// authenticated: a hello is tens of bytes, so a stranger cannot make the
+// node buffer megabytes per connection.
+const handshakeMaxFrame = 1 << 10
 
 // conn is one established connection, after TLS and hello.
 type conn struct {
@@ -42,10 +53,12 @@ type conn struct {
 	release  func() // stops the context watch that closes the connection
 }
 
-func newConn(nc net.Conn, max, readBuf, writeBuf int) *conn {
+// newConn wraps an established connection; its reader takes frames of at
+// most handshakeMaxFrame until the handshake raises the limit.
+func newConn(nc net.Conn, readBuf, writeBuf int) *conn {
 	return &conn{
 		Conn:    nc,
-		fr:      frameReader{r: bufio.NewReaderSize(nc, readBuf), max: max},
+		fr:      frameReader{r: bufio.NewReaderSize(nc, readBuf), max: handshakeMaxFrame},
 		fw:      frameWriter{w: bufio.NewWriterSize(nc, writeBuf)},
 		release: func() {},
 	}
@@ -58,8 +71,9 @@ func (c *conn) close() {
 }
 
 // sendHello writes and flushes a hello frame.
-func (c *conn) sendHello(from, to uint64) error {
-	b, err := msgpack.Marshal(hello{From: from, To: to, Version: ProtocolVersion})
+func (c *conn) sendHello(h hello) error {
+	h.Version = ProtocolVersion
+	b, err := msgpack.Marshal(h)
 	if err != nil {
 		return err
 	}
@@ -112,6 +126,9 @@ func (t *TCP) connect(ctx context.Context, to uint64, addr string) (*conn, error
 		release()
 		if ctx.Err() == nil {
 			t.stats.handshakeFailures.Add(1)
+			if errors.Is(err, ErrAuth) {
+				t.stats.authFailures.Add(1)
+			}
 		}
 		return nil, fmt.Errorf("transport: handshake with peer %d at %s: %w", to, addr, err)
 	}
@@ -131,17 +148,40 @@ func (t *TCP) handshakeOut(raw net.Conn, to uint64, addr string, deadline time.T
 		}
 		nc = tc
 	}
-	c := newConn(nc, t.cfg.MaxFrameSize, smallBuffer, bigBuffer)
-	if err := c.sendHello(t.cfg.ID, to); err != nil {
+	c := newConn(nc, smallBuffer, bigBuffer)
+	key := t.cfg.ClusterKey
+	var nd []byte
+	if key != nil {
+		nd = newNonce()
+	}
+	if err := c.sendHello(hello{From: t.cfg.ID, To: to, Nonce: nd}); err != nil {
 		return nil, err
 	}
 	h, err := c.readHello(t.cfg.ID)
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case key == nil && (h.Proof != nil || h.Nonce != nil):
+		return nil, fmt.Errorf("%w: peer %d uses a cluster key and this node has none", ErrAuth, h.From)
+	case key != nil:
+		if len(h.Nonce) != nonceSize {
+			return nil, fmt.Errorf("%w: peer %d sent no challenge (is the cluster key set on every node?)", ErrAuth, h.From)
+		}
+		if err := checkProof(key, h.Proof, roleAccept, t.cfg.ID, h.From, nd, h.Nonce); err != nil {
+			return nil, err
+		}
+	}
 	if h.From != to {
 		return nil, fmt.Errorf("%w: dialled %d, %d answered", ErrWrongPeer, to, h.From)
 	}
+	if key != nil {
+		proof := keyProof(key, roleDial, t.cfg.ID, to, nd, h.Nonce)
+		if err := c.sendHello(hello{From: t.cfg.ID, To: to, Proof: proof}); err != nil {
+			return nil, err
+		}
+	}
+	c.fr.max = t.cfg.MaxFrameSize
 	return c, raw.SetDeadline(time.Time{})
 }
 
@@ -165,9 +205,14 @@ func (t *TCP) acceptLoop() {
 			continue
 		}
 		b.reset()
-		if !t.track(raw) {
+		if err := t.track(raw); err != nil {
 			_ = raw.Close()
-			return
+			if errors.Is(err, ErrClosed) {
+				return
+			}
+			t.stats.connsRefused.Add(1)
+			t.log.Warn("transport: refused an inbound connection", "remote", raw.RemoteAddr().String(), "err", err, "max", t.cfg.MaxInbound)
+			continue
 		}
 		t.wg.Go(func() { t.serve(raw) })
 	}
@@ -242,6 +287,9 @@ func (t *TCP) reportDown(id uint64) {
 	}
 }
 
+// handshakeIn runs the accepting side of the TLS handshake and the hello
+// exchange (with the cluster key: both proofs) within HandshakeTimeout. It
+// returns the raft ID the peer authenticated as.
 func (t *TCP) handshakeIn(raw net.Conn) (*conn, uint64, error) {
 	if err := raw.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout)); err != nil {
 		return nil, 0, err
@@ -254,18 +302,47 @@ func (t *TCP) handshakeIn(raw net.Conn) (*conn, uint64, error) {
 		}
 		nc = tc
 	}
-	c := newConn(nc, t.cfg.MaxFrameSize, bigBuffer, smallBuffer)
+	c := newConn(nc, bigBuffer, smallBuffer)
+	key := t.cfg.ClusterKey
 	h, err := c.readHello(t.cfg.ID)
-	if errors.Is(err, ErrWrongPeer) {
-		// Answer anyway, so the dialler learns who lives at this address.
-		_ = c.sendHello(t.cfg.ID, h.From)
+	if err != nil && !errors.Is(err, ErrWrongPeer) {
+		return nil, 0, err
+	}
+	switch {
+	case key == nil && h.Nonce != nil:
+		return nil, 0, fmt.Errorf("%w: peer %d uses a cluster key and this node has none", ErrAuth, h.From)
+	case key != nil && len(h.Nonce) != nonceSize:
+		return nil, 0, fmt.Errorf("%w: peer %d sent no challenge (is the cluster key set on every node?)", ErrAuth, h.From)
+	}
+	answer := hello{From: t.cfg.ID, To: h.From}
+	if key != nil {
+		answer.Nonce = newNonce()
+		answer.Proof = keyProof(key, roleAccept, h.From, t.cfg.ID, h.Nonce, answer.Nonce)
+	}
+	// Answer even a hello addressed to another node, so the dialler
+	// learns who lives at this address.
+	if serr := c.sendHello(answer); err == nil {
+		err = serr
 	}
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := c.sendHello(t.cfg.ID, h.From); err != nil {
-		return nil, 0, err
+	if key != nil {
+		p, err := c.readHello(t.cfg.ID)
+		if errors.Is(err, ErrUnexpectedFrame) {
+			return nil, 0, fmt.Errorf("%w: peer %d sent no cluster-key proof (%v)", ErrAuth, h.From, err)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if p.From != h.From {
+			return nil, 0, fmt.Errorf("%w: proof from %d on the connection of %d", ErrAuth, p.From, h.From)
+		}
+		if err := checkProof(key, p.Proof, roleDial, h.From, t.cfg.ID, h.Nonce, answer.Nonce); err != nil {
+			return nil, 0, err
+		}
 	}
+	c.fr.max = t.cfg.MaxFrameSize
 	return c, h.From, raw.SetDeadline(time.Time{})
 }
 
@@ -284,7 +361,7 @@ func (t *TCP) readLoop(h core.Handler, c *conn, from uint64) error {
 				return err
 			}
 			t.stats.messagesReceived.Add(1)
-			h.Receive(data)
+			h.Receive(from, data)
 		case FrameSnapshotBegin:
 			return t.receiveSnapshot(h, c, from, n)
 		default:
@@ -305,6 +382,9 @@ func (t *TCP) inboundDone(remote net.Addr, from uint64, err error) {
 		t.log.Warn("transport: closed a peer connection that sent invalid frames", attrs...)
 	case from == 0:
 		t.stats.handshakeFailures.Add(1)
+		if errors.Is(err, ErrAuth) {
+			t.stats.authFailures.Add(1)
+		}
 		t.log.Warn("transport: peer handshake failed", attrs...)
 	default:
 		t.log.Info("transport: peer connection lost", attrs...)

@@ -39,6 +39,10 @@ var (
 	// has another raft ID than the one it was dialled for, or a hello is
 	// addressed to another node.
 	ErrWrongPeer = errors.New("transport: connected to the wrong peer")
+	// ErrAuth is returned when the other end of a connection did not prove
+	// it holds the cluster key (Config.ClusterKey): no proof, a wrong one,
+	// or a proof where this node has no key.
+	ErrAuth = errors.New("transport: peer failed authentication")
 	// ErrUnknownPeer is returned by SendSnapshot for a peer that was never
 	// added or has been removed.
 	ErrUnknownPeer = errors.New("transport: unknown peer")

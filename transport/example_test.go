@@ -11,14 +11,14 @@ import (
 // printer is a core.Handler that hands each message to a channel.
 type printer chan []byte
 
-func (p printer) Receive(data []byte) {
+func (p printer) Receive(_ uint64, data []byte) {
 	select {
 	case p <- data:
 	default: // Receive must not block; raft tolerates the loss
 	}
 }
 
-func (p printer) ReceiveSnapshot(context.Context, []byte, io.Reader) error { return nil }
+func (p printer) ReceiveSnapshot(context.Context, uint64, []byte, io.Reader) error { return nil }
 
 func (p printer) ReportUnreachable(uint64) {}
 

@@ -40,6 +40,7 @@ type testHandler struct {
 	unreachable chan uint64
 	snaps       chan snapResult
 	overflow    atomic.Uint64
+	lastFrom    atomic.Uint64 // the authenticated sender of the latest message
 
 	// mu guards the fields below it.
 	mu sync.Mutex
@@ -62,7 +63,8 @@ func newTestHandler() *testHandler {
 	}
 }
 
-func (h *testHandler) Receive(data []byte) {
+func (h *testHandler) Receive(from uint64, data []byte) {
+	h.lastFrom.Store(from)
 	select {
 	case h.msgs <- data:
 	default:
@@ -77,7 +79,7 @@ func (h *testHandler) ReportUnreachable(id uint64) {
 	}
 }
 
-func (h *testHandler) ReceiveSnapshot(_ context.Context, header []byte, body io.Reader) error {
+func (h *testHandler) ReceiveSnapshot(_ context.Context, _ uint64, header []byte, body io.Reader) error {
 	sum := sha256.New()
 	n, err := io.Copy(sum, body)
 	r := snapResult{header: header, n: n, err: err}

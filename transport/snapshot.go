@@ -237,7 +237,7 @@ func (t *TCP) receiveSnapshot(h core.Handler, c *conn, from uint64, n int) error
 		conn: c, fr: &c.fr, idle: t.cfg.SnapshotIdleTimeout,
 		want: b.Size, sum: sha256.New(), bytes: &t.stats.snapshotBytesReceived,
 	}
-	err := h.ReceiveSnapshot(t.ctx, b.Header, sr)
+	err := h.ReceiveSnapshot(t.ctx, from, b.Header, sr)
 	if _, derr := io.Copy(io.Discard, sr); err == nil {
 		err = derr
 	}

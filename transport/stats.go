@@ -17,8 +17,15 @@ type Stats struct {
 	// oversized, truncated or out-of-place frames.
 	FramesRejected uint64
 	// HandshakeFailures counts connections, either way, whose TLS handshake
-	// or hello exchange failed (bad certificate, wrong peer, timeout).
+	// or hello exchange failed (bad certificate, wrong peer, missing or
+	// wrong cluster-key proof, timeout).
 	HandshakeFailures uint64
+	// AuthFailures counts the HandshakeFailures that were a missing or
+	// wrong cluster-key proof.
+	AuthFailures uint64
+	// ConnsRefused counts inbound connections closed at once because
+	// MaxInbound were open.
+	ConnsRefused uint64
 	// Connects counts outbound connections established (handshake done).
 	Connects uint64
 	// Reconnects counts the Connects to a peer that had been connected
@@ -41,6 +48,7 @@ type Stats struct {
 type counters struct {
 	messagesSent, messagesReceived, messagesDropped atomic.Uint64
 	framesRejected, handshakeFailures               atomic.Uint64
+	authFailures, connsRefused                      atomic.Uint64
 	connects, reconnects, dialFailures              atomic.Uint64
 	snapshotsSent, snapshotsReceived                atomic.Uint64
 	snapshotsFailed                                 atomic.Uint64
@@ -54,6 +62,8 @@ func (c *counters) load() Stats {
 		MessagesDropped:       c.messagesDropped.Load(),
 		FramesRejected:        c.framesRejected.Load(),
 		HandshakeFailures:     c.handshakeFailures.Load(),
+		AuthFailures:          c.authFailures.Load(),
+		ConnsRefused:          c.connsRefused.Load(),
 		Connects:              c.connects.Load(),
 		Reconnects:            c.reconnects.Load(),
 		DialFailures:          c.dialFailures.Load(),

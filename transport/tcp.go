@@ -203,16 +203,23 @@ func (t *TCP) peerAddr(id uint64) (string, bool) {
 	return p.address(), true
 }
 
-// track registers an inbound connection for Close; false if closed.
-func (t *TCP) track(c net.Conn) bool {
+// track registers an inbound connection for Close. It returns ErrClosed
+// after Close, and errTooMany when MaxInbound connections are open.
+func (t *TCP) track(c net.Conn) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
-		return false
+	switch {
+	case t.closed:
+		return ErrClosed
+	case len(t.conns) >= t.cfg.MaxInbound:
+		return errTooMany
 	}
 	t.conns[c] = struct{}{}
-	return true
+	return nil
 }
+
+// errTooMany refuses an inbound connection beyond Config.MaxInbound.
+var errTooMany = errors.New("transport: too many inbound connections")
 
 // untrack forgets and closes an inbound connection.
 func (t *TCP) untrack(c net.Conn) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -24,6 +25,7 @@ func runServer(args []string, stderr io.Writer) error {
 	var join listFlag
 	var tlsCA, tlsCert, tlsKey, gossipKey, logLevel string
 	var clientCA, clientCert, clientKey string
+	var clusterKeyFile string
 	var leaveOnTerm bool
 	var superDigest string
 	fs.StringVar(&cfg.Name, "name", "", "unique node name (default: the host name)")
@@ -42,7 +44,10 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.StringVar(&clientCert, "client-tls-cert", "", "certificate file: the client port speaks TLS")
 	fs.StringVar(&clientKey, "client-tls-key", "", "key file for --client-tls-cert")
 	fs.StringVar(&clientCA, "client-tls-ca", "", "CA file: the client port also requires client certificates from it")
-	fs.StringVar(&gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) encrypting gossip")
+	fs.StringVar(&clusterKeyFile, "cluster-key-file", os.Getenv("GROVE_CLUSTER_KEY_FILE"),
+		"file holding the cluster's shared secret (>= 32 bytes, e.g. openssl rand -base64 32): authenticates peers, keys gossip (env GROVE_CLUSTER_KEY_FILE)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow non-loopback peer and gossip addresses without a cluster key or peer TLS")
+	fs.StringVar(&gossipKey, "gossip-key", "", "deprecated (visible in ps and /debug/pprof/cmdline; use --cluster-key-file): base64 key (16, 24 or 32 bytes) encrypting gossip")
 	fs.DurationVar(&cfg.CleanupDeadAfter, "cleanup-dead-after", 0, "remove voters dead this long (0: never; operators remove them)")
 	fs.IntVar(&cfg.MinVoters, "min-voters", 3, "dead-voter cleanup never goes below this many voters")
 	fs.BoolVar(&leaveOnTerm, "leave-on-terminate", true, "on SIGTERM/SIGINT leave the cluster (false: just stop)")
@@ -68,6 +73,13 @@ func runServer(args []string, stderr io.Writer) error {
 		return usagef("--log-level %q: %v", logLevel, err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if clusterKeyFile != "" {
+		k, err := readKeyFile(clusterKeyFile)
+		if err != nil {
+			return usagef("--cluster-key-file: %v", err)
+		}
+		cfg.ClusterKey = k
+	}
 	if gossipKey != "" {
 		k, err := base64.StdEncoding.DecodeString(gossipKey)
 		if err != nil {
@@ -151,4 +163,18 @@ func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// readKeyFile reads a secret from a file; surrounding white space (the
+// newline an editor or echo adds) is not part of it.
+func readKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k := bytes.TrimSpace(b)
+	if len(k) < server.MinClusterKey {
+		return nil, fmt.Errorf("%s holds %d bytes; a cluster key needs at least %d (e.g. openssl rand -base64 32 > %s)", path, len(k), server.MinClusterKey, path)
+	}
+	return k, nil
 }

@@ -240,19 +240,19 @@ func (t *Transport) deliver(to uint64, l *link) {
 					return
 				}
 			}
-			dst.receive(env.data)
+			dst.receive(t.id, env.data)
 		case <-t.stopc:
 			return
 		}
 	}
 }
 
-func (t *Transport) receive(data []byte) {
+func (t *Transport) receive(from uint64, data []byte) {
 	t.mu.Lock()
 	h, closed := t.h, t.closed
 	t.mu.Unlock()
 	if h != nil && !closed {
-		h.Receive(data)
+		h.Receive(from, data)
 	}
 }
 
@@ -269,7 +269,7 @@ func (t *Transport) SendSnapshot(ctx context.Context, to uint64, header []byte, 
 	if h == nil || closed {
 		return ErrUnreachable
 	}
-	return h.ReceiveSnapshot(ctx, header, &cutReader{r: body, nw: t.nw, from: t.id, to: to})
+	return h.ReceiveSnapshot(ctx, t.id, header, &cutReader{r: body, nw: t.nw, from: t.id, to: to})
 }
 
 // cutReader fails a snapshot stream when its link is cut mid-transfer.
