@@ -132,12 +132,6 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 		s.tr = nil // the node owns and closed it
 		return err
 	}
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
-	s.wg.Go(func() {
-		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http server", "err", err)
-		}
-	})
 	s.wg.Go(s.reconcileLoop)
 	if s.clientLn != nil {
 		fc := cfg.Front
@@ -171,6 +165,13 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 			}
 		})
 	}
+	// HTTP last: its handlers read the fronts set up above.
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
+	s.wg.Go(func() {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
+		}
+	})
 	return nil
 }
 

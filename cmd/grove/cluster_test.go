@@ -70,6 +70,8 @@ type procCluster struct {
 	base  string
 	procs map[string]*proc
 	seeds []string // the gossip addresses of the first three nodes
+	// common flags are given to every server the cluster starts.
+	common []string
 }
 
 func newProcCluster(t *testing.T) *procCluster {
@@ -100,7 +102,7 @@ func (c *procCluster) add(name string, extra ...string) *proc {
 		c.seeds = append(c.seeds, p.gossip)
 	}
 	p.args = append([]string{"server", "--name", name, "--data-dir", p.dir, "--gossip-addr", p.gossip,
-		"--peer-addr", p.peer, "--http-addr", p.httpAdr, "--client-addr", p.client, "--zk-addr", p.zk, "--join", strings.Join(c.seeds, ","), "--log-level", "info"}, extra...)
+		"--peer-addr", p.peer, "--http-addr", p.httpAdr, "--client-addr", p.client, "--zk-addr", p.zk, "--join", strings.Join(c.seeds, ","), "--log-level", "info"}, append(slices.Clone(c.common), extra...)...)
 	c.procs[name] = p
 	c.start(p)
 	c.t.Cleanup(func() { c.kill(p) })
