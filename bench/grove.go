@@ -72,7 +72,9 @@ func newGroveCluster(bin, dir string, zkClients bool) (*groveCluster, error) {
 			argv: []string{bin, "server", "--name", name, "--data-dir", d,
 				"--gossip-addr", addr(5 * i), "--peer-addr", addr(5*i + 1), "--http-addr", addr(5*i + 2),
 				"--client-addr", addr(5*i + 3), "--zk-addr", addr(5*i + 4),
-				"--join", strings.Join(seeds, ","), "--bootstrap-expect", "3", "--log-level", "warn"},
+				"--join", strings.Join(seeds, ","), "--bootstrap-expect", "3", "--log-level", "warn",
+				// No connection caps, as ZooKeeper runs with maxClientCnxns=0.
+				"--max-client-conns", "0", "--max-client-conns-per-ip", "0"},
 		})
 	}
 	return c, nil

@@ -127,15 +127,21 @@ func (c *conn) logEnd(err error) {
 	c.s.log.Debug("client connection closed", "remote", c.nc.RemoteAddr().String(), "session", fmt.Sprintf("%x", c.session), "err", err)
 }
 
-// readMsg reads one client message, allowing the session timeout (or, before
-// the handshake, a fixed 10 s) since the last one.
-func (c *conn) readMsg() (wire.Type, uint64, []byte, error) {
+// maxConnectFrame bounds the frame read before the handshake (a Connect
+// with its credentials), so a stranger that has not opened a session cannot
+// make the server buffer MaxFrame per connection.
+const maxConnectFrame = 64 << 10
+
+// readMsg reads one client message of at most max bytes, allowing the
+// session timeout (or, before the handshake, a fixed 10 s) since the last
+// one.
+func (c *conn) readMsg(max int) (wire.Type, uint64, []byte, error) {
 	idle := c.timeout
 	if idle == 0 {
 		idle = 10 * time.Second
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(idle))
-	f, err := transport.ReadFrame(c.br, c.s.cfg.MaxFrame)
+	f, err := transport.ReadFrame(c.br, max)
 	if err != nil {
 		if errors.Is(err, transport.ErrFrameTooLarge) {
 			return 0, 0, nil, fmt.Errorf("%w: %v", grove.ErrTooLarge, err)
@@ -158,7 +164,7 @@ func (c *conn) readMsg() (wire.Type, uint64, []byte, error) {
 // handshake reads Connect, opens or re-attaches the session and answers
 // Connected.
 func (c *conn) handshake() error {
-	t, _, body, err := c.readMsg()
+	t, _, body, err := c.readMsg(min(maxConnectFrame, c.s.cfg.MaxFrame))
 	if err != nil {
 		return err
 	}
@@ -228,7 +234,7 @@ func (c *conn) keepAlive(ctx context.Context) time.Duration {
 // else is answered by the completer in order.
 func (c *conn) reader() error {
 	for {
-		t, xid, body, err := c.readMsg()
+		t, xid, body, err := c.readMsg(c.s.cfg.MaxFrame)
 		if err != nil {
 			return err
 		}

@@ -45,6 +45,12 @@ type Config struct {
 	// disconnected rather than buffered without bound; it reconnects and
 	// gets the events it missed from its watches' re-registration.
 	MaxQueued int
+	// MaxConns caps the connections open at once (default 10,000;
+	// negative: no cap). One more is closed as soon as it is accepted.
+	MaxConns int
+	// MaxConnsPerIP caps the connections open at once from one IP address,
+	// as ZooKeeper's maxClientCnxns (default 60; negative: no cap).
+	MaxConnsPerIP int
 	// BehindWait is how long a connect from a client that has seen a newer
 	// state than this node waits for the node to catch up before it is
 	// refused with grove.ErrServerBehind (default 200ms).
@@ -95,11 +101,13 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	return &Server{
+	s := &Server{
 		cfg: cfg, n: cfg.Node, log: cfg.Logger,
 		port:     accept.New[*conn](cfg.Node.Done()),
 		sessions: map[uint64]*conn{},
-	}, nil
+	}
+	s.port.Limits, s.port.Logger = accept.LimitsOf(cfg.MaxConns, cfg.MaxConnsPerIP), cfg.Logger
+	return s, nil
 }
 
 // ErrClosed is returned by Serve after Close.
@@ -125,6 +133,14 @@ func (s *Server) Close() error {
 
 // ConnCount returns the number of open client connections.
 func (s *Server) ConnCount() int { return s.port.Count() }
+
+// Accepting reports whether the port takes connections: false while
+// accept fails (out of file descriptors, say) and after Close.
+func (s *Server) Accepting() bool { return s.port.Accepting() }
+
+// ConnsRefused counts connections closed at once for exceeding MaxConns
+// or MaxConnsPerIP.
+func (s *Server) ConnsRefused() uint64 { return s.port.Refused() }
 
 // SessionCount returns the number of sessions attached to a connection
 // here (connections still in their handshake are not counted).

@@ -35,7 +35,10 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Grove-Applied", strconv.FormatUint(s.node.Status().Applied, 10))
-	h, t, err := backup.Write(r.Context(), s.node, w, backup.Options{})
+	// A client that stops reading is cut after backupStallTimeout, so its
+	// read transaction does not pin old pages (and grow the data file)
+	// forever.
+	h, t, err := backup.Write(r.Context(), s.node, stallWriter{w: w, rc: http.NewResponseController(w)}, backup.Options{})
 	if err != nil {
 		s.log.Warn("backup failed", "err", err)
 		panic(http.ErrAbortHandler)

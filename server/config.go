@@ -70,9 +70,17 @@ type Config struct {
 	// GossipKey, if set (16, 24 or 32 bytes), encrypts gossip instead of
 	// the key derived from ClusterKey.
 	GossipKey []byte
-	// Insecure lets a server whose peer or gossip address is not a
+	// HTTPToken, if set, is the bearer token every HTTP endpoint that
+	// reads data or changes the cluster requires (see httpguard.go).
+	HTTPToken []byte
+	// ProtectMetrics puts /metrics behind HTTPToken too.
+	ProtectMetrics bool
+	// HTTPAllowedHosts are the DNS names clients may use in the Host header
+	// besides IP addresses and localhost.
+	HTTPAllowedHosts []string
+	// Insecure lets a server whose peer, gossip or HTTP address is not a
 	// loopback address start without peer authentication (ClusterKey or
-	// PeerTLS) and gossip encryption. Without it such a server refuses to
+	// PeerTLS), gossip encryption or an HTTP token. Without it such a server refuses to
 	// start: any process that reaches those ports could join the cluster,
 	// read every znode and forge writes.
 	Insecure bool
@@ -83,6 +91,13 @@ type Config struct {
 	// MinVoters is the voter count dead-voter cleanup never goes below.
 	// Default 3.
 	MinVoters int
+	// MaxLearners bounds the learners the leader adds from gossip; a
+	// member announced beyond it waits. Default 8.
+	MaxLearners int
+	// LearnerTimeout is how long a learner the leader added may go without
+	// acknowledging a single entry before the leader removes it again (it
+	// can rejoin with a fresh data dir). Default 5m.
+	LearnerTimeout time.Duration
 	// Core tunes the engine (ticks, timeouts, snapshots, limits); its ID,
 	// DataDir, Peers and Transport are set by the server.
 	Core core.Config
@@ -129,6 +144,12 @@ func (c *Config) validate() error {
 	if c.MinVoters <= 0 {
 		c.MinVoters = 3
 	}
+	if c.MaxLearners <= 0 {
+		c.MaxLearners = 8
+	}
+	if c.LearnerTimeout <= 0 {
+		c.LearnerTimeout = 5 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -170,6 +191,7 @@ func (c *Config) checkExposure() error {
 	}{
 		{"peer-addr", c.PeerAddr, peerAuth, "--cluster-key-file or peer TLS"},
 		{"gossip-addr", c.GossipAddr, len(c.GossipKey) > 0, "--cluster-key-file"},
+		{"http-addr", c.HTTPAddr, len(c.HTTPToken) > 0, "--token-file"},
 	} {
 		if a.secured || isLoopback(a.addr) {
 			continue

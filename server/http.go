@@ -21,7 +21,7 @@ import (
 // routes serves:
 //
 //	GET  /status            raft and gossip state as JSON
-//	GET  /healthz           200 when in a cluster with a leader, else 503
+//	GET  /healthz           200 when in a cluster with a leader and every client port accepts, else 503
 //	GET  /metrics           Prometheus text format
 //	GET  /members           gossip members joined with raft roles
 //	POST /members/remove    ?name=NAME: remove a member (forwarded to the leader)
@@ -151,11 +151,19 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	st := s.node.Status()
 	in := slices.Contains(st.Voters, s.id) || slices.Contains(st.Learners, s.id)
-	if st.Leader == 0 || !in {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"healthy": false, "leader": st.Leader != 0, "member": in})
+	accepting := s.clientPortsAccepting()
+	if st.Leader == 0 || !in || !accepting {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"healthy": false, "leader": st.Leader != 0, "member": in, "accepting": accepting})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"healthy": true})
+}
+
+// clientPortsAccepting reports whether every client port takes
+// connections (one that fails to accept, out of file descriptors say, makes
+// the node unhealthy until it recovers).
+func (s *Server) clientPortsAccepting() bool {
+	return (s.front == nil || s.front.Accepting()) && (s.zk == nil || s.zk.Accepting())
 }
 
 func (s *Server) handleMembers(w http.ResponseWriter, _ *http.Request) {
@@ -246,6 +254,12 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Header.Set("X-Grove-Forwarded", "1")
+	// The leader runs the same guard: pass on what the caller proved.
+	for _, h := range []string{"Authorization", GroveRequestHeader, "Content-Type"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, err)

@@ -59,11 +59,21 @@ var (
 	descSessions  = prometheus.NewDesc("grove_sessions", "Open sessions.", nil, nil)
 	descZnodes    = prometheus.NewDesc("grove_znodes", "Znodes in the tree.", nil, nil)
 	descWatches   = prometheus.NewDesc("grove_watches", "Watches registered on this node.", nil, nil)
+
+	descPeerRefused = prometheus.NewDesc("grove_peer_messages_refused_total",
+		"Peer messages dropped: claiming another sender, a type peers never send, or breaking raft's invariants.", nil, nil)
+	descPeerAuthFailures = prometheus.NewDesc("grove_peer_auth_failures_total",
+		"Peer connections, either way, refused for a missing or wrong cluster-key proof.", nil, nil)
+	descPeerHandshakeFailures = prometheus.NewDesc("grove_peer_handshake_failures_total",
+		"Peer connections, either way, whose TLS or hello handshake failed (auth failures included).", nil, nil)
+	descJoinsRefused = prometheus.NewDesc("grove_joins_refused_total",
+		"Gossip members the leader did not add because they failed to prove themselves on the peer port.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descProposals, descSessions, descZnodes, descWatches} {
+	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descProposals, descSessions, descZnodes, descWatches,
+		descPeerRefused, descPeerAuthFailures, descPeerHandshakeFailures, descJoinsRefused} {
 		ch <- d
 	}
 }
@@ -79,12 +89,17 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCommit, prometheus.GaugeValue, float64(st.Commit))
 	ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.Applied))
 	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, leader)
+	ts := c.s.tr.Stats()
+	ch <- prometheus.MustNewConstMetric(descPeerAuthFailures, prometheus.CounterValue, float64(ts.AuthFailures))
+	ch <- prometheus.MustNewConstMetric(descPeerHandshakeFailures, prometheus.CounterValue, float64(ts.HandshakeFailures))
+	ch <- prometheus.MustNewConstMetric(descJoinsRefused, prometheus.CounterValue, float64(c.s.joinsRefused.Load()))
 	stats, err := c.s.node.Stats()
 	if err != nil {
 		c.s.log.Warn("metrics: read node stats", "err", err)
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descProposals, prometheus.CounterValue, float64(stats.Proposals))
+	ch <- prometheus.MustNewConstMetric(descPeerRefused, prometheus.CounterValue, float64(stats.PeerMessagesRefused))
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(stats.Sessions))
 	ch <- prometheus.MustNewConstMetric(descZnodes, prometheus.GaugeValue, float64(stats.Znodes))
 	ch <- prometheus.MustNewConstMetric(descWatches, prometheus.GaugeValue, float64(stats.Watches))

@@ -71,14 +71,47 @@ func (s *Server) reconcile() {
 	s.cleanupDead(ctx, members, st)
 }
 
-// addNewMembers adds alive gossip members that raft does not know as
-// learners.
+// joinState is the leader's admission bookkeeping: gossip only proposes
+// members; the leader lets one into the raft configuration once it has
+// proved itself on the peer port (Verify), and promotes it once it has
+// acknowledged entries and caught up.
+type joinState struct {
+	// retryAt holds members whose proof failed, until their next try.
+	retryAt map[uint64]time.Time
+	// silentSince is when this leader first saw a learner that has not
+	// acknowledged any entry; reset once it does.
+	silentSince map[uint64]time.Time
+}
+
+// verifyRetry is how long the leader waits before it asks a member whose
+// proof failed again.
+const verifyRetry = 30 * time.Second
+
+// addNewMembers adds, as a learner, one alive gossip member that raft does
+// not know, once it proved on the peer port that it belongs (cluster key or
+// certificate), while there are fewer than MaxLearners learners.
 func (s *Server) addNewMembers(ctx context.Context, members []membership.Member, st core.Status) {
+	j := &s.joins
+	if j.retryAt == nil {
+		j.retryAt = map[uint64]time.Time{}
+	}
 	for _, m := range members {
 		if m.State != membership.StateAlive || m.Leaving || m.RaftID == 0 ||
-			slices.Contains(st.Voters, m.RaftID) || slices.Contains(st.Learners, m.RaftID) || s.wasRemoved(m.RaftID) {
+			slices.Contains(st.Voters, m.RaftID) || slices.Contains(st.Learners, m.RaftID) || s.wasRemoved(m.RaftID) ||
+			time.Now().Before(j.retryAt[m.RaftID]) {
 			continue
 		}
+		if len(st.Learners) >= s.cfg.MaxLearners {
+			s.log.Warn("not adding member: the cluster has the most learners allowed", "member", m.Name, "learners", len(st.Learners), "max", s.cfg.MaxLearners)
+			return
+		}
+		if err := s.tr.Verify(ctx, m.RaftID, m.PeerAddr); err != nil {
+			j.retryAt[m.RaftID] = time.Now().Add(verifyRetry)
+			s.joinsRefused.Add(1)
+			s.log.Warn("not adding member: it did not prove itself on the peer port", "member", m.Name, "id", m.RaftID, "addr", m.PeerAddr, "err", err)
+			continue
+		}
+		delete(j.retryAt, m.RaftID)
 		s.log.Info("adding member as learner", "member", m.Name, "id", m.RaftID)
 		if err := s.node.AddLearner(ctx, m.RaftID, m.PeerAddr); err != nil {
 			s.log.Warn("add learner", "member", m.Name, "err", err)
@@ -87,31 +120,71 @@ func (s *Server) addNewMembers(ctx context.Context, members []membership.Member,
 	}
 }
 
-// promoteLearners promotes caught-up learners that announce the voter role.
+// promoteLearners promotes a learner that announces the voter role once it
+// has acknowledged entries and is within catchUpSlack of the leader's last
+// index. A learner that never acknowledged anything (Match 0) is never
+// promoted, however short the log: it may not be able to speak raft at all.
+// It also removes learners silent for longer than LearnerTimeout.
 func (s *Server) promoteLearners(ctx context.Context, members []membership.Member, st core.Status) {
-	var candidates []membership.Member
-	for _, m := range members {
-		if m.State == membership.StateAlive && m.Role == membership.RoleVoter && slices.Contains(st.Learners, m.RaftID) {
-			candidates = append(candidates, m)
-		}
-	}
-	if len(candidates) == 0 {
+	if len(st.Learners) == 0 {
 		return
 	}
 	progress, err := s.node.Progress(ctx)
 	if err != nil {
 		return
 	}
+	if s.removeSilentLearners(ctx, st, progress) {
+		return // one change at a time
+	}
 	last := progress[s.id]
-	for _, m := range candidates {
-		if progress[m.RaftID]+catchUpSlack >= last {
-			s.log.Info("promoting learner to voter", "member", m.Name, "id", m.RaftID)
-			if err := s.node.AddVoter(ctx, m.RaftID, m.PeerAddr); err != nil {
-				s.log.Warn("promote", "member", m.Name, "err", err)
-			}
-			return
+	for _, m := range members {
+		if m.State != membership.StateAlive || m.Role != membership.RoleVoter || !slices.Contains(st.Learners, m.RaftID) {
+			continue
+		}
+		match := progress[m.RaftID]
+		if match == 0 || match+catchUpSlack < last {
+			continue
+		}
+		s.log.Info("promoting learner to voter", "member", m.Name, "id", m.RaftID, "match", match, "last", last)
+		if err := s.node.AddVoter(ctx, m.RaftID, m.PeerAddr); err != nil {
+			s.log.Warn("promote", "member", m.Name, "err", err)
+		}
+		return
+	}
+}
+
+// removeSilentLearners removes one learner that has acknowledged nothing
+// for LearnerTimeout (as this leader saw it), and reports whether it did.
+func (s *Server) removeSilentLearners(ctx context.Context, st core.Status, progress map[uint64]uint64) bool {
+	j := &s.joins
+	if j.silentSince == nil {
+		j.silentSince = map[uint64]time.Time{}
+	}
+	for id := range j.silentSince {
+		if !slices.Contains(st.Learners, id) || progress[id] > 0 {
+			delete(j.silentSince, id)
 		}
 	}
+	for _, id := range st.Learners {
+		if progress[id] > 0 {
+			continue
+		}
+		since, ok := j.silentSince[id]
+		if !ok {
+			j.silentSince[id] = time.Now()
+			continue
+		}
+		if time.Since(since) < s.cfg.LearnerTimeout {
+			continue
+		}
+		s.log.Warn("removing a learner that acknowledged nothing", "id", id, "silent_for", time.Since(since).Round(time.Second))
+		if err := s.removeMember(ctx, id); err != nil {
+			s.log.Warn("remove silent learner", "id", id, "err", err)
+		}
+		delete(j.silentSince, id)
+		return true
+	}
+	return false
 }
 
 // cleanupDead removes voters gossip has reported dead for longer than

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grovekit/grove/core"
@@ -36,6 +37,12 @@ type Server struct {
 	httpSess  httpSession
 	wasMember bool            // this node has been in the raft configuration
 	members   map[uint64]bool // raft members seen in the configuration
+
+	// joins is the admission bookkeeping of the reconcile goroutine (only
+	// it touches it).
+	joins joinState
+	// joinsRefused counts gossip members refused for a failed proof.
+	joinsRefused atomic.Uint64
 
 	clientLn net.Listener
 	front    *front.Server
@@ -166,7 +173,10 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 		})
 	}
 	// HTTP last: its handlers read the fronts set up above.
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
+	// Write timeout: a reply has 30 s; the backup stream sets its own
+	// deadline per write (stallWriter).
+	s.http = &http.Server{Handler: s.guard(s.routes()), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: time.Minute, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	s.wg.Go(func() {
 		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)

@@ -147,6 +147,7 @@ func httpGet(t *testing.T, s *Server, path string) (int, []byte) {
 func httpDo(t *testing.T, method string, s *Server, path, body string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, "http://"+s.HTTPAddr()+path, strings.NewReader(body))
+	req.Header.Set(GroveRequestHeader, "1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -155,3 +155,23 @@ func TestMaxInbound(t *testing.T) {
 		t.Fatalf("got %q", m)
 	}
 }
+
+// TestVerify checks that Verify accepts a node holding the key and refuses
+// one without it, or one answering with another raft ID.
+func TestVerify(t *testing.T) {
+	a, _ := MustTransport(t, 1, withKey(testKey))
+	good, hg := MustTransport(t, 2, withKey(testKey))
+	stranger, _ := MustTransport(t, 3, nil)
+	if err := a.Verify(t.Context(), 2, good.Addr().String()); err != nil {
+		t.Fatalf("verify a keyed peer: %v", err)
+	}
+	if err := a.Verify(t.Context(), 3, stranger.Addr().String()); err == nil {
+		t.Fatal("a keyless node was verified")
+	}
+	if err := a.Verify(t.Context(), 4, good.Addr().String()); !errors.Is(err, ErrWrongPeer) {
+		t.Fatalf("verify the wrong ID: %v", err)
+	}
+	if n := len(hg.msgs); n != 0 {
+		t.Fatalf("Verify delivered %d messages", n)
+	}
+}

@@ -228,3 +228,21 @@ func (t *TCP) untrack(c net.Conn) {
 	t.mu.Unlock()
 	_ = c.Close()
 }
+
+// Verify dials addr and runs the handshake with the node expected there,
+// raft ID id, then closes the connection without sending anything. It
+// returns nil once that node has proved itself the way every peer must
+// (the cluster key, or a certificate TLS verifies; with neither configured
+// it only checks the ID it claims), and otherwise the handshake's error
+// (wrapping ErrAuth for a failed proof). A leader calls it before it lets a
+// node that gossip announced into the raft configuration.
+func (t *TCP) Verify(ctx context.Context, id uint64, addr string) error {
+	ctx, release := t.linked(ctx)
+	defer release()
+	c, err := t.connect(ctx, id, addr)
+	if err != nil {
+		return err
+	}
+	c.close()
+	return nil
+}

@@ -119,16 +119,22 @@ func (c *conn) serve() {
 // errDone ends a connection that already queued its last message.
 var errDone = errors.New("zkwire: connection finished")
 
-// readFrame reads one length-prefixed frame, allowing idle for the wait.
-func (c *conn) readFrame(idle time.Duration) ([]byte, error) {
+// maxConnectFrame bounds the frame read before the handshake: a
+// ConnectRequest is under 64 bytes, so a stranger that has not opened a
+// session cannot make the server buffer jute.maxbuffer per connection.
+const maxConnectFrame = 4 << 10
+
+// readFrame reads one length-prefixed frame of at most max bytes, allowing
+// idle for the wait.
+func (c *conn) readFrame(idle time.Duration, max int) ([]byte, error) {
 	_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 	var hdr [4]byte
 	if _, err := io.ReadFull(c.br, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := int64(int32(binary.BigEndian.Uint32(hdr[:])))
-	if n < 0 || n > int64(c.s.cfg.MaxBuffer) {
-		return nil, fmt.Errorf("%w: frame of %d bytes, jute.maxbuffer is %d", grove.ErrTooLarge, n, c.s.cfg.MaxBuffer)
+	if n < 0 || n > int64(max) {
+		return nil, fmt.Errorf("%w: frame of %d bytes, the limit is %d", grove.ErrTooLarge, n, max)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(c.br, b); err != nil {
@@ -151,7 +157,7 @@ func (c *conn) handshake() error {
 		c.finish([]byte(c.s.fourLetterWord(cmd)))
 		return errDone
 	}
-	b, err := c.readFrame(10 * time.Second)
+	b, err := c.readFrame(10*time.Second, maxConnectFrame)
 	if err != nil {
 		return err
 	}
@@ -224,7 +230,7 @@ func (c *conn) push(msg []byte) {
 // they pipeline, everything is answered by the completer in order.
 func (c *conn) reader() error {
 	for {
-		b, err := c.readFrame(c.timeout)
+		b, err := c.readFrame(c.timeout, c.s.cfg.MaxBuffer)
 		if err != nil {
 			return err
 		}

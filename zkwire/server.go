@@ -48,6 +48,12 @@ type Config struct {
 	// connection (default 65536); a client that does not read is
 	// disconnected.
 	MaxQueued int
+	// MaxConns caps the connections open at once (default 10,000;
+	// negative: no cap). One more is closed as soon as it is accepted.
+	MaxConns int
+	// MaxConnsPerIP caps the connections open at once from one IP address,
+	// as ZooKeeper's maxClientCnxns (default 60; negative: no cap).
+	MaxConnsPerIP int
 	// BehindWait is how long a client that has seen a newer zxid than this
 	// node waits for it before the connection is closed, as ZooKeeper does
 	// (default 200ms).
@@ -100,8 +106,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, n: cfg.Node, log: cfg.Logger, start: time.Now(),
-		port: accept.New[*conn](cfg.Node.Done()), sessions: map[int64]*conn{}}, nil
+	s := &Server{cfg: cfg, n: cfg.Node, log: cfg.Logger, start: time.Now(),
+		port: accept.New[*conn](cfg.Node.Done()), sessions: map[int64]*conn{}}
+	s.port.Limits, s.port.Logger = accept.LimitsOf(cfg.MaxConns, cfg.MaxConnsPerIP), cfg.Logger
+	return s, nil
 }
 
 // Serve accepts connections on ln until Close (then it returns ErrClosed)
@@ -120,6 +128,14 @@ func (s *Server) Close() error {
 
 // ConnCount returns the number of open connections.
 func (s *Server) ConnCount() int { return s.port.Count() }
+
+// Accepting reports whether the port takes connections: false while
+// accept fails (out of file descriptors, say) and after Close.
+func (s *Server) Accepting() bool { return s.port.Accepting() }
+
+// ConnsRefused counts connections closed at once for exceeding MaxConns
+// or MaxConnsPerIP.
+func (s *Server) ConnsRefused() uint64 { return s.port.Refused() }
 
 func (s *Server) connList() []*conn { return s.port.Conns() }
 

@@ -23,7 +23,7 @@ import (
 
 // backupClient fetches backup streams: no overall timeout (a large backup
 // takes as long as it takes), but a bounded wait for the response.
-var backupClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}}
+var backupClient = &http.Client{Transport: adminTransport{&http.Transport{ResponseHeaderTimeout: 30 * time.Second}}}
 
 // scheduledPrefix and scheduledSuffix name the files of grove backup --every.
 const (
@@ -79,9 +79,11 @@ func runBackup(ctx context.Context, args []string, output string, stdout, stderr
 	every := fs.Duration("every", 0, "take a backup at this interval into the directory given, until interrupted")
 	keep := fs.Int("keep", 24, "with --every: how many backups to keep")
 	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
+	useToken := tokenFileFlag(fs)
 	if err := parseCmd(fs, "backup [flags] FILE   (with --every: DIR)", args); err != nil {
 		return err
 	}
+	useToken()
 	if fs.NArg() != 1 {
 		return usagef("usage: grove backup [--http ADDR] [--gzip] [--encrypt-key-file F] [--every D --keep N] FILE|DIR")
 	}

@@ -157,7 +157,9 @@ func (c *procCluster) dumpLogs() {
 	}
 }
 
-var hc = &http.Client{Timeout: 3 * time.Second}
+// hc is the tests' HTTP client; like the CLI's it marks requests as a
+// Grove tool's and sends the token of adminTokenFile, if set.
+var hc = &http.Client{Timeout: 3 * time.Second, Transport: adminTransport{http.DefaultTransport}}
 
 func status(addr string) (server.StatusReply, error) {
 	var st server.StatusReply

@@ -6,23 +6,59 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/grovekit/grove/server"
 )
 
-var httpClient = &http.Client{Timeout: 10 * time.Second}
+var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: adminTransport{http.DefaultTransport}}
+
+// adminTokenFile is the --token-file of the running command (default
+// $GROVE_TOKEN_FILE): the bearer token for a node's HTTP port.
+var adminTokenFile atomic.Value // string
+
+// tokenFileFlag adds --token-file to a command that talks to a node's HTTP
+// port; the parsed value is used by every request the command sends.
+func tokenFileFlag(fs *pflag.FlagSet) func() {
+	f := fs.String("token-file", os.Getenv("GROVE_TOKEN_FILE"), "file holding the node's HTTP bearer token (env GROVE_TOKEN_FILE)")
+	return func() { adminTokenFile.Store(*f) }
+}
+
+// adminTransport marks every request as a Grove tool's (the HTTP port
+// refuses POSTs without it, against cross-site requests) and adds the
+// bearer token when --token-file names one.
+type adminTransport struct{ base http.RoundTripper }
+
+func (t adminTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(server.GroveRequestHeader, "1")
+	if file, _ := adminTokenFile.Load().(string); file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		r.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(b)))
+	}
+	return t.base.RoundTrip(r)
+}
 
 // httpFlags returns the --http flag of a command that talks to one node's
 // HTTP port, and the parser of its arguments (flags may follow them).
 func httpFlags(name, synopsis string) (fsAddr *string, parseFn func([]string) ([]string, error)) {
 	fs := newCmdFlags(name)
 	addr := fs.String("http", "127.0.0.1:8080", "a node's HTTP address")
+	useToken := tokenFileFlag(fs)
 	return addr, func(args []string) ([]string, error) {
 		if err := parseCmd(fs, synopsis, args); err != nil {
 			return nil, err
 		}
+		useToken()
 		return fs.Args(), nil
 	}
 }

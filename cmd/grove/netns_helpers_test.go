@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -169,7 +170,7 @@ func useNetnsHTTP(t *testing.T) *netnsHTTP {
 	n := &netnsHTTP{routes: map[string]string{}}
 	tr := &http.Transport{DialContext: n.dial, MaxIdleConnsPerHost: 8}
 	prev := hc.Transport
-	hc.Transport = tr
+	hc.Transport = adminTransport{tr}
 	t.Cleanup(func() {
 		hc.Transport = prev
 		tr.CloseIdleConnections()
@@ -269,4 +270,24 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 		time.Sleep(50 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// clusterSecrets are the files of a cluster key and an HTTP token.
+type clusterSecrets struct{ key, token string }
+
+// writeSecrets writes a cluster key and an HTTP token, and makes the tests'
+// HTTP client (hc) send the token until the test ends.
+func writeSecrets(t *testing.T) clusterSecrets {
+	t.Helper()
+	dir := t.TempDir()
+	s := clusterSecrets{key: filepath.Join(dir, "cluster.key"), token: filepath.Join(dir, "http.token")}
+	for file, v := range map[string]string{s.key: strings.Repeat("k3y-", 10), s.token: strings.Repeat("t0k-", 6)} {
+		if err := os.WriteFile(file, []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prev, _ := adminTokenFile.Load().(string)
+	adminTokenFile.Store(s.token)
+	t.Cleanup(func() { adminTokenFile.Store(prev) })
+	return s
 }

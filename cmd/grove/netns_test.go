@@ -54,6 +54,7 @@ func runPartition(t *testing.T, ipBin, bin string, routes *netnsHTTP, tag string
 			c.dumpLogs()
 		}
 	})
+	secrets := writeSecrets(t)
 	var all []*proc
 	for _, nd := range lab.nodes {
 		all = append(all, &proc{gossip: nd.ip + ":7946", peer: nd.ip + ":2380", httpAdr: nd.ip + ":8080"})
@@ -65,7 +66,9 @@ func runPartition(t *testing.T, ipBin, bin string, routes *netnsHTTP, tag string
 		p.args = []string{"netns", "exec", nd.ns, bin, "server", "--name", p.name, "--data-dir", p.dir,
 			"--gossip-addr", p.gossip, "--peer-addr", p.peer, "--http-addr", p.httpAdr,
 			"--join", all[0].gossip + "," + all[1].gossip + "," + all[2].gossip,
-			"--bootstrap-expect", "3", "--log-level", "info"}
+			"--bootstrap-expect", "3", "--log-level", "info",
+			// Not loopback: peers, gossip and HTTP need their secrets.
+			"--cluster-key-file", secrets.key, "--token-file", secrets.token}
 		routes.add(p.httpAdr, nd.ns)
 		c.procs[p.name] = p
 		c.start(p)

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/accept"
 	"github.com/grovekit/grove/server"
 	"github.com/grovekit/grove/transport"
 )
@@ -26,6 +27,9 @@ func runServer(args []string, stderr io.Writer) error {
 	var tlsCA, tlsCert, tlsKey, gossipKey, logLevel string
 	var clientCA, clientCert, clientKey string
 	var clusterKeyFile string
+	var maxConns, maxConnsPerIP int
+	var tokenFile string
+	var allowedHosts listFlag
 	var leaveOnTerm bool
 	var superDigest string
 	fs.StringVar(&cfg.Name, "name", "", "unique node name (default: the host name)")
@@ -46,6 +50,12 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.StringVar(&clientCA, "client-tls-ca", "", "CA file: the client port also requires client certificates from it")
 	fs.StringVar(&clusterKeyFile, "cluster-key-file", os.Getenv("GROVE_CLUSTER_KEY_FILE"),
 		"file holding the cluster's shared secret (>= 32 bytes, e.g. openssl rand -base64 32): authenticates peers, keys gossip (env GROVE_CLUSTER_KEY_FILE)")
+	fs.IntVar(&maxConns, "max-client-conns", accept.DefaultTotal, "connections each client port (native, ZooKeeper) keeps open at once (0: no cap)")
+	fs.IntVar(&maxConnsPerIP, "max-client-conns-per-ip", accept.DefaultPerIP, "connections each client port keeps open from one IP address, as ZooKeeper's maxClientCnxns (0: no cap)")
+	fs.StringVar(&tokenFile, "token-file", os.Getenv("GROVE_TOKEN_FILE"),
+		"file holding the bearer token the HTTP port requires for data, membership and debug endpoints (env GROVE_TOKEN_FILE)")
+	fs.BoolVar(&cfg.ProtectMetrics, "protect-metrics", false, "require the --token-file token for /metrics too")
+	fs.Var(&allowedHosts, "http-allowed-host", "DNS names clients may put in the HTTP Host header besides IP addresses and localhost (repeatable or comma-separated)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow non-loopback peer and gossip addresses without a cluster key or peer TLS")
 	fs.StringVar(&gossipKey, "gossip-key", "", "deprecated (visible in ps and /debug/pprof/cmdline; use --cluster-key-file): base64 key (16, 24 or 32 bytes) encrypting gossip")
 	fs.DurationVar(&cfg.CleanupDeadAfter, "cleanup-dead-after", 0, "remove voters dead this long (0: never; operators remove them)")
@@ -74,12 +84,20 @@ func runServer(args []string, stderr io.Writer) error {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if clusterKeyFile != "" {
-		k, err := readKeyFile(clusterKeyFile)
+		k, err := readSecretFile(clusterKeyFile, server.MinClusterKey)
 		if err != nil {
 			return usagef("--cluster-key-file: %v", err)
 		}
 		cfg.ClusterKey = k
 	}
+	if tokenFile != "" {
+		k, err := readSecretFile(tokenFile, minToken)
+		if err != nil {
+			return usagef("--token-file: %v", err)
+		}
+		cfg.HTTPToken = k
+	}
+	cfg.HTTPAllowedHosts = allowedHosts
 	if gossipKey != "" {
 		k, err := base64.StdEncoding.DecodeString(gossipKey)
 		if err != nil {
@@ -103,6 +121,14 @@ func runServer(args []string, stderr io.Writer) error {
 	}
 	cfg.ClientTLS = ctls
 	cfg.Core.SuperDigest = superDigest
+	noCapZero := func(v int) int { // the flags' 0 means no cap; the configs' 0 means the default
+		if v <= 0 {
+			return -1
+		}
+		return v
+	}
+	cfg.Front.MaxConns, cfg.Front.MaxConnsPerIP = noCapZero(maxConns), noCapZero(maxConnsPerIP)
+	cfg.ZK.MaxConns, cfg.ZK.MaxConnsPerIP = cfg.Front.MaxConns, cfg.Front.MaxConnsPerIP
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	s, err := server.Start(ctx, cfg)
@@ -165,16 +191,20 @@ func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// readKeyFile reads a secret from a file; surrounding white space (the
-// newline an editor or echo adds) is not part of it.
-func readKeyFile(path string) ([]byte, error) {
+// minToken is the shortest HTTP token the server accepts.
+const minToken = 16
+
+// readSecretFile reads a secret of at least min bytes from a file;
+// surrounding white space (the newline an editor or echo adds) is not part
+// of it.
+func readSecretFile(path string, min int) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	k := bytes.TrimSpace(b)
-	if len(k) < server.MinClusterKey {
-		return nil, fmt.Errorf("%s holds %d bytes; a cluster key needs at least %d (e.g. openssl rand -base64 32 > %s)", path, len(k), server.MinClusterKey, path)
+	if len(k) < min {
+		return nil, fmt.Errorf("%s holds %d bytes; it needs at least %d (e.g. openssl rand -base64 32 > %s)", path, len(k), min, path)
 	}
 	return k, nil
 }

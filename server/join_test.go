@@ -1,0 +1,104 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/grovekit/grove/internal/testutil"
+	"github.com/grovekit/grove/transport"
+)
+
+var testClusterKey = bytes.Repeat([]byte("c"), MinClusterKey)
+
+// TestRogueGossipMemberIsNotAdmitted runs a cluster with a cluster key and
+// mutual TLS, and a rogue server that holds the key (so it joins gossip and
+// announces itself as a voter) but has a certificate from another CA, so it
+// cannot speak raft. The leader refuses to add it: it never becomes a
+// learner or a voter and the cluster keeps its three voters and its quorum.
+// Before admission checked the peer port, such a node was added at once,
+// and promoted to voter while the log was short.
+func TestRogueGossipMemberIsNotAdmitted(t *testing.T) {
+	dir := t.TempDir()
+	ca := testutil.MustCA(t, dir, "ca")
+	peerTLS := func(name string, ca *testutil.CA) *tls.Config {
+		c, k := ca.MustNodeCert(t, dir, name)
+		cfg, err := transport.LoadTLS(ca.File, c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	tc := startCluster(t, 3, func(c *Config) {
+		c.ClusterKey = testClusterKey
+		c.PeerTLS = peerTLS(c.Name, ca)
+	})
+	waitFor(t, "a leader", func() bool { return tc.leader() != nil })
+
+	rogueCA := testutil.MustCA(t, dir, "rogue-ca")
+	rcfg := tc.config("rogue", 0)
+	rcfg.ClusterKey = testClusterKey
+	rcfg.PeerTLS = peerTLS("rogue", rogueCA)
+	pem, err := os.ReadFile(ca.File) // the rogue trusts the cluster's CA: only its own certificate is wrong
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	rcfg.PeerTLS.RootCAs = pool
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	rogue, err := Start(ctx, rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rogue.Stop() }()
+
+	admitted := func(l *Server) bool {
+		st := l.node.Status()
+		return slices.Contains(st.Voters, rogue.ID()) || slices.Contains(st.Learners, rogue.ID())
+	}
+	waitFor(t, "the leader to decide on the rogue", func() bool {
+		l := tc.leader()
+		return l != nil && (l.joinsRefused.Load() > 0 || admitted(l))
+	})
+	waitFor(t, "the rogue to be seen in gossip", func() bool {
+		return len(tc.leader().gossip.Members()) == 4
+	})
+	l := tc.leader()
+	st := l.node.Status()
+	if slices.Contains(st.Voters, rogue.ID()) || slices.Contains(st.Learners, rogue.ID()) || len(st.Voters) != 3 {
+		t.Fatalf("voters %x, learners %x: the rogue %x got in", st.Voters, st.Learners, rogue.ID())
+	}
+	if code, body := httpDo(t, "PUT", l, "/v1/znode/still-writable", "x"); code != 200 {
+		t.Fatalf("write after the attempt: %d %s", code, body)
+	}
+}
+
+// TestSilentLearnerIsRemoved checks the learner bookkeeping: a learner that
+// acknowledges nothing for LearnerTimeout is removed; promotion needs an
+// acknowledgement however short the log.
+func TestSilentLearnerIsRemoved(t *testing.T) {
+	tc := startCluster(t, 3, func(c *Config) { c.LearnerTimeout = 300 * time.Millisecond })
+	waitFor(t, "a leader", func() bool { return tc.leader() != nil })
+	l := tc.leader()
+	const ghost = 0xdead
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	// A learner at an address where nothing answers: it can never ack.
+	if err := l.node.AddLearner(ctx, ghost, freeAddr(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the silent learner to be removed", func() bool {
+		st := l.node.Status()
+		return !slices.Contains(st.Learners, ghost) && l.wasRemoved(ghost)
+	})
+	if st := l.node.Status(); len(st.Voters) != 3 || slices.Contains(st.Voters, ghost) {
+		t.Fatalf("voters %x", st.Voters)
+	}
+}
