@@ -65,6 +65,12 @@ func (n *Node) checkSender(from uint64, m *pb.Message) error {
 // acknowledged, and a follower acknowledges only entries this node sent,
 // which were in a Ready before they went out.
 func checkInvariants(m *pb.Message, lastIndex uint64) error {
+	// raft treats a message without a term as one of its own; only the
+	// two a follower forwards to its leader legitimately carry none (found
+	// by FuzzPeerMessage: a vote request of term 0 panics raft).
+	if t := m.GetType(); m.GetTerm() == 0 && t != pb.MsgProp && t != pb.MsgReadIndex {
+		return fmt.Errorf("%w: %v from %x carries no term", errRefusedPeerMessage, t, m.GetFrom())
+	}
 	switch m.GetType() {
 	case pb.MsgHeartbeat:
 		if m.GetCommit() > lastIndex {

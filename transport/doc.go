@@ -23,10 +23,15 @@
 //
 //	[4-byte big-endian length of the rest][1 byte ProtocolVersion][1 byte FrameType][payload]
 //
-// and the length may not exceed the receiver's MaxFrameSize. Each
-// connection opens with a hello each way (msgpack: sender's raft ID, the ID
-// it expects at the other end, protocol version), so a node that answers at
-// a stale address is refused (ErrWrongPeer). After the hello the dialler
+// and the length may not exceed the receiver's MaxFrameSize (1 KiB until
+// the handshake is done). Each connection opens with a hello each way
+// (msgpack: sender's raft ID, the ID it expects at the other end, protocol
+// version), so a node that answers at a stale address is refused
+// (ErrWrongPeer). With a ClusterKey the hellos carry nonces and HMAC proofs
+// and the dialler sends a third hello with its proof (auth.go); a missing
+// or wrong proof is ErrAuth, and the acceptor reads no message before the
+// proof. Handler.Receive is told the raft ID the connection authenticated
+// as. After the hello the dialler
 // sends either message frames, each handed to Handler.Receive, or exactly
 // one snapshot: snapshot-begin (header, size if known), snapshot-chunks,
 // snapshot-end (size and SHA-256 of the body), answered by a snapshot-ack
@@ -60,4 +65,6 @@
 // carried it; the error is logged and counted (Stats.FramesRejected,
 // Stats.HandshakeFailures). With TLS, a peer is trusted for any raft ID
 // once its certificate verifies: the certificate is not bound to the ID.
+// The cluster key authenticates the ends of a connection, not the stream:
+// without TLS the traffic is readable and, by someone on the path, alterable.
 package transport

@@ -220,4 +220,3 @@ func (a *outsider) sessionAlive() error {
 	_, err := a.victim.Create(ctx, "/victim-alive", nil, grove.ModePersistent, grove.OpenACLUnsafe)
 	return err
 }
-
