@@ -25,7 +25,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // sourceCluster returns a one-node cluster holding a small tree with an
 // ephemeral, a container, a TTL node and sequential nodes.
-func sourceCluster(t *testing.T) *core.Node {
+func sourceCluster(t testing.TB) *core.Node {
 	t.Helper()
 	c := coretest.NewCluster(t, 1)
 	n := c.WaitLeader(t.Context())
@@ -52,7 +52,7 @@ func sourceCluster(t *testing.T) *core.Node {
 	return n
 }
 
-func take(t *testing.T, n *core.Node, opts backup.Options) []byte {
+func take(t testing.TB, n *core.Node, opts backup.Options) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	h, tot, err := backup.Write(t.Context(), n, &buf, opts)

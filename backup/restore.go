@@ -24,8 +24,8 @@ func Seed(r io.Reader, key []byte, dir string, id uint64) (Header, Totals, error
 		return Header{}, Totals{}, err
 	}
 	h := rd.Header()
-	if h.Index == 0 {
-		return h, Totals{}, fmt.Errorf("%w: index 0", ErrCorrupt)
+	if _, err := fsm.NewTreeCheck(h.Index); err != nil {
+		return h, Totals{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	err = core.Seed(dir, id, h.Index, func(put func(string, []byte) error) error {
 		for {
@@ -76,6 +76,12 @@ func Inspect(r io.Reader, key []byte, top int, dump func(path string, info fsm.N
 		return Summary{}, err
 	}
 	sum := Summary{Header: rd.Header()}
+	// The same checks as a restore's import, so Inspect accepts exactly
+	// the files Seed restores.
+	check, err := fsm.NewTreeCheck(sum.Header.Index)
+	if err != nil {
+		return sum, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
 	sizes := map[string]int{}
 	for {
 		path, rec, err := rd.Next()
@@ -85,9 +91,9 @@ func Inspect(r io.Reader, key []byte, top int, dump func(path string, info fsm.N
 		if err != nil {
 			return sum, err
 		}
-		info, err := fsm.DecodeRecord(rec)
+		info, err := check.Add(path, rec)
 		if err != nil {
-			return sum, fmt.Errorf("%w: %q: %v", ErrCorrupt, path, err)
+			return sum, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
 		switch {
 		case info.Mode.IsContainer():

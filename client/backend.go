@@ -26,9 +26,11 @@ type Backend interface {
 	Sync(ctx context.Context) (uint64, error)
 	// KeepAlive refreshes the session and returns the time it has left.
 	KeepAlive(ctx context.Context, session uint64) (time.Duration, error)
-	// AddWatch sets a persistent (recursive) watch; RemoveWatches removes
-	// watches of kind (0: all) on path.
-	AddWatch(ctx context.Context, session uint64, path string, kind grove.WatchKind) error
+	// AddWatch sets a persistent (recursive) watch for a watcher with ids
+	// (it gets events only for nodes ids may READ; a remote server uses the
+	// connection's identities instead); RemoveWatches removes watches of
+	// kind (0: all) on path.
+	AddWatch(ctx context.Context, session uint64, path string, kind grove.WatchKind, ids []grove.Identity) error
 	RemoveWatches(ctx context.Context, session uint64, path string, kind grove.WatchKind) error
 	// Authenticate resolves credentials into an identity.
 	Authenticate(ctx context.Context, scheme string, cred []byte) (grove.Identity, error)

@@ -165,7 +165,7 @@ func (r *remote) KeepAlive(ctx context.Context, _ uint64) (time.Duration, error)
 	return time.Duration(left.LeftMs) * time.Millisecond, nil
 }
 
-func (r *remote) AddWatch(ctx context.Context, _ uint64, path string, kind grove.WatchKind) error {
+func (r *remote) AddWatch(ctx context.Context, _ uint64, path string, kind grove.WatchKind, _ []grove.Identity) error {
 	key := watchKey{path: path, kind: kind}
 	r.mu.Lock()
 	_, had := r.watches[key]

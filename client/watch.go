@@ -47,8 +47,9 @@ func (s *Session) AddWatch(ctx context.Context, path string, recursive bool) (*W
 	w.C = w.c
 	s.mu.Lock()
 	s.watches[w] = struct{}{}
+	ids := s.ids
 	s.mu.Unlock()
-	if err := s.b.AddWatch(ctx, s.id, w.path, kind); err != nil {
+	if err := s.b.AddWatch(ctx, s.id, w.path, kind, ids); err != nil {
 		s.mu.Lock()
 		delete(s.watches, w)
 		s.mu.Unlock()

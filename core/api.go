@@ -6,13 +6,17 @@ import (
 
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/command"
+	"github.com/grovekit/grove/internal/fsm"
 )
 
 // AddWatch sets a persistent watch (kind grove.WatchPersistent) or a
 // persistent recursive one (grove.WatchPersistentRecursive) for session on
 // path. It stays until removed or the session ends, and fires for every
-// change after the zxid returned. Events go to w (see Watcher).
-func (n *Node) AddWatch(session uint64, path string, kind grove.WatchKind, w Watcher) (uint64, error) {
+// change after the zxid returned, of a node ids may READ (ZooKeeper 3.9.2
+// semantics: a recursive watch does not reveal the names of unreadable
+// nodes). Events go to w (see Watcher). On an existing node ids cannot READ
+// it fails with grove.ErrNoAuth, as ZooKeeper's addWatch does.
+func (n *Node) AddWatch(session uint64, path string, kind grove.WatchKind, ids []grove.Identity, w Watcher) (uint64, error) {
 	if err := grove.ValidatePath(path); err != nil {
 		return 0, err
 	}
@@ -20,10 +24,20 @@ func (n *Node) AddWatch(session uint64, path string, kind grove.WatchKind, w Wat
 		return 0, fmt.Errorf("core: AddWatch kind %v: %w", kind, grove.ErrBadArguments)
 	}
 	var zxid uint64
-	reg := &registration{session: session, path: path, kind: kind, keep: true}
+	reg := &registration{session: session, path: path, kind: kind, ids: ids}
 	err := n.watches.registerWith(reg, w, func() (uint64, error) {
 		zxid = n.applied.Load()
-		return zxid, nil
+		return zxid, n.readState(func(tx fsm.Tx) error {
+			acl, exists, err := fsm.ACLOf(tx, path)
+			switch {
+			case err != nil:
+				return err
+			case exists && !mayRead(acl, ids):
+				return fmt.Errorf("core: addWatch %s: %w", path, grove.ErrNoAuth)
+			}
+			reg.keep = true
+			return nil
+		})
 	})
 	return zxid, err
 }

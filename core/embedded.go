@@ -120,13 +120,13 @@ func (e *embedded) KeepAlive(ctx context.Context, session uint64) (time.Duration
 	return e.n.KeepAlive(ctx, session)
 }
 
-func (e *embedded) AddWatch(_ context.Context, session uint64, path string, kind grove.WatchKind) error {
+func (e *embedded) AddWatch(_ context.Context, session uint64, path string, kind grove.WatchKind, ids []grove.Identity) error {
 	w := e.sink(session)
 	if w == nil {
 		return fmt.Errorf("core: session %x has no event sink here: %w", session, grove.ErrSessionClosed)
 	}
-	_, err := e.n.AddWatch(session, path, kind, w)
-	return err
+	_, err := e.n.AddWatch(session, path, kind, ids, w)
+	return wireError(err)
 }
 
 func (e *embedded) RemoveWatches(_ context.Context, session uint64, path string, kind grove.WatchKind) error {

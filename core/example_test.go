@@ -251,7 +251,7 @@ func ExampleNode_AddWatch() {
 	sid := exampleSession(ctx, n)
 
 	w := core.WatcherFunc(func(ev grove.Event) { fmt.Println(ev.Type, ev.Path) })
-	if _, err := n.AddWatch(sid, "/app", grove.WatchPersistentRecursive, w); err != nil {
+	if _, err := n.AddWatch(sid, "/app", grove.WatchPersistentRecursive, nil, w); err != nil {
 		log.Fatal(err)
 	}
 	exampleWrite(ctx, n, &core.Request{Session: sid, Seq: 1,

@@ -32,6 +32,7 @@ type loopState struct {
 	reapUntil       time.Time // a reap proposal is in flight until then
 	ticks           uint64
 	snapEvents      []grove.Event      // watch events of an installed snapshot
+	snapEventACLs   [][]grove.ACL      // the ACL of each of their nodes
 	watched         []string           // paths watched when an install began
 	snapSrc         *bbolt.DB          // the snapshot being installed, open until commit
 	installing      bool               // the watch manager is locked for an install
@@ -422,12 +423,12 @@ func (n *Node) installInline(m *pb.Message) error {
 		_ = src.Close()
 		n.loopState.snapSrc = nil
 	}
-	events := n.loopState.snapEvents
+	events, acls := n.loopState.snapEvents, n.loopState.snapEventACLs
 	if err != nil {
 		events = nil // nothing was installed
 	}
-	n.loopState.installing, n.loopState.snapEvents, n.loopState.watched = false, nil, nil
-	n.watches.endInstall(events)
+	n.loopState.installing, n.loopState.snapEvents, n.loopState.snapEventACLs, n.loopState.watched = false, nil, nil, nil
+	n.watches.endInstall(events, acls)
 	if err != nil {
 		return fmt.Errorf("core: install snapshot: %w", err)
 	}
@@ -522,7 +523,7 @@ func (n *Node) applyEntry(tx fsm.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 // first, answers second.
 func (n *Node) publish(outcomes []*fsm.Outcome) {
 	for _, o := range outcomes {
-		n.watches.dispatch(o.Events)
+		n.watches.dispatch(o.Events, o.EventACLs)
 		if o.Created != nil {
 			n.sessions.add(o.Created.ID, time.Duration(o.Created.TimeoutMs)*time.Millisecond)
 		}

@@ -191,7 +191,7 @@ func TestWatchesFireBeforeReply(t *testing.T) {
 	if _, _, err := n.Exists(ctx, r, "/w/new"); !errors.Is(err, grove.ErrNoNode) {
 		t.Fatal(err)
 	}
-	if _, err := n.AddWatch(s.id, "/w", grove.WatchPersistentRecursive, watcher); err != nil {
+	if _, err := n.AddWatch(s.id, "/w", grove.WatchPersistentRecursive, nil, watcher); err != nil {
 		t.Fatal(err)
 	}
 	// The reply of each write comes after the events it caused.

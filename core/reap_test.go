@@ -107,7 +107,7 @@ func TestClosedSessionLeavesNoWatches(t *testing.T) {
 		if _, _, _, err := n.Get(ctx, core.Read{Session: s.id, Watch: w}, p); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := n.AddWatch(s.id, p, grove.WatchPersistentRecursive, w); err != nil {
+		if _, err := n.AddWatch(s.id, p, grove.WatchPersistentRecursive, nil, w); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -31,8 +31,10 @@ type WatchSpec struct {
 // node while the client was away are not reconstructed.
 //
 // Like a read, it first waits until this node has applied since. It returns
-// the zxid of the state it compared with.
-func (n *Node) RestoreWatches(ctx context.Context, session, since uint64, specs []WatchSpec, w Watcher) (uint64, error) {
+// the zxid of the state it compared with. ids are the session's identities
+// on its new connection: a persistent watch reports events, missed ones
+// included, only for nodes they may READ.
+func (n *Node) RestoreWatches(ctx context.Context, session, since uint64, specs []WatchSpec, ids []grove.Identity, w Watcher) (uint64, error) {
 	if w == nil || session == 0 {
 		return 0, fmt.Errorf("core: restore watches needs a session and a watcher: %w", grove.ErrBadArguments)
 	}
@@ -69,6 +71,15 @@ func (n *Node) RestoreWatches(ctx context.Context, session, since uint64, specs 
 					return err
 				}
 				evs := missed(s, exists, st, since, zxid)
+				if len(evs) > 0 && s.Kind >= grove.WatchPersistent {
+					acl, _, err := fsm.ACLOf(tx, s.Path)
+					if err != nil {
+						return err
+					}
+					if !mayRead(acl, ids) {
+						evs = nil
+					}
+				}
 				for _, ev := range evs {
 					if _, dup := seen[ev]; !dup { // once per change, as dispatch does
 						seen[ev] = struct{}{}
@@ -76,7 +87,7 @@ func (n *Node) RestoreWatches(ctx context.Context, session, since uint64, specs 
 					}
 				}
 				if len(evs) == 0 || s.Kind >= grove.WatchPersistent {
-					wm.addLocked(session, s.Path, s.Kind, zxid, w)
+					wm.addLocked(session, s.Path, s.Kind, zxid, ids, w)
 				}
 			}
 			return nil

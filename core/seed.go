@@ -66,7 +66,7 @@ func Seed(dir string, id uint64, index uint64, fill func(put func(path string, r
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
-	im, err := fsm.NewImporter(tx)
+	im, err := fsm.NewImporter(tx, index)
 	if err != nil {
 		return err
 	}

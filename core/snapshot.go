@@ -264,7 +264,7 @@ func (n *Node) installSnapshot(tx *bbolt.Tx, snap *pb.Snapshot) error {
 	}); err != nil {
 		return fmt.Errorf("core: install snapshot peers: %w", err)
 	}
-	n.loopState.snapEvents = diffEvents(before, readPathStates(fsm.Bolt(tx), watched), int64(meta.GetIndex()))
+	n.loopState.snapEvents, n.loopState.snapEventACLs = diffEvents(before, readPathStates(fsm.Bolt(tx), watched), int64(meta.GetIndex()))
 	n.confState = meta.GetConfState()
 	if err := saveConfState(fsm.Bolt(tx), n.confState); err != nil {
 		return err

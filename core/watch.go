@@ -27,7 +27,8 @@ type registration struct {
 	session uint64
 	path    string
 	kind    grove.WatchKind
-	keep    bool // set by the read: register only if the read succeeded
+	ids     []grove.Identity // the watcher's identities (persistent kinds)
+	keep    bool             // set by the read: register only if the read succeeded
 }
 
 // watchSet is one session's watches on one path. A field is the zxid after
@@ -35,6 +36,10 @@ type registration struct {
 type watchSet struct {
 	data, child, persistent uint64
 	sink                    *sink
+	// ids are the watcher's identities when it set the persistent watch:
+	// it gets an event only for a node they may READ (ZooKeeper 3.9.2,
+	// CVE-2024-23944).
+	ids []grove.Identity
 }
 
 // empty reports whether no watch of the set is set.
@@ -45,6 +50,13 @@ func (ws *watchSet) empty() bool { return ws.data == 0 && ws.child == 0 && ws.pe
 type recWatch struct {
 	after uint64
 	sink  *sink
+	ids   []grove.Identity // as watchSet.ids: events only for readable nodes
+}
+
+// mayRead reports whether a persistent watcher with ids may see an event
+// about a node with acl.
+func mayRead(acl []grove.ACL, ids []grove.Identity) bool {
+	return fsm.CheckACL(acl, ids, grove.PermRead) == nil
 }
 
 // sink is where one session's events go. Every watch entry of the session
@@ -134,7 +146,7 @@ func (wm *watchManager) registerWith(reg *registration, w Watcher, read func() (
 	defer wm.mu.Unlock()
 	zxid, err := read()
 	if reg.keep {
-		wm.addLocked(reg.session, reg.path, reg.kind, zxid, w)
+		wm.addLocked(reg.session, reg.path, reg.kind, zxid, reg.ids, w)
 	}
 	return err
 }
@@ -150,7 +162,9 @@ func (wm *watchManager) bindLocked(session uint64, w Watcher) *sink {
 	return sk
 }
 
-func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchKind, zxid uint64, w Watcher) {
+// addLocked records a watch; ids are the watcher's identities, kept for
+// the persistent kinds.
+func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchKind, zxid uint64, ids []grove.Identity, w Watcher) {
 	sk := wm.bindLocked(session, w)
 	wm.track(session, path)
 	if kind == grove.WatchPersistentRecursive {
@@ -163,9 +177,11 @@ func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchK
 		// skip an event an earlier read is owed.
 		if cur, ok := m[session]; !ok {
 			wm.count++
-			m[session] = recWatch{after: zxid + 1, sink: sk}
-		} else if zxid+1 < cur.after {
-			m[session] = recWatch{after: zxid + 1, sink: sk}
+			m[session] = recWatch{after: zxid + 1, sink: sk, ids: ids}
+		} else {
+			cur.ids = ids
+			cur.after = min(cur.after, zxid+1)
+			m[session] = cur
 		}
 		return
 	}
@@ -187,6 +203,7 @@ func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchK
 		f = &ws.child
 	default:
 		f = &ws.persistent
+		ws.ids = ids
 	}
 	switch {
 	case *f == 0:
@@ -336,16 +353,27 @@ func (wm *watchManager) size() int {
 // sink in zxid order; and since the loop marks an index dispatched only
 // after this returns, a read that registers a watch meanwhile sees itself
 // behind and waits (see Node.view), so it cannot slip in between.
-func (wm *watchManager) dispatch(events []grove.Event) {
+// acls[i] is the ACL of event i's node (fsm.Outcome.EventACLs); a missing
+// one lets no persistent watcher see the event.
+func (wm *watchManager) dispatch(events []grove.Event, acls [][]grove.ACL) {
 	if len(events) == 0 {
 		return
 	}
 	wm.mu.Lock()
-	for _, ev := range events {
-		wm.matchLocked(ev)
-	}
+	wm.matchAllLocked(events, acls)
 	wm.mu.Unlock()
 	wm.deliver()
+}
+
+// matchAllLocked matches each event with its ACL.
+func (wm *watchManager) matchAllLocked(events []grove.Event, acls [][]grove.ACL) {
+	for i, ev := range events {
+		var acl []grove.ACL
+		if i < len(acls) {
+			acl = acls[i]
+		}
+		wm.matchLocked(ev, acl)
+	}
 }
 
 // delivery is one event for one session's sink.
@@ -366,15 +394,17 @@ func (wm *watchManager) deliver() {
 }
 
 // matchLocked finds the sessions ev fires for, removes the one-shot watches
-// it consumes, and queues one delivery per session in wm.out. It costs
+// it consumes, and queues one delivery per session in wm.out. Persistent
+// watches deliver only if their watcher may READ the node (acl). It costs
 // O(watchers of the path and of its ancestors), whatever their number.
-func (wm *watchManager) matchLocked(ev grove.Event) {
+func (wm *watchManager) matchLocked(ev grove.Event, acl []grove.ACL) {
 	z := uint64(ev.Zxid)
 	first := len(wm.out)
 	if m := wm.exact[ev.Path]; m != nil {
 		emptied := 0
 		for s, ws := range m {
-			if wm.fireSet(ws, ev.Type, z) {
+			oneShot, persistent := wm.fireSet(ws, ev.Type, z)
+			if oneShot || (persistent && mayRead(acl, ws.ids)) {
 				wm.out = append(wm.out, delivery{session: s, w: ws.sink.w, ev: ev})
 			}
 			if ws.empty() {
@@ -411,7 +441,7 @@ func (wm *watchManager) matchLocked(ev grove.Event) {
 	var seen map[uint64]struct{}
 	for p := ev.Path; p != ""; p = grove.Parent(p) {
 		for s, rw := range wm.recursive[p] {
-			if z < rw.after {
+			if z < rw.after || !mayRead(acl, rw.ids) {
 				continue
 			}
 			if sources == 1 {
@@ -433,16 +463,18 @@ func (wm *watchManager) matchLocked(ev grove.Event) {
 	}
 }
 
-// fireSet reports whether ws fires for an event of type t at zxid z, and
-// clears the one-shot watches that fire.
-func (wm *watchManager) fireSet(ws *watchSet, t grove.EventType, z uint64) bool {
-	hit := false
+// fireSet reports whether a one-shot watch of ws, and whether its
+// persistent watch, fires for an event of type t at zxid z, and clears the
+// one-shot watches that fire.
+func (wm *watchManager) fireSet(ws *watchSet, t grove.EventType, z uint64) (oneShotHit, persistentHit bool) {
 	fire := func(f *uint64, oneShot bool) {
 		if *f != 0 && z >= *f {
-			hit = true
 			if oneShot {
+				oneShotHit = true
 				*f = 0
 				wm.count--
+			} else {
+				persistentHit = true
 			}
 		}
 	}
@@ -456,7 +488,7 @@ func (wm *watchManager) fireSet(ws *watchSet, t grove.EventType, z uint64) bool 
 		fire(&ws.child, true)
 	}
 	fire(&ws.persistent, false)
-	return hit
+	return oneShotHit, persistentHit
 }
 
 // beginInstall locks the manager for a snapshot install and lists every
@@ -476,10 +508,8 @@ func (wm *watchManager) beginInstall() []string {
 
 // endInstall fires the install's events and unlocks the manager; the
 // events are delivered after the unlock, as dispatch does.
-func (wm *watchManager) endInstall(events []grove.Event) {
-	for _, ev := range events {
-		wm.matchLocked(ev)
-	}
+func (wm *watchManager) endInstall(events []grove.Event, acls [][]grove.ACL) {
+	wm.matchAllLocked(events, acls)
 	wm.mu.Unlock()
 	wm.deliver()
 }
@@ -488,14 +518,16 @@ func (wm *watchManager) endInstall(events []grove.Event) {
 type pathState struct {
 	exists       bool
 	mzxid, pzxid int64
+	acl          []grove.ACL
 }
 
 func readPathStates(tx fsm.Tx, paths []string) map[string]pathState {
 	m := make(map[string]pathState, len(paths))
 	for _, p := range paths {
 		st, err := fsm.Exists(tx, p)
-		if err == nil {
-			m[p] = pathState{exists: true, mzxid: st.Mzxid, pzxid: st.Pzxid}
+		acl, _, aerr := fsm.ACLOf(tx, p)
+		if err == nil && aerr == nil {
+			m[p] = pathState{exists: true, mzxid: st.Mzxid, pzxid: st.Pzxid, acl: acl}
 		} else {
 			m[p] = pathState{}
 		}
@@ -506,25 +538,31 @@ func readPathStates(tx fsm.Tx, paths []string) map[string]pathState {
 // diffEvents turns before/after states of watched paths into the events a
 // snapshot install caused. Changes below a recursively watched path are not
 // seen; see doc.go.
-func diffEvents(before, after map[string]pathState, zxid int64) []grove.Event {
+// Each event comes with its node's ACL (a deleted node's as it was).
+func diffEvents(before, after map[string]pathState, zxid int64) ([]grove.Event, [][]grove.ACL) {
 	var evs []grove.Event
+	var acls [][]grove.ACL
+	add := func(t grove.EventType, p string, acl []grove.ACL) {
+		evs = append(evs, grove.Event{Type: t, Path: p, Zxid: zxid})
+		acls = append(acls, acl)
+	}
 	for p, b := range before {
 		a := after[p]
 		switch {
 		case b.exists && !a.exists:
-			evs = append(evs, grove.Event{Type: grove.EventNodeDeleted, Path: p, Zxid: zxid})
+			add(grove.EventNodeDeleted, p, b.acl)
 		case !b.exists && a.exists:
-			evs = append(evs, grove.Event{Type: grove.EventNodeCreated, Path: p, Zxid: zxid})
+			add(grove.EventNodeCreated, p, a.acl)
 		case a.exists:
 			if a.mzxid != b.mzxid {
-				evs = append(evs, grove.Event{Type: grove.EventNodeDataChanged, Path: p, Zxid: zxid})
+				add(grove.EventNodeDataChanged, p, a.acl)
 			}
 			if a.pzxid != b.pzxid {
-				evs = append(evs, grove.Event{Type: grove.EventNodeChildrenChanged, Path: p, Zxid: zxid})
+				add(grove.EventNodeChildrenChanged, p, a.acl)
 			}
 		}
 	}
-	return evs
+	return evs, acls
 }
 
 // sessionsWithWatches lists the sessions that have watches here.

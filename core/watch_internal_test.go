@@ -36,12 +36,13 @@ func BenchmarkWatchFanout30k(b *testing.B) {
 			register := func() {
 				wm.mu.Lock()
 				for s := uint64(1); s <= sessions; s++ {
-					wm.addLocked(s, path, tc.kind, 0, w)
+					wm.addLocked(s, path, tc.kind, 0, nil, w)
 				}
 				wm.mu.Unlock()
 			}
 			register()
 			ev := []grove.Event{{Type: grove.EventNodeDataChanged, Path: "/app/config", Zxid: 10}}
+			acls := openACLs(len(ev))
 			b.ResetTimer()
 			for b.Loop() {
 				if tc.kind == grove.WatchData {
@@ -49,7 +50,7 @@ func BenchmarkWatchFanout30k(b *testing.B) {
 					register()
 					b.StartTimer()
 				}
-				wm.dispatch(ev)
+				wm.dispatch(ev, acls)
 			}
 			if got := w.n.Load(); got < sessions {
 				b.Fatalf("delivered %d events, want at least %d", got, sessions)
@@ -64,15 +65,15 @@ func TestDispatchOncePerSession(t *testing.T) {
 	wm := newWatchManager()
 	ws := []*countingWatcher{{}, {}, {}}
 	wm.mu.Lock()
-	wm.addLocked(1, "/a/b", grove.WatchData, 0, ws[0])
-	wm.addLocked(1, "/a", grove.WatchPersistentRecursive, 0, ws[0])
-	wm.addLocked(1, "/", grove.WatchPersistentRecursive, 0, ws[0])
-	wm.addLocked(2, "/a", grove.WatchPersistentRecursive, 0, ws[1])
-	wm.addLocked(2, "/", grove.WatchPersistentRecursive, 0, ws[1])
-	wm.addLocked(3, "/a/b", grove.WatchPersistent, 0, ws[2])
-	wm.addLocked(3, "/a/b", grove.WatchData, 0, ws[2])
+	wm.addLocked(1, "/a/b", grove.WatchData, 0, nil, ws[0])
+	wm.addLocked(1, "/a", grove.WatchPersistentRecursive, 0, nil, ws[0])
+	wm.addLocked(1, "/", grove.WatchPersistentRecursive, 0, nil, ws[0])
+	wm.addLocked(2, "/a", grove.WatchPersistentRecursive, 0, nil, ws[1])
+	wm.addLocked(2, "/", grove.WatchPersistentRecursive, 0, nil, ws[1])
+	wm.addLocked(3, "/a/b", grove.WatchPersistent, 0, nil, ws[2])
+	wm.addLocked(3, "/a/b", grove.WatchData, 0, nil, ws[2])
 	wm.mu.Unlock()
-	wm.dispatch([]grove.Event{{Type: grove.EventNodeDataChanged, Path: "/a/b", Zxid: 5}})
+	wm.dispatch([]grove.Event{{Type: grove.EventNodeDataChanged, Path: "/a/b", Zxid: 5}}, openACLs(1))
 	for i, w := range ws {
 		if got := w.n.Load(); got != 1 {
 			t.Errorf("session %d got %d events, want 1", i+1, got)
@@ -109,13 +110,22 @@ func TestDeliverOutsideTheLock(t *testing.T) {
 	p := &lockProbe{wm: wm}
 	wm.mu.Lock()
 	for s := uint64(1); s <= 100; s++ {
-		wm.addLocked(s, "/x", grove.WatchPersistent, 0, p)
+		wm.addLocked(s, "/x", grove.WatchPersistent, 0, nil, p)
 	}
 	wm.mu.Unlock()
-	wm.dispatch([]grove.Event{{Type: grove.EventNodeDataChanged, Path: "/x", Zxid: 2}})
+	wm.dispatch([]grove.Event{{Type: grove.EventNodeDataChanged, Path: "/x", Zxid: 2}}, openACLs(1))
 	wm.beginInstall()
-	wm.endInstall([]grove.Event{{Type: grove.EventNodeDeleted, Path: "/x", Zxid: 3}})
+	wm.endInstall([]grove.Event{{Type: grove.EventNodeDeleted, Path: "/x", Zxid: 3}}, openACLs(1))
 	if p.delivered != 200 || p.held != 0 {
 		t.Fatalf("%d events delivered, %d of them under the lock; want 200 and 0", p.delivered, p.held)
 	}
+}
+
+// openACLs gives n events the world-readable ACL.
+func openACLs(n int) [][]grove.ACL {
+	acls := make([][]grove.ACL, n)
+	for i := range acls {
+		acls[i] = grove.OpenACLUnsafe
+	}
+	return acls
 }

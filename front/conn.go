@@ -401,13 +401,13 @@ func (c *conn) answer(it *workItem) ([]byte, error) {
 			if w.Kind != grove.WatchPersistent && w.Kind != grove.WatchPersistentRecursive {
 				err = fmt.Errorf("front: add watch of kind %s: %w", w.Kind, grove.ErrBadArguments)
 			} else {
-				_, err = c.n.AddWatch(c.session, w.Path, w.Kind, c)
+				_, err = c.n.AddWatch(c.session, w.Path, w.Kind, it.ids, c)
 			}
 		} else {
 			err = c.n.RemoveWatches(c.session, w.Path, w.Kind)
 		}
 	case wire.TSetWatches:
-		res, err = c.setWatches(ctx, it.body)
+		res, err = c.setWatches(ctx, it.body, it.ids)
 	}
 	if err != nil {
 		if errors.Is(err, grove.ErrStopped) || ctx.Err() != nil {
@@ -438,7 +438,7 @@ func (c *conn) read(ctx context.Context, body []byte, ids []grove.Identity) (*wi
 		More: res.More, ACL: res.ACL, Count: res.Count, Zxid: res.Zxid}, nil
 }
 
-func (c *conn) setWatches(ctx context.Context, body []byte) (*wire.Zxid, error) {
+func (c *conn) setWatches(ctx context.Context, body []byte, ids []grove.Identity) (*wire.Zxid, error) {
 	var sw wire.SetWatches
 	if err := wire.DecodeBody(body, &sw); err != nil {
 		return nil, fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
@@ -447,7 +447,7 @@ func (c *conn) setWatches(ctx context.Context, body []byte) (*wire.Zxid, error) 
 	for i, w := range sw.Watches {
 		specs[i] = core.WatchSpec{Path: w.Path, Kind: w.Kind, Existed: w.Existed}
 	}
-	z, err := c.n.RestoreWatches(ctx, c.session, sw.Since, specs, c)
+	z, err := c.n.RestoreWatches(ctx, c.session, sw.Since, specs, ids, c)
 	if err != nil {
 		return nil, err
 	}

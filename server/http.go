@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,7 +42,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/v1/znode/", s.handleZnode)
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/cmdline", handleCmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
@@ -280,3 +281,35 @@ func znodePath(r *http.Request) string {
 }
 
 var errMethod = errors.New("server: method not allowed")
+
+// secretFlags are the command-line flags whose values are secrets; the
+// profiler's cmdline endpoint shows "<redacted>" instead (prefer the
+// --*-file forms, which keep secrets out of ps as well).
+var secretFlags = []string{"gossip-key", "super-digest"}
+
+// handleCmdline serves the command line, NUL-separated as net/http/pprof
+// does, with the values of secretFlags redacted.
+func handleCmdline(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, strings.Join(redactArgs(os.Args), "\x00"))
+}
+
+// redactArgs replaces the values of secretFlags in args, in both the
+// "--flag value" and the "--flag=value" forms, with one or two dashes.
+func redactArgs(args []string) []string {
+	out := slices.Clone(args)
+	for i := 0; i < len(out); i++ {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(out[i], "-"), "=")
+		if !strings.HasPrefix(out[i], "-") || !slices.Contains(secretFlags, name) {
+			continue
+		}
+		if hasValue {
+			out[i] = out[i][:strings.Index(out[i], "=")+1] + "<redacted>"
+		} else if i+1 < len(out) {
+			out[i+1] = "<redacted>"
+			i++
+		}
+	}
+	return out
+}

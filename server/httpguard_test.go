@@ -95,3 +95,13 @@ func TestStalledBackupIsCut(t *testing.T) {
 	}
 	t.Logf("stalled stream cut after %d bytes: %v", n, err)
 }
+
+// TestCmdlineRedactsSecrets checks the profiler's command line hides the
+// values of secret flags in every spelling.
+func TestCmdlineRedactsSecrets(t *testing.T) {
+	got := redactArgs([]string{"grove", "server", "--gossip-key", "AAAA", "-super-digest=super:xyz", "--name", "n1", "--super-digest", "super:abc", "--gossip-key=BBBB"})
+	want := []string{"grove", "server", "--gossip-key", "<redacted>", "-super-digest=<redacted>", "--name", "n1", "--super-digest", "<redacted>", "--gossip-key=<redacted>"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -263,7 +263,7 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 		default:
 			return 0, grove.ErrBadArguments
 		}
-		_, err := c.n.AddWatch(uint64(c.session), path, kind, c)
+		_, err := c.n.AddWatch(uint64(c.session), path, kind, it.ids, c)
 		return 0, err
 	case opCheckWatches, opRemoveWatches:
 		path, typ := d.string(), d.int32()
@@ -282,7 +282,7 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 		}
 		return 0, c.n.RemoveWatches(uint64(c.session), path, kind)
 	case opSetWatches, opSetWatches2:
-		return c.setWatches(ctx, &d, it.op == opSetWatches2)
+		return c.setWatches(ctx, &d, it.op == opSetWatches2, it.ids)
 	case opWhoAmI:
 		ids := it.ids
 		*body = func(e *encoder) {
@@ -305,7 +305,7 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 
 // setWatches moves a reconnected client's watches here; changes after its
 // relative zxid fire once, now.
-func (c *conn) setWatches(ctx context.Context, d *decoder, v2 bool) (uint64, error) {
+func (c *conn) setWatches(ctx context.Context, d *decoder, v2 bool, ids []grove.Identity) (uint64, error) {
 	since := d.int64()
 	var specs []core.WatchSpec
 	add := func(kind grove.WatchKind, existed bool) {
@@ -323,7 +323,7 @@ func (c *conn) setWatches(ctx context.Context, d *decoder, v2 bool) (uint64, err
 	if d.err != nil {
 		return 0, grove.ErrMarshalling
 	}
-	return c.n.RestoreWatches(ctx, uint64(c.session), uint64(max(since, 0)), specs, c)
+	return c.n.RestoreWatches(ctx, uint64(c.session), uint64(max(since, 0)), specs, ids, c)
 }
 
 // multiRead runs getData and getChildren ops and answers each, failed ones

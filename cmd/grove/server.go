@@ -31,7 +31,7 @@ func runServer(args []string, stderr io.Writer) error {
 	var tokenFile string
 	var allowedHosts listFlag
 	var leaveOnTerm bool
-	var superDigest string
+	var superDigest, superDigestFile string
 	fs.StringVar(&cfg.Name, "name", "", "unique node name (default: the host name)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for the node's data (required)")
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip listen address")
@@ -61,7 +61,8 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.CleanupDeadAfter, "cleanup-dead-after", 0, "remove voters dead this long (0: never; operators remove them)")
 	fs.IntVar(&cfg.MinVoters, "min-voters", 3, "dead-voter cleanup never goes below this many voters")
 	fs.BoolVar(&leaveOnTerm, "leave-on-terminate", true, "on SIGTERM/SIGINT leave the cluster (false: just stop)")
-	fs.StringVar(&superDigest, "super-digest", "", "super:base64(sha1(super:password)) for operator access")
+	fs.StringVar(&superDigestFile, "super-digest-file", os.Getenv("GROVE_SUPER_DIGEST_FILE"), "file holding super:base64(sha1(super:password)) for operator access (env GROVE_SUPER_DIGEST_FILE)")
+	fs.StringVar(&superDigest, "super-digest", "", "deprecated (visible in ps; use --super-digest-file): super:base64(sha1(super:password)) for operator access")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the HTTP address")
 	if err := parse(fs, args); err != nil {
@@ -120,6 +121,13 @@ func runServer(args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.ClientTLS = ctls
+	if superDigestFile != "" {
+		d, err := readSecretFile(superDigestFile, len("super:")+1)
+		if err != nil {
+			return usagef("--super-digest-file: %v", err)
+		}
+		superDigest = string(d)
+	}
 	cfg.Core.SuperDigest = superDigest
 	noCapZero := func(v int) int { // the flags' 0 means no cap; the configs' 0 means the default
 		if v <= 0 {

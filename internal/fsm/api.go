@@ -79,6 +79,10 @@ type Outcome struct {
 	Duplicate bool
 	// Events are the watch events the entry caused, in order.
 	Events []grove.Event
+	// EventACLs holds, for each event, the ACL of the node it is about as
+	// the change left it (a deleted node: as it was): persistent watches
+	// deliver an event only to watchers that may READ it.
+	EventACLs [][]grove.ACL
 	// Created is the session opened by a KindCreateSession entry.
 	Created *Session
 	// Closed lists the sessions the entry closed (close request or expiry).

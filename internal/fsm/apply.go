@@ -113,13 +113,13 @@ func (a *applier) applyRequest(req *command.Request) (*Outcome, error) {
 		if err := a.ov.flush(); err != nil {
 			return nil, err
 		}
-		out.Result, out.Events, out.Closed = &command.Result{}, a.events, []uint64{req.Session}
+		out.Result, out.Events, out.EventACLs, out.Closed = &command.Result{}, a.events, a.acls, []uint64{req.Session}
 		return out, nil
 	}
 	if out.Result, err = a.execute(req); err != nil {
 		return nil, err
 	}
-	out.Events = a.events
+	out.Events, out.EventACLs = a.events, a.acls
 	if err := a.cacheResult(&sess, req.Seq, out.Result); err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func (a *applier) execute(req *command.Request) (*command.Result, error) {
 		r = &command.Result{Code: grove.CodeUnimplemented}
 	}
 	if r.Code != grove.CodeOK {
-		a.events = nil
+		a.events, a.acls = nil, nil
 		return r, nil
 	}
 	return r, a.ov.flush()
@@ -243,7 +243,7 @@ func (a *applier) applyExpire(e *command.Expire) (*Outcome, error) {
 	if err := a.ov.flush(); err != nil {
 		return nil, err
 	}
-	out.Events = a.events
+	out.Events, out.EventACLs = a.events, a.acls
 	return out, nil
 }
 

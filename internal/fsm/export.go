@@ -56,16 +56,21 @@ func Export(tx Tx, fn func(path string, rec []byte) error) (ephemerals int, err 
 type Importer struct {
 	tx      *bbolt.Tx
 	st      *store
+	check   *TreeCheck
 	counts  map[string]int32 // children imported per parent
 	claimed map[string]int32 // numChildren each record claimed
-	last    string
 	nodes   int
 }
 
-// NewImporter starts an import into tx, replacing the initial tree Init
-// made; the tx may be replaced between records with Rebind (to commit in
-// batches).
-func NewImporter(tx *bbolt.Tx) (*Importer, error) {
+// NewImporter starts an import into tx of a tree exported at applied index
+// index, replacing the initial tree Init made; the tx may be replaced
+// between records with Rebind (to commit in batches). The records are
+// checked as TreeCheck does.
+func NewImporter(tx *bbolt.Tx, index uint64) (*Importer, error) {
+	check, err := NewTreeCheck(index)
+	if err != nil {
+		return nil, err
+	}
 	st, err := openStore(Bolt(tx))
 	if err != nil {
 		return nil, err
@@ -75,7 +80,7 @@ func NewImporter(tx *bbolt.Tx) (*Importer, error) {
 			return nil, err
 		}
 	}
-	return &Importer{tx: tx, st: st, counts: map[string]int32{}, claimed: map[string]int32{}}, nil
+	return &Importer{tx: tx, st: st, check: check, counts: map[string]int32{}, claimed: map[string]int32{}}, nil
 }
 
 // Rebind continues the import in a new transaction.
@@ -93,27 +98,12 @@ func (im *Importer) Rebind(tx *bbolt.Tx) error {
 // ephemeral, with a bad path or an undecodable body returns an error
 // wrapping grove.ErrCorrupt.
 func (im *Importer) Put(path string, rec []byte) error {
-	if err := grove.ValidatePath(path); err != nil {
-		return fmt.Errorf("fsm: import %q: %v: %w", path, err, grove.ErrCorrupt)
-	}
-	if im.nodes == 0 && path != "/" {
-		return fmt.Errorf("fsm: import: the first node is %q, not the root: %w", path, grove.ErrCorrupt)
-	}
-	if im.nodes > 0 && path <= im.last {
-		return fmt.Errorf("fsm: import: %q after %q, out of order: %w", path, im.last, grove.ErrCorrupt)
-	}
-	n, err := decodeNode(rec)
+	n, err := im.check.add(path, rec)
 	if err != nil {
-		return fmt.Errorf("fsm: import %q: %w", path, err)
-	}
-	if n.isEphemeral() {
-		return fmt.Errorf("fsm: import %q: an ephemeral node: %w", path, grove.ErrCorrupt)
+		return err
 	}
 	if path != "/" {
 		parent := grove.Parent(path)
-		if _, ok := im.claimed[parent]; !ok {
-			return fmt.Errorf("fsm: import %q: parent %q missing: %w", path, parent, grove.ErrCorrupt)
-		}
 		im.counts[parent]++
 		if err := im.st.children.Put(childKey(parent, grove.Base(path)), empty); err != nil {
 			return err
@@ -128,9 +118,76 @@ func (im *Importer) Put(path string, rec []byte) error {
 		return err
 	}
 	im.claimed[path] = n.numChildren
-	im.last = path
 	im.nodes++
 	return nil
+}
+
+// MaxIndex bounds the applied index (zxid) of an imported tree: no cluster
+// gets near it, and an index beyond it would overflow raft's indexes and
+// ZooKeeper's signed zxids within a few writes.
+const MaxIndex = 1 << 62
+
+// TreeCheck checks exported node records as a restore would import them,
+// without importing: Inspect and restore accept exactly the same files.
+type TreeCheck struct {
+	index uint64
+	seen  map[string]struct{}
+	last  string
+	nodes int
+}
+
+// NewTreeCheck checks the records of a tree exported at applied index
+// index. It returns an error wrapping grove.ErrCorrupt for index 0 or
+// beyond MaxIndex.
+func NewTreeCheck(index uint64) (*TreeCheck, error) {
+	if index == 0 || index > MaxIndex {
+		return nil, fmt.Errorf("fsm: applied index %d out of range (1..%d): %w", index, uint64(MaxIndex), grove.ErrCorrupt)
+	}
+	return &TreeCheck{index: index, seen: map[string]struct{}{}}, nil
+}
+
+// Add checks the next record: a valid path, the root first, path order with
+// every parent before its children, a decodable body, not an ephemeral,
+// zxids between 0 and the tree's index. Errors wrap grove.ErrCorrupt.
+func (c *TreeCheck) Add(path string, rec []byte) (NodeInfo, error) {
+	n, err := c.add(path, rec)
+	if err != nil {
+		return NodeInfo{}, err
+	}
+	return NodeInfo{Stat: n.stat(), Mode: n.mode, ACL: n.acl, Data: n.data}, nil
+}
+
+func (c *TreeCheck) add(path string, rec []byte) (*node, error) {
+	if err := grove.ValidatePath(path); err != nil {
+		return nil, fmt.Errorf("fsm: import %q: %v: %w", path, err, grove.ErrCorrupt)
+	}
+	if c.nodes == 0 && path != "/" {
+		return nil, fmt.Errorf("fsm: import: the first node is %q, not the root: %w", path, grove.ErrCorrupt)
+	}
+	if c.nodes > 0 && path <= c.last {
+		return nil, fmt.Errorf("fsm: import: %q after %q, out of order: %w", path, c.last, grove.ErrCorrupt)
+	}
+	n, err := decodeNode(rec)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: import %q: %w", path, err)
+	}
+	if n.isEphemeral() {
+		return nil, fmt.Errorf("fsm: import %q: an ephemeral node: %w", path, grove.ErrCorrupt)
+	}
+	for _, z := range []int64{n.czxid, n.mzxid, n.pzxid} {
+		if z < 0 || uint64(z) > c.index {
+			return nil, fmt.Errorf("fsm: import %q: zxid %d outside 0..%d: %w", path, z, c.index, grove.ErrCorrupt)
+		}
+	}
+	if path != "/" {
+		if _, ok := c.seen[grove.Parent(path)]; !ok {
+			return nil, fmt.Errorf("fsm: import %q: parent %q missing: %w", path, grove.Parent(path), grove.ErrCorrupt)
+		}
+	}
+	c.seen[path] = struct{}{}
+	c.last = path
+	c.nodes++
+	return n, nil
 }
 
 // Nodes returns the number of nodes imported so far.

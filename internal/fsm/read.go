@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/grovekit/grove"
@@ -60,6 +61,20 @@ func Exists(tx Tx, path string) (grove.Stat, error) {
 		return grove.Stat{}, err
 	}
 	return n.stat(), nil
+}
+
+// ACLOf returns the ACL of the node at path, unredacted and without a
+// permission check (for the server's own checks); ok is false if there is
+// no such node.
+func ACLOf(tx Tx, path string) (acl []grove.ACL, ok bool, err error) {
+	n, err := readNode(tx, "acl", path)
+	switch {
+	case errors.Is(err, grove.ErrNoNode):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	return n.acl, true, nil
 }
 
 // GetACL returns a copy of the ACL of the node at path and its Stat. There

@@ -56,5 +56,5 @@ func (a *applier) applyReap(r *command.Reap) (*Outcome, error) {
 	if err := a.ov.flush(); err != nil {
 		return nil, err
 	}
-	return &Outcome{Kind: command.KindReap, Events: a.events}, nil
+	return &Outcome{Kind: command.KindReap, Events: a.events, EventACLs: a.acls}, nil
 }

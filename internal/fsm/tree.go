@@ -20,6 +20,7 @@ type applier struct {
 	session uint64 // the requesting session, for ephemeral owners
 	ids     []grove.Identity
 	events  []grove.Event
+	acls    [][]grove.ACL // the ACL of each event's node (Outcome.EventACLs)
 }
 
 // specialPaths may never be deleted, as in ZooKeeper.
@@ -32,9 +33,10 @@ func validPath(path string) bool {
 	return len(path) <= maxPathLen && grove.ValidatePath(path) == nil
 }
 
-// event records a watch event of the entry.
-func (a *applier) event(t grove.EventType, path string) {
+// event records a watch event of the entry and the ACL of its node.
+func (a *applier) event(t grove.EventType, path string, acl []grove.ACL) {
 	a.events = append(a.events, grove.Event{Type: t, Path: path, Zxid: a.zxid})
+	a.acls = append(a.acls, acl)
 }
 
 // versionOK reports whether an expected version matches (-1 matches any).
@@ -114,8 +116,8 @@ func (a *applier) create(op *grove.Op) (command.OpResult, error) {
 	a.ov.put(parentPath, parent)
 	a.ov.put(path, n)
 	index(&a.ov.children, childKey(parentPath, grove.Base(path)), true)
-	a.event(grove.EventNodeCreated, path)
-	a.event(grove.EventNodeChildrenChanged, parentPath)
+	a.event(grove.EventNodeCreated, path, n.acl)
+	a.event(grove.EventNodeChildrenChanged, parentPath, parent.acl)
 	res.Path = path
 	res.Stat = n.statPtr()
 	return res, nil
@@ -173,8 +175,8 @@ func (a *applier) removeNode(path string, n *node) error {
 	if n.reapable() {
 		index(&a.ov.reap, []byte(path), false)
 	}
-	a.event(grove.EventNodeDeleted, path)
-	a.event(grove.EventNodeChildrenChanged, parentPath)
+	a.event(grove.EventNodeDeleted, path, n.acl)
+	a.event(grove.EventNodeChildrenChanged, parentPath, parent.acl)
 	return nil
 }
 
@@ -199,7 +201,7 @@ func (a *applier) setData(op *grove.Op) (command.OpResult, error) {
 	n.mtime = a.now
 	n.data = op.Data
 	a.ov.put(op.Path, n)
-	a.event(grove.EventNodeDataChanged, op.Path)
+	a.event(grove.EventNodeDataChanged, op.Path, n.acl)
 	res.Stat = n.statPtr()
 	return res, nil
 }
