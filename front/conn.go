@@ -3,6 +3,7 @@ package front
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -164,6 +165,18 @@ func (c *conn) readMsg(max int) (wire.Type, uint64, []byte, error) {
 // handshake reads Connect, opens or re-attaches the session and answers
 // Connected.
 func (c *conn) handshake() error {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("front: TLS handshake: %w", err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		// A verified client certificate names the client, as on
+		// ZooKeeper's secure port: the x509 identity is its subject.
+		if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 {
+			c.ids = append(c.ids, grove.Identity{Scheme: "x509", ID: st.VerifiedChains[0][0].Subject.String()})
+		}
+	}
 	t, _, body, err := c.readMsg(min(maxConnectFrame, c.s.cfg.MaxFrame))
 	if err != nil {
 		return err

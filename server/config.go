@@ -43,7 +43,11 @@ type Config struct {
 	PeerAddr   string
 	ClientAddr string
 	ZKAddr     string
-	HTTPAddr   string
+	// ZKSecureAddr, if set, is a second ZooKeeper port that speaks TLS
+	// with ClientTLS (ZooKeeper's secureClientPort; kazoo's use_ssl, the
+	// Java client's zookeeper.client.secure). It needs ClientTLS.
+	ZKSecureAddr string
+	HTTPAddr     string
 	// Join lists gossip seeds (host:port).
 	Join []string
 	// BootstrapExpect, when > 0 on a fresh data dir, forms a new cluster
@@ -121,6 +125,14 @@ func (c *Config) validate() error {
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("server: --%s %q: %w", flag, addr, err)
+		}
+	}
+	if c.ZKSecureAddr != "" {
+		if _, _, err := net.SplitHostPort(c.ZKSecureAddr); err != nil {
+			return fmt.Errorf("server: --zk-secure-addr %q: %w", c.ZKSecureAddr, err)
+		}
+		if c.ClientTLS == nil {
+			return errors.New("server: --zk-secure-addr needs --client-tls-cert and --client-tls-key")
 		}
 	}
 	if c.BootstrapExpect < 0 {

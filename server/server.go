@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,7 @@ type Server struct {
 	clientLn net.Listener
 	front    *front.Server
 	zkLn     net.Listener
+	zkTLSLn  net.Listener // the ZooKeeper secure port (Config.ZKSecureAddr)
 	zk       *zkwire.Server
 
 	stopc     chan struct{}
@@ -95,6 +97,11 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 			return configErr(fmt.Errorf("server: listen --zk-addr %s: %w", cfg.ZKAddr, err))
 		}
 		zkAddr = s.zkLn.Addr().String()
+	}
+	if cfg.ZKSecureAddr != "" {
+		if s.zkTLSLn, err = net.Listen("tcp", cfg.ZKSecureAddr); err != nil {
+			return configErr(fmt.Errorf("server: listen --zk-secure-addr %s: %w", cfg.ZKSecureAddr, err))
+		}
 	}
 	tc := transport.DefaultConfig()
 	tc.ID, tc.ListenAddr, tc.TLS, tc.ClusterKey, tc.Logger = s.id, cfg.PeerAddr, cfg.PeerTLS, cfg.ClusterKey, s.log
@@ -153,24 +160,43 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 			}
 		})
 	}
-	if s.zkLn != nil {
+	if s.zkLn != nil || s.zkTLSLn != nil {
 		zc := cfg.ZK
 		zc.Node, zc.Logger = s.node, s.log
 		dc := core.DefaultConfig()
 		minTO, maxTO := cmp.Or(cfg.Core.MinSessionTimeout, dc.MinSessionTimeout), cmp.Or(cfg.Core.MaxSessionTimeout, dc.MaxSessionTimeout)
-		zc.Conf = map[string]string{"clientPort": portOf(s.zkLn.Addr()), "dataDir": cfg.DataDir,
+		zc.Conf = map[string]string{"dataDir": cfg.DataDir,
 			"tickTime":          fmt.Sprint(cfg.Core.TickInterval.Milliseconds()),
 			"minSessionTimeout": fmt.Sprint(minTO.Milliseconds()),
 			"maxSessionTimeout": fmt.Sprint(maxTO.Milliseconds())}
+		if s.zkLn != nil {
+			zc.Conf["clientPort"] = portOf(s.zkLn.Addr())
+		}
+		if s.zkTLSLn != nil {
+			zc.Conf["secureClientPort"] = portOf(s.zkTLSLn.Addr())
+		}
 		if s.zk, err = zkwire.New(zc); err != nil {
 			return configErr(err)
 		}
-		ln := s.zkLn
-		s.wg.Go(func() {
-			if err := s.zk.Serve(ln); err != nil && !errors.Is(err, zkwire.ErrClosed) {
-				s.log.Error("zookeeper port", "err", err)
-			}
-		})
+		serve := func(what string, ln net.Listener, tlsCfg *tls.Config) {
+			s.wg.Go(func() {
+				var err error
+				if tlsCfg != nil {
+					err = s.zk.ServeTLS(ln, tlsCfg)
+				} else {
+					err = s.zk.Serve(ln)
+				}
+				if err != nil && !errors.Is(err, zkwire.ErrClosed) {
+					s.log.Error(what, "err", err)
+				}
+			})
+		}
+		if s.zkLn != nil {
+			serve("zookeeper port", s.zkLn, nil)
+		}
+		if s.zkTLSLn != nil {
+			serve("zookeeper secure port", s.zkTLSLn, cfg.ClientTLS)
+		}
 	}
 	// HTTP last: its handlers read the fronts set up above.
 	// Write timeout: a reply has 30 s; the backup stream sets its own
@@ -196,6 +222,15 @@ func (s *Server) ZKAddr() string {
 		return ""
 	}
 	return s.zkLn.Addr().String()
+}
+
+// ZKSecureAddr returns the address of the ZooKeeper secure port ("" if
+// none).
+func (s *Server) ZKSecureAddr() string {
+	if s.zkTLSLn == nil {
+		return ""
+	}
+	return s.zkTLSLn.Addr().String()
 }
 
 // ClientAddr returns the address of the native client port ("" if none).
@@ -283,6 +318,9 @@ func (s *Server) shutdown() error {
 		_ = s.zk.Close()
 	} else if s.zkLn != nil {
 		_ = s.zkLn.Close()
+	}
+	if s.zkTLSLn != nil {
+		_ = s.zkTLSLn.Close() // closed already if s.zk served it
 	}
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

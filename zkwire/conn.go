@@ -3,6 +3,7 @@ package zkwire
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -70,6 +71,20 @@ func newConn(s *Server, nc net.Conn) *conn {
 		c.ids = []grove.Identity{{Scheme: "ip", ID: ap.Addr().Unmap().String()}}
 	}
 	return c
+}
+
+// tlsHandshake completes the TLS handshake of a secure-port connection
+// within 10 s and adds the x509 identity of a verified client certificate.
+func (c *conn) tlsHandshake(tc *tls.Conn) error {
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("zkwire: TLS handshake: %w", err)
+	}
+	_ = tc.SetWriteDeadline(time.Time{})
+	if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 {
+		c.ids = append(c.ids, grove.Identity{Scheme: "x509", ID: st.VerifiedChains[0][0].Subject.String()})
+	}
+	return nil
 }
 
 // close ends the connection at once.
@@ -149,6 +164,11 @@ func (c *conn) readFrame(idle time.Duration, max int) ([]byte, error) {
 // or re-attaches the session.
 func (c *conn) handshake() error {
 	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := c.tlsHandshake(tc); err != nil {
+			return err
+		}
+	}
 	peek, err := c.br.Peek(4)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@
 package zkwire
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -128,6 +129,15 @@ func (s *Server) Close() error {
 
 // ConnCount returns the number of open connections.
 func (s *Server) ConnCount() int { return s.port.Count() }
+
+// ServeTLS accepts connections on ln like Serve, each speaking TLS with
+// cfg first: ZooKeeper's secureClientPort. A client whose certificate cfg
+// verified (set ClientCAs and ClientAuth) gets the identity x509:SUBJECT,
+// its certificate's subject in RFC 2253 form, as ZooKeeper's
+// X509AuthenticationProvider gives it.
+func (s *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error {
+	return s.Serve(tls.NewListener(ln, cfg))
+}
 
 // Accepting reports whether the port takes connections: false while
 // accept fails (out of file descriptors, say) and after Close.

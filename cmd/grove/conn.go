@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -33,7 +36,7 @@ type conn struct {
 func (g *globals) connect(ctx context.Context) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	s, err := dial(dctx, g.servers, client.WithTimeout(g.timeout))
+	s, err := dial(dctx, g.servers, append([]client.Option{client.WithTimeout(g.timeout)}, g.opts...)...)
 	if err == nil {
 		c := &conn{s: s, timeout: g.timeout}
 		if err = s.Sync(dctx); err == nil {
@@ -156,4 +159,34 @@ func joinPath(parent, name string) string {
 		return "/" + name
 	}
 	return parent + "/" + name
+}
+
+// cliTLS builds the client side's TLS config from --tls-ca, --tls-cert and
+// --tls-key (nil: plain TCP).
+func cliTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, usagef("--tls-cert and --tls-key go together")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, usagef("--tls-ca: %v", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, usagef("--tls-ca: no certificate in %s", caFile)
+		}
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, usagef("--tls-cert: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }

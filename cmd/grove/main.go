@@ -95,6 +95,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/grovekit/grove/client"
 )
 
 // usageError is a bad invocation: exit code 2.
@@ -114,6 +116,10 @@ global flags (before COMMAND; also from GROVE_SERVERS, GROVE_OUTPUT, GROVE_TIMEO
   --servers LIST         native client ports, comma separated (default 127.0.0.1:2281)
   --output FORMAT        text or json (default text)
   --timeout D            give up connecting, and each request, after D (default 10s)
+  --auth SCHEME:CRED     authenticate the session, e.g. digest:alice:secret (repeatable)
+  --tls-ca FILE          the client port speaks TLS; verify it with this CA
+  --tls-cert FILE, --tls-key FILE
+                         client certificate, for a port that requires one
 
 znode commands (flags may also follow the arguments):
   create [--ephemeral] [--sequential] [--container] [--ttl D] PATH [DATA]
@@ -216,6 +222,8 @@ type globals struct {
 	timeout time.Duration
 	stdout  io.Writer
 	stderr  io.Writer
+	// opts are the session options of --auth and --tls-*.
+	opts []client.Option
 }
 
 // defaultServers is where the znode commands connect without --servers.
@@ -233,6 +241,10 @@ func parseGlobals(args []string, stdout, stderr io.Writer) (*globals, []string, 
 	servers := fs.String("servers", defaultServers, "native client ports, comma separated")
 	output := fs.String("output", "text", "text or json")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up connecting, and each request, after this")
+	auth := fs.StringArray("auth", nil, "scheme:credential to authenticate the session with, e.g. digest:alice:secret (repeatable)")
+	tlsCA := fs.String("tls-ca", "", "CA file verifying the client port's TLS certificate (the client port speaks TLS)")
+	tlsCert := fs.String("tls-cert", "", "client certificate for a client port that requires one")
+	tlsKey := fs.String("tls-key", "", "key of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil, nil, errHelp
@@ -255,6 +267,20 @@ func parseGlobals(args []string, stdout, stderr io.Writer) (*globals, []string, 
 		return nil, nil, usagef("--servers: no address given")
 	case g.timeout <= 0:
 		return nil, nil, usagef("--timeout %v: must be positive", g.timeout)
+	}
+	for _, a := range *auth {
+		scheme, cred, ok := strings.Cut(a, ":")
+		if !ok || scheme == "" {
+			return nil, nil, usagef("--auth %q: want scheme:credential, e.g. digest:alice:secret", a)
+		}
+		g.opts = append(g.opts, client.WithAuth(scheme, []byte(cred)))
+	}
+	tc, err := cliTLS(*tlsCA, *tlsCert, *tlsKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tc != nil {
+		g.opts = append(g.opts, client.WithTLS(tc))
 	}
 	return g, fs.Args(), nil
 }

@@ -38,6 +38,7 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.PeerAddr, "peer-addr", "127.0.0.1:2380", "raft peer listen address")
 	fs.StringVar(&cfg.ClientAddr, "client-addr", "127.0.0.1:2281", "native client port address (empty: none)")
 	fs.StringVar(&cfg.ZKAddr, "zk-addr", "127.0.0.1:2181", "ZooKeeper client protocol address (empty: none)")
+	fs.StringVar(&cfg.ZKSecureAddr, "zk-secure-addr", "", "ZooKeeper protocol over TLS (secureClientPort), with the --client-tls-* certificate (empty: none)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP address for /status, /healthz, /metrics")
 	fs.Var(&join, "join", "gossip seeds, host:port[,host:port]")
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many fresh voters see each other")

@@ -131,6 +131,12 @@ func fixupACL(acl []grove.ACL, ids []grove.Identity) ([]grove.ACL, bool) {
 			if _, ok := parseIPACL(a.ID); !ok {
 				return nil, false
 			}
+		case "x509":
+			// The subject of a client certificate, as the TLS ports name
+			// it (RFC 2253, like Java's X500Principal).
+			if a.ID == "" {
+				return nil, false
+			}
 		default:
 			return nil, false
 		}
