@@ -74,6 +74,10 @@ type Config struct {
 	// GossipKey, if set (16, 24 or 32 bytes), encrypts gossip instead of
 	// the key derived from ClusterKey.
 	GossipKey []byte
+	// HTTPTLS, if set, makes the HTTP port speak HTTPS with it. A follower
+	// forwards writes to the leader over HTTPS too, verifying it with
+	// HTTPTLS.RootCAs (nil: the system's roots).
+	HTTPTLS *tls.Config
 	// HTTPToken, if set, is the bearer token every HTTP endpoint that
 	// reads data or changes the cluster requires (see httpguard.go).
 	HTTPToken []byte

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -249,7 +250,11 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, r.Method, "http://"+addr+r.URL.RequestURI(), r.Body)
+	scheme, client := "http://", http.DefaultClient
+	if s.cfg.HTTPTLS != nil {
+		scheme, client = "https://", s.forwardClient()
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, scheme+addr+r.URL.RequestURI(), r.Body)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
@@ -261,7 +266,7 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) {
 			req.Header.Set(h, v)
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, err)
 		return
@@ -312,4 +317,15 @@ func redactArgs(args []string) []string {
 		}
 	}
 	return out
+}
+
+// forwardClient is the HTTPS client a follower forwards writes to the
+// leader with, trusting HTTPTLS.RootCAs.
+func (s *Server) forwardClient() *http.Client {
+	s.fwdOnce.Do(func() {
+		s.fwd = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: s.cfg.HTTPTLS.RootCAs, MinVersion: tls.VersionTLS12,
+		}}}
+	})
+	return s.fwd
 }

@@ -42,6 +42,9 @@ type Server struct {
 	// joins is the admission bookkeeping of the reconcile goroutine (only
 	// it touches it).
 	joins joinState
+	// fwd is the HTTPS client for forwarding writes to the leader.
+	fwdOnce sync.Once
+	fwd     *http.Client
 	// joinsRefused counts gossip members refused for a failed proof.
 	joinsRefused atomic.Uint64
 
@@ -203,8 +206,12 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	// deadline per write (stallWriter).
 	s.http = &http.Server{Handler: s.guard(s.routes()), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: time.Minute, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	httpLn := s.httpLn
+	if cfg.HTTPTLS != nil {
+		httpLn = tls.NewListener(httpLn, cfg.HTTPTLS)
+	}
 	s.wg.Go(func() {
-		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)
 		}
 	})

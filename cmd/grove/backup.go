@@ -83,7 +83,9 @@ func runBackup(ctx context.Context, args []string, output string, stdout, stderr
 	if err := parseCmd(fs, "backup [flags] FILE   (with --every: DIR)", args); err != nil {
 		return err
 	}
-	useToken()
+	if err := useToken(); err != nil {
+		return err
+	}
 	if fs.NArg() != 1 {
 		return usagef("usage: grove backup [--http ADDR] [--gzip] [--encrypt-key-file F] [--every D --keep N] FILE|DIR")
 	}
@@ -135,7 +137,7 @@ func (r backupResult) print(out *output) {
 // either a whole verified backup or untouched.
 func takeBackup(ctx context.Context, addr, file string, opts backup.Options, progress func(int64)) (backupResult, error) {
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/backup", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, adminURL(addr, "/v1/backup"), nil)
 	if err != nil {
 		return backupResult{}, usageError{fmt.Errorf("backup: --http %q: %w", addr, err)}
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,11 +25,42 @@ var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: adminTranspo
 // $GROVE_TOKEN_FILE): the bearer token for a node's HTTP port.
 var adminTokenFile atomic.Value // string
 
-// tokenFileFlag adds --token-file to a command that talks to a node's HTTP
-// port; the parsed value is used by every request the command sends.
-func tokenFileFlag(fs *pflag.FlagSet) func() {
+// adminTLS is the TLS config of the running command's HTTPS requests
+// (--http-tls-ca); nil: the system's roots.
+var adminTLS atomic.Pointer[tls.Config]
+
+// tokenFileFlag adds --token-file and --http-tls-ca to a command that talks
+// to a node's HTTP port; the parsed values are used by every request the
+// command sends. The function it returns applies them.
+func tokenFileFlag(fs *pflag.FlagSet) func() error {
 	f := fs.String("token-file", os.Getenv("GROVE_TOKEN_FILE"), "file holding the node's HTTP bearer token (env GROVE_TOKEN_FILE)")
-	return func() { adminTokenFile.Store(*f) }
+	ca := fs.String("http-tls-ca", os.Getenv("GROVE_HTTP_TLS_CA"), "CA file verifying the node's HTTPS certificate (give --http as https://HOST:PORT)")
+	return func() error {
+		adminTokenFile.Store(*f)
+		if *ca == "" {
+			adminTLS.Store(nil)
+			return nil
+		}
+		pem, err := os.ReadFile(*ca)
+		if err != nil {
+			return usagef("--http-tls-ca: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return usagef("--http-tls-ca: no certificate in %s", *ca)
+		}
+		adminTLS.Store(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+		return nil
+	}
+}
+
+// adminURL is the URL of path on the node at addr: addr is host:port (plain
+// HTTP) or a URL base such as https://host:port.
+func adminURL(addr, path string) string {
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
+		return strings.TrimSuffix(addr, "/") + path
+	}
+	return "http://" + addr + path
 }
 
 // adminTransport marks every request as a Grove tool's (the HTTP port
@@ -37,6 +70,16 @@ type adminTransport struct{ base http.RoundTripper }
 
 func (t adminTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
+	if cfg := adminTLS.Load(); cfg != nil && r.URL.Scheme == "https" {
+		tr := &http.Transport{TLSClientConfig: cfg}
+		defer tr.CloseIdleConnections()
+		return t.send(tr, r)
+	}
+	return t.send(t.base, r)
+}
+
+// send adds the Grove header and the token and sends r with base.
+func (t adminTransport) send(base http.RoundTripper, r *http.Request) (*http.Response, error) {
 	r.Header.Set(server.GroveRequestHeader, "1")
 	if file, _ := adminTokenFile.Load().(string); file != "" {
 		b, err := os.ReadFile(file)
@@ -45,7 +88,7 @@ func (t adminTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		r.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(b)))
 	}
-	return t.base.RoundTrip(r)
+	return base.RoundTrip(r)
 }
 
 // httpFlags returns the --http flag of a command that talks to one node's
@@ -58,13 +101,15 @@ func httpFlags(name, synopsis string) (fsAddr *string, parseFn func([]string) ([
 		if err := parseCmd(fs, synopsis, args); err != nil {
 			return nil, err
 		}
-		useToken()
+		if err := useToken(); err != nil {
+			return nil, err
+		}
 		return fs.Args(), nil
 	}
 }
 
 func getJSON(addr, path string, v any) error {
-	resp, err := httpClient.Get("http://" + addr + path)
+	resp, err := httpClient.Get(adminURL(addr, path))
 	if err != nil {
 		return err
 	}
@@ -109,7 +154,7 @@ func runMembers(args []string, stdout io.Writer) error {
 		if rest[0] != "remove" || len(rest) != 2 {
 			return usagef("usage: grove members [remove NAME]")
 		}
-		resp, err := httpClient.Post("http://"+*addr+"/members/remove?name="+url.QueryEscape(rest[1]), "", nil)
+		resp, err := httpClient.Post(adminURL(*addr, "/members/remove?name="+url.QueryEscape(rest[1])), "", nil)
 		if err != nil {
 			return err
 		}

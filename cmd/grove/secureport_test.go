@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +139,52 @@ func waitConnected(t *testing.T, events <-chan zk.Event) {
 		case <-deadline:
 			t.Fatal("no session over TLS")
 		}
+	}
+}
+
+// TestHTTPSWithToken runs a server whose HTTP port speaks HTTPS and wants a
+// token: the CLI's status, members and backup work with --http
+// https://..., --http-tls-ca and --token-file, and are refused without the
+// token; plain HTTP to the port gets nothing.
+func TestHTTPSWithToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	dir := t.TempDir()
+	ca := testutil.MustCA(t, dir, "http-ca")
+	cert, key := ca.MustNodeCert(t, dir, "http-server")
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("an-http-token-of-some-length\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newProcCluster(t)
+	n := c.add("h1", "--bootstrap-expect", "1", "--http-tls-cert", cert, "--http-tls-key", key, "--token-file", token)
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dumpLogs()
+		}
+	})
+	base := "https://" + n.httpAdr
+	cli := func(args ...string) (string, string, int) {
+		var stdout, stderr bytes.Buffer
+		code := run(args, &stdout, &stderr)
+		return stdout.String(), stderr.String(), code
+	}
+	c.waitFor("the node over HTTPS", 30*time.Second, func() bool {
+		out, _, code := cli("status", "--http", base, "--http-tls-ca", ca.File, "--token-file", token)
+		return code == 0 && strings.Contains(out, "leader") && !strings.Contains(out, "applied 0,")
+	})
+	if out, errs, code := cli("members", "--http", base, "--http-tls-ca", ca.File, "--token-file", token); code != 0 || !strings.Contains(out, "h1") {
+		t.Fatalf("members over HTTPS: %d %q %q", code, out, errs)
+	}
+	file := filepath.Join(dir, "b.grove")
+	if _, errs, code := cli("backup", "--http", base, "--http-tls-ca", ca.File, "--token-file", token, "--no-progress", file); code != 0 {
+		t.Fatalf("backup over HTTPS: %d %q", code, errs)
+	}
+	if _, errs, code := cli("status", "--http", base, "--http-tls-ca", ca.File); code == 0 || !strings.Contains(errs, "401") {
+		t.Fatalf("status without the token: %d %q", code, errs)
+	}
+	if _, errs, code := cli("status", "--http", n.httpAdr, "--token-file", token); code == 0 {
+		t.Fatalf("plain HTTP to the HTTPS port answered: %q", errs)
 	}
 }

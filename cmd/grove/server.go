@@ -29,6 +29,7 @@ func runServer(args []string, stderr io.Writer) error {
 	var clusterKeyFile string
 	var maxConns, maxConnsPerIP int
 	var tokenFile string
+	var httpCert, httpKey, httpCA string
 	var allowedHosts listFlag
 	var leaveOnTerm bool
 	var superDigest, superDigestFile string
@@ -53,6 +54,9 @@ func runServer(args []string, stderr io.Writer) error {
 		"file holding the cluster's shared secret (>= 32 bytes, e.g. openssl rand -base64 32): authenticates peers, keys gossip (env GROVE_CLUSTER_KEY_FILE)")
 	fs.IntVar(&maxConns, "max-client-conns", accept.DefaultTotal, "connections each client port (native, ZooKeeper) keeps open at once (0: no cap)")
 	fs.IntVar(&maxConnsPerIP, "max-client-conns-per-ip", accept.DefaultPerIP, "connections each client port keeps open from one IP address, as ZooKeeper's maxClientCnxns (0: no cap)")
+	fs.StringVar(&httpCert, "http-tls-cert", "", "certificate file: the HTTP port speaks HTTPS")
+	fs.StringVar(&httpKey, "http-tls-key", "", "key file for --http-tls-cert")
+	fs.StringVar(&httpCA, "http-tls-ca", "", "CA file verifying the other nodes' HTTPS certificates (a follower forwards writes to the leader)")
 	fs.StringVar(&tokenFile, "token-file", os.Getenv("GROVE_TOKEN_FILE"),
 		"file holding the bearer token the HTTP port requires for data, membership and debug endpoints (env GROVE_TOKEN_FILE)")
 	fs.BoolVar(&cfg.ProtectMetrics, "protect-metrics", false, "require the --token-file token for /metrics too")
@@ -100,6 +104,11 @@ func runServer(args []string, stderr io.Writer) error {
 		cfg.HTTPToken = k
 	}
 	cfg.HTTPAllowedHosts = allowedHosts
+	htls, err := httpTLS(httpCA, httpCert, httpKey)
+	if err != nil {
+		return err
+	}
+	cfg.HTTPTLS = htls
 	if gossipKey != "" {
 		k, err := base64.StdEncoding.DecodeString(gossipKey)
 		if err != nil {
@@ -216,4 +225,31 @@ func readSecretFile(path string, min int) ([]byte, error) {
 		return nil, fmt.Errorf("%s holds %d bytes; it needs at least %d (e.g. openssl rand -base64 32 > %s)", path, len(k), min, path)
 	}
 	return k, nil
+}
+
+// httpTLS builds the HTTP port's TLS config from the flags (nil: plain
+// HTTP).
+func httpTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" && caFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, usagef("--http-tls-cert and --http-tls-key go together (--http-tls-ca needs them)")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, usagef("HTTP TLS: %v", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, usagef("HTTP TLS: %v", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, usagef("HTTP TLS: no certificate in %s", caFile)
+		}
+	}
+	return cfg, nil
 }
