@@ -137,7 +137,7 @@ func waitConnected(t *testing.T, events <-chan zk.Event) {
 				return
 			}
 		case <-deadline:
-			t.Fatal("no session over TLS")
+			t.Fatal("no session")
 		}
 	}
 }
