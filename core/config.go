@@ -70,6 +70,13 @@ type Config struct {
 	// Default 2 election timeouts.
 	RetryInterval time.Duration
 
+	// ScrubInterval is how often every stored znode record is read back and
+	// its checksum verified; a damaged record is logged with its path and
+	// counted (Stats.CorruptRecords). Reads check every record they touch
+	// anyway: a damaged one is an error, never served. Default 1h;
+	// negative turns the background scrub off.
+	ScrubInterval time.Duration
+
 	// Observer, if set, is told about every persisted Ready (for metrics).
 	Observer Observer
 
@@ -91,6 +98,7 @@ func DefaultConfig() Config {
 		MaxSessionTimeout: 60 * time.Second,
 		MaxDataSize:       1 << 20,
 		ReapInterval:      time.Second,
+		ScrubInterval:     time.Hour,
 	}
 }
 
@@ -116,6 +124,9 @@ func (c *Config) validate() error {
 	setDur(&c.MaxSessionTimeout, d.MaxSessionTimeout)
 	setInt(&c.MaxDataSize, d.MaxDataSize)
 	setDur(&c.ReapInterval, d.ReapInterval)
+	if c.ScrubInterval == 0 {
+		c.ScrubInterval = d.ScrubInterval
+	}
 	setDur(&c.RetryInterval, 2*time.Duration(c.ElectionTicks)*c.TickInterval)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

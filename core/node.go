@@ -252,6 +252,9 @@ func newNode(cfg Config, db *bbolt.DB, w *wal.WAL, rp *wal.Replay) (*Node, error
 	n.wg.Go(n.writer.run)
 	n.wg.Go(n.stateWriter.run)
 	n.wg.Go(n.run)
+	if n.cfg.ScrubInterval > 0 {
+		n.wg.Go(n.scrubLoop)
+	}
 	return n, nil
 }
 

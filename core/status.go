@@ -181,9 +181,12 @@ type Stats struct {
 	// have broken raft's invariants (out-of-range commit or index, an
 	// inconsistent batch of entries).
 	PeerMessagesRefused uint64
-	Sessions            int // open sessions
-	Znodes              int // znodes in the tree
-	Watches             int // watches registered on this node
+	// CorruptRecords counts znode records found damaged (checksum
+	// mismatch) by reads and scrubs, in this process.
+	CorruptRecords uint64
+	Sessions       int // open sessions
+	Znodes         int // znodes in the tree
+	Watches        int // watches registered on this node
 }
 
 // Stats returns running totals and, by reading the state, the current
@@ -197,6 +200,7 @@ func (n *Node) Stats() (Stats, error) {
 		SnapshotsSent:       n.stats.snapsSent.Load(),
 		SnapshotsInstalled:  n.stats.snapsIn.Load(),
 		PeerMessagesRefused: n.stats.peerMessagesRefused.Load(),
+		CorruptRecords:      fsm.CorruptRecords(),
 		Watches:             n.watches.size(),
 	}
 	err := n.readState(func(tx fsm.Tx) error {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/fsm"
 	"github.com/grovekit/grove/membership"
 )
 
@@ -86,6 +87,11 @@ type StatusReply struct {
 	// Drift lists disagreements between gossip and the raft configuration,
 	// so they never go unnoticed.
 	Drift []string `json:"drift"`
+	// CorruptRecords counts znode records this process found damaged
+	// (checksum mismatch), by reads and by the background scrub. Anything
+	// but 0 means the data file is damaged: replace the node (restore it
+	// from the others) and check its disk.
+	CorruptRecords uint64 `json:"corrupt_records"`
 }
 
 func idString(id uint64) string { return strconv.FormatUint(id, 16) }
@@ -103,6 +109,7 @@ func (s *Server) Status() StatusReply {
 		LeaderID: idString(st.Leader), Term: st.Term, AppliedIndex: st.Applied, CommitIndex: st.Commit,
 		ClientAddr: s.ClientAddr(), ClientConns: s.ClientConns(),
 		Voters: []StatusMember{}, Learners: []StatusMember{}, GossipMembers: []GossipMember{}, Drift: []string{},
+		CorruptRecords: fsm.CorruptRecords(),
 	}
 	if st.Leader == 0 {
 		r.LeaderID = ""

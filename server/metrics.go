@@ -66,6 +66,8 @@ var (
 		"Peer connections, either way, refused for a missing or wrong cluster-key proof.", nil, nil)
 	descPeerHandshakeFailures = prometheus.NewDesc("grove_peer_handshake_failures_total",
 		"Peer connections, either way, whose TLS or hello handshake failed (auth failures included).", nil, nil)
+	descCorrupt = prometheus.NewDesc("grove_corrupt_records_total",
+		"Znode records found damaged (checksum mismatch) by reads and scrubs; anything but 0 means a damaged data file.", nil, nil)
 	descJoinsRefused = prometheus.NewDesc("grove_joins_refused_total",
 		"Gossip members the leader did not add because they failed to prove themselves on the peer port.", nil, nil)
 )
@@ -73,7 +75,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descProposals, descSessions, descZnodes, descWatches,
-		descPeerRefused, descPeerAuthFailures, descPeerHandshakeFailures, descJoinsRefused} {
+		descPeerRefused, descPeerAuthFailures, descPeerHandshakeFailures, descJoinsRefused, descCorrupt} {
 		ch <- d
 	}
 }
@@ -100,6 +102,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descProposals, prometheus.CounterValue, float64(stats.Proposals))
 	ch <- prometheus.MustNewConstMetric(descPeerRefused, prometheus.CounterValue, float64(stats.PeerMessagesRefused))
+	ch <- prometheus.MustNewConstMetric(descCorrupt, prometheus.CounterValue, float64(stats.CorruptRecords))
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(stats.Sessions))
 	ch <- prometheus.MustNewConstMetric(descZnodes, prometheus.GaugeValue, float64(stats.Znodes))
 	ch <- prometheus.MustNewConstMetric(descWatches, prometheus.GaugeValue, float64(stats.Watches))

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -158,8 +159,28 @@ func (c *procCluster) dumpLogs() {
 }
 
 // hc is the tests' HTTP client; like the CLI's it marks requests as a
-// Grove tool's and sends the token of adminTokenFile, if set.
-var hc = &http.Client{Timeout: 3 * time.Second, Transport: adminTransport{http.DefaultTransport}}
+// Grove tool's, and it sends the token of testTokenFile, if set.
+var hc = &http.Client{Timeout: 3 * time.Second, Transport: testTransport{http.DefaultTransport}}
+
+// testTokenFile is the HTTP token file the current test's servers want
+// ("" none); writeSecrets sets it for the test.
+var testTokenFile atomic.Value // string
+
+// testTransport adds the Grove header and testTokenFile's token.
+type testTransport struct{ base http.RoundTripper }
+
+func (t testTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(server.GroveRequestHeader, "1")
+	if file, _ := testTokenFile.Load().(string); file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		r.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(b)))
+	}
+	return t.base.RoundTrip(r)
+}
 
 func status(addr string) (server.StatusReply, error) {
 	var st server.StatusReply

@@ -170,7 +170,7 @@ func useNetnsHTTP(t *testing.T) *netnsHTTP {
 	n := &netnsHTTP{routes: map[string]string{}}
 	tr := &http.Transport{DialContext: n.dial, MaxIdleConnsPerHost: 8}
 	prev := hc.Transport
-	hc.Transport = adminTransport{tr}
+	hc.Transport = testTransport{tr}
 	t.Cleanup(func() {
 		hc.Transport = prev
 		tr.CloseIdleConnections()
@@ -286,8 +286,8 @@ func writeSecrets(t *testing.T) clusterSecrets {
 			t.Fatal(err)
 		}
 	}
-	prev, _ := adminTokenFile.Load().(string)
-	adminTokenFile.Store(s.token)
-	t.Cleanup(func() { adminTokenFile.Store(prev) })
+	prev, _ := testTokenFile.Load().(string)
+	testTokenFile.Store(s.token)
+	t.Cleanup(func() { testTokenFile.Store(prev) })
 	return s
 }

@@ -3,16 +3,35 @@ package fsm
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
+	"sync/atomic"
 
 	"github.com/grovekit/grove"
 )
 
-// nodeFormat is the version byte that starts every node record.
-const nodeFormat byte = 1
+// Node record formats: the version byte that starts every record.
+// nodeFormat records (written before checksums) are read as they are;
+// every record written now is nodeFormatCRC: the same layout followed by
+// the CRC-32C of everything before it, checked on every read.
+const (
+	nodeFormat    byte = 1
+	nodeFormatCRC byte = 2
+)
+
+// crcTable is the Castagnoli polynomial (hardware-accelerated).
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// corruptRecords counts node records whose checksum did not match, since
+// the process started (CorruptRecords).
+var corruptRecords atomic.Uint64
+
+// CorruptRecords returns the number of node records found damaged (a
+// checksum mismatch) by reads and scrubs since the process started.
+func CorruptRecords() uint64 { return corruptRecords.Load() }
 
 // nodeHeaderSize is the size of the fixed part of a node record:
 //
-//	0      format (nodeFormat)
+//	0      format (nodeFormat, nodeFormatCRC)
 //	1-8    czxid        9-16  mzxid       17-24 pzxid
 //	25-32  ctime        33-40 mtime
 //	41-44  version      45-52 cversion (64-bit child counter)
@@ -20,8 +39,9 @@ const nodeFormat byte = 1
 //	65-68  numChildren  69    create mode  70-77 ttl (ms)
 //
 // followed by the ACL (uvarint count, then per entry perms as 4 bytes and
-// uvarint-length-prefixed scheme and id) and the data, which runs to the end.
-// All integers are big endian.
+// uvarint-length-prefixed scheme and id) and the data, which runs to the end
+// (nodeFormatCRC: to the 4-byte CRC-32C that ends the record). All integers
+// are big endian.
 const nodeHeaderSize = 78
 
 // maxPathLen bounds the length of a znode path so that every index key built
@@ -101,8 +121,8 @@ func (n *node) encode() []byte {
 	for _, a := range n.acl {
 		size += 4 + 2*binary.MaxVarintLen64 + len(a.Scheme) + len(a.ID)
 	}
-	b := make([]byte, nodeHeaderSize, size)
-	b[0] = nodeFormat
+	b := make([]byte, nodeHeaderSize, size+4)
+	b[0] = nodeFormatCRC
 	be := binary.BigEndian
 	be.PutUint64(b[1:], uint64(n.czxid))  //nolint:gosec // bit pattern
 	be.PutUint64(b[9:], uint64(n.mzxid))  //nolint:gosec // bit pattern
@@ -124,14 +144,22 @@ func (n *node) encode() []byte {
 		b = binary.AppendUvarint(b, uint64(len(a.ID)))
 		b = append(b, a.ID...)
 	}
-	return append(b, n.data...)
+	b = append(b, n.data...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 }
 
 // decodeNode parses a node record. The returned node's data aliases b; copy
 // it before b becomes invalid. A malformed record returns an error wrapping
 // grove.ErrCorrupt.
 func decodeNode(b []byte) (*node, error) {
-	if len(b) < nodeHeaderSize || b[0] != nodeFormat {
+	if len(b) >= nodeHeaderSize+4 && b[0] == nodeFormatCRC {
+		body := b[:len(b)-4]
+		if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+			corruptRecords.Add(1)
+			return nil, fmt.Errorf("fsm: node record of %d bytes: checksum mismatch: %w", len(b), grove.ErrCorrupt)
+		}
+		b = body
+	} else if len(b) < nodeHeaderSize || b[0] != nodeFormat {
 		return nil, fmt.Errorf("fsm: node record of %d bytes: %w", len(b), grove.ErrCorrupt)
 	}
 	be := binary.BigEndian
@@ -202,4 +230,23 @@ func internString(b []byte) string {
 		return "ip"
 	}
 	return string(b)
+}
+
+// Scrub reads every node record of the state and calls bad with the path
+// and error of each one that does not decode (a checksum mismatch is
+// counted in CorruptRecords too). It returns the number of records read.
+func Scrub(tx Tx, bad func(path string, err error)) (int, error) {
+	b := tx.Bucket(bucketNodes)
+	if b == nil {
+		return 0, fmt.Errorf("fsm: scrub: %w", errMissingBucket)
+	}
+	n := 0
+	err := b.ForEach(func(k, v []byte) error {
+		n++
+		if _, err := decodeNode(v); err != nil {
+			bad(string(k), err)
+		}
+		return nil
+	})
+	return n, err
 }
