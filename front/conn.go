@@ -50,6 +50,7 @@ type workItem struct {
 	typ     wire.Type
 	body    []byte
 	pending *core.Pending    // a write begun by the reader
+	req     *command.Request // that write, for the audit log
 	reply   []byte           // an answer the reader already made (auth, errors)
 	ids     []grove.Identity // the connection's identities when it arrived
 }
@@ -296,7 +297,7 @@ func (c *conn) beginWrite(it *workItem) error {
 	p, err := c.n.BeginOrReject(c.ctx, &req)
 	switch {
 	case err == nil:
-		it.pending = p
+		it.pending, it.req = p, &req
 	case errors.Is(err, grove.ErrStopped) || c.ctx.Err() != nil:
 		return err
 	default:
@@ -399,6 +400,9 @@ func (c *conn) answer(it *workItem) ([]byte, error) {
 	case wire.TWrite:
 		var r *command.Result
 		r, err = it.pending.Wait(ctx)
+		if err == nil {
+			c.s.cfg.Audit.Request("native", c.nc.RemoteAddr().String(), it.req, r)
+		}
 		res = r
 	case wire.TRead:
 		res, err = c.read(ctx, it.body, it.ids)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/internal/accept"
+	"github.com/grovekit/grove/internal/audit"
 )
 
 // Config configures a Server.
@@ -51,6 +52,8 @@ type Config struct {
 	// MaxConnsPerIP caps the connections open at once from one IP address,
 	// as ZooKeeper's maxClientCnxns (default 60; negative: no cap).
 	MaxConnsPerIP int
+	// Audit, if set, gets a record of every write answered on this port.
+	Audit *audit.Log
 	// BehindWait is how long a connect from a client that has seen a newer
 	// state than this node waits for the node to catch up before it is
 	// refused with grove.ErrServerBehind (default 200ms).

@@ -41,8 +41,10 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	h, t, err := backup.Write(r.Context(), s.node, stallWriter{w: w, rc: http.NewResponseController(w)}, backup.Options{})
 	if err != nil {
 		s.log.Warn("backup failed", "err", err)
+		s.auditHTTP(r, "backup", "backup", "", err)
 		panic(http.ErrAbortHandler)
 	}
+	s.auditHTTP(r, "backup", "backup", fmt.Sprintf("index %d, %d znodes", h.Index, t.Znodes), nil)
 	s.log.Info("backup streamed", "index", h.Index, "znodes", t.Znodes, "data_bytes", t.DataBytes, "remote", r.RemoteAddr)
 }
 

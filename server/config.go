@@ -86,6 +86,10 @@ type Config struct {
 	// HTTPAllowedHosts are the DNS names clients may use in the Host header
 	// besides IP addresses and localhost.
 	HTTPAllowedHosts []string
+	// AuditLog, if set, is the file the audit log is appended to (JSON
+	// lines): every write and ACL change on every port, membership changes
+	// and backups, with who made them (package internal/audit).
+	AuditLog string
 	// Insecure lets a server whose peer, gossip or HTTP address is not a
 	// loopback address start without peer authentication (ClusterKey or
 	// PeerTLS), gossip encryption or an HTTP token. Without it such a server refuses to

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/audit"
 	"github.com/grovekit/grove/internal/fsm"
 	"github.com/grovekit/grove/membership"
 )
@@ -200,7 +201,9 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
 		s.forwardToLeader(w, r)
 		return
 	}
-	if err := s.removeMember(r.Context(), id); err != nil {
+	err = s.removeMember(r.Context(), id)
+	s.auditHTTP(r, "member", "remove", idString(id), err)
+	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
@@ -335,4 +338,20 @@ func (s *Server) forwardClient() *http.Client {
 		}}}
 	})
 	return s.fwd
+}
+
+// auditHTTP records an operator's action on the HTTP port; the identity is
+// "token" when the request carried the bearer token.
+func (s *Server) auditHTTP(r *http.Request, kind, op, detail string, err error) {
+	if s.audit == nil {
+		return
+	}
+	rec := audit.Record{Kind: kind, Op: op, Detail: detail, Client: r.RemoteAddr, Port: "http", Result: "ok"}
+	if len(s.cfg.HTTPToken) > 0 {
+		rec.Identities = []string{"token"}
+	}
+	if err != nil {
+		rec.Result = err.Error()
+	}
+	s.audit.Write(rec)
 }

@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/grovekit/grove/core"
+	"github.com/grovekit/grove/internal/audit"
 	"github.com/grovekit/grove/membership"
 )
 
@@ -113,9 +115,11 @@ func (s *Server) addNewMembers(ctx context.Context, members []membership.Member,
 		}
 		delete(j.retryAt, m.RaftID)
 		s.log.Info("adding member as learner", "member", m.Name, "id", m.RaftID)
-		if err := s.node.AddLearner(ctx, m.RaftID, m.PeerAddr); err != nil {
+		err := s.node.AddLearner(ctx, m.RaftID, m.PeerAddr)
+		if err != nil {
 			s.log.Warn("add learner", "member", m.Name, "err", err)
 		}
+		s.auditLeader("add-learner", m.Name, m.RaftID, err)
 		return // one change at a time
 	}
 }
@@ -146,9 +150,11 @@ func (s *Server) promoteLearners(ctx context.Context, members []membership.Membe
 			continue
 		}
 		s.log.Info("promoting learner to voter", "member", m.Name, "id", m.RaftID, "match", match, "last", last)
-		if err := s.node.AddVoter(ctx, m.RaftID, m.PeerAddr); err != nil {
+		err := s.node.AddVoter(ctx, m.RaftID, m.PeerAddr)
+		if err != nil {
 			s.log.Warn("promote", "member", m.Name, "err", err)
 		}
+		s.auditLeader("promote", m.Name, m.RaftID, err)
 		return
 	}
 }
@@ -178,9 +184,11 @@ func (s *Server) removeSilentLearners(ctx context.Context, st core.Status, progr
 			continue
 		}
 		s.log.Warn("removing a learner that acknowledged nothing", "id", id, "silent_for", time.Since(since).Round(time.Second))
-		if err := s.removeMember(ctx, id); err != nil {
+		err := s.removeMember(ctx, id)
+		if err != nil {
 			s.log.Warn("remove silent learner", "id", id, "err", err)
 		}
+		s.auditLeader("remove-silent-learner", "", id, err)
 		delete(j.silentSince, id)
 		return true
 	}
@@ -206,9 +214,11 @@ func (s *Server) cleanupDead(ctx context.Context, members []membership.Member, s
 			return
 		}
 		s.log.Info("removing dead voter", "member", m.Name, "dead_for", time.Since(m.Since))
-		if err := s.removeMember(ctx, m.RaftID); err != nil {
+		err := s.removeMember(ctx, m.RaftID)
+		if err != nil {
 			s.log.Warn("remove dead voter", "member", m.Name, "err", err)
 		}
+		s.auditLeader("remove-dead-voter", m.Name, m.RaftID, err)
 		return
 	}
 }
@@ -224,4 +234,16 @@ func (s *Server) wasRemoved(id uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.removed[id]
+}
+
+// auditLeader records a membership change the leader made on its own.
+func (s *Server) auditLeader(op, name string, id uint64, err error) {
+	if s.audit == nil {
+		return
+	}
+	rec := audit.Record{Kind: "member", Op: op, Detail: strings.TrimSpace(name + " " + idString(id)), Port: "leader", Result: "ok"}
+	if err != nil {
+		rec.Result = err.Error()
+	}
+	s.audit.Write(rec)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/front"
+	"github.com/grovekit/grove/internal/audit"
 	"github.com/grovekit/grove/membership"
 	"github.com/grovekit/grove/transport"
 	"github.com/grovekit/grove/zkwire"
@@ -39,6 +40,8 @@ type Server struct {
 	wasMember bool            // this node has been in the raft configuration
 	members   map[uint64]bool // raft members seen in the configuration
 
+	// audit is the audit log (nil: off).
+	audit *audit.Log
 	// joins is the admission bookkeeping of the reconcile goroutine (only
 	// it touches it).
 	joins joinState
@@ -83,6 +86,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) start(ctx context.Context, fresh bool) error {
 	cfg := s.cfg
 	var err error
+	if cfg.AuditLog != "" {
+		if s.audit, err = audit.Open(cfg.AuditLog); err != nil {
+			return configErr(fmt.Errorf("server: --audit-log: %w", err))
+		}
+	}
 	s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return configErr(fmt.Errorf("server: listen --http-addr %s: %w", cfg.HTTPAddr, err))
@@ -152,7 +160,7 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	s.wg.Go(s.reconcileLoop)
 	if s.clientLn != nil {
 		fc := cfg.Front
-		fc.Node, fc.TLS, fc.Logger = s.node, cfg.ClientTLS, s.log
+		fc.Node, fc.TLS, fc.Logger, fc.Audit = s.node, cfg.ClientTLS, s.log, s.audit
 		if s.front, err = front.New(fc); err != nil {
 			return configErr(err)
 		}
@@ -165,7 +173,7 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	}
 	if s.zkLn != nil || s.zkTLSLn != nil {
 		zc := cfg.ZK
-		zc.Node, zc.Logger = s.node, s.log
+		zc.Node, zc.Logger, zc.Audit = s.node, s.log, s.audit
 		dc := core.DefaultConfig()
 		minTO, maxTO := cmp.Or(cfg.Core.MinSessionTimeout, dc.MinSessionTimeout), cmp.Or(cfg.Core.MaxSessionTimeout, dc.MaxSessionTimeout)
 		zc.Conf = map[string]string{"dataDir": cfg.DataDir,
@@ -345,6 +353,9 @@ func (s *Server) shutdown() error {
 	}
 	if s.gossip != nil {
 		_ = s.gossip.Close()
+	}
+	if aerr := s.audit.Close(); aerr != nil {
+		s.log.Warn("audit log", "err", aerr)
 	}
 	return err
 }

@@ -79,6 +79,9 @@ func (s *Server) handleZnode(w http.ResponseWriter, r *http.Request) {
 		}
 		res, err := s.submitHTTP(r.Context(), &req)
 		if err == nil {
+			s.audit.Request("http", r.RemoteAddr, &req, res)
+		}
+		if err == nil {
 			err = grove.CodeError(res.Code)
 		}
 		if err != nil {

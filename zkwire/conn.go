@@ -56,9 +56,10 @@ type item struct {
 	body    []byte
 	ids     []grove.Identity
 	pending *core.Pending
-	ops     []int32 // multi: the opcode of each op
-	reply   []byte  // an answer ready before the completer (auth, errors)
-	last    bool    // close the connection after this answer
+	req     *command.Request // the write begun, for the audit log
+	ops     []int32          // multi: the opcode of each op
+	reply   []byte           // an answer ready before the completer (auth, errors)
+	last    bool             // close the connection after this answer
 }
 
 func newConn(s *Server, nc net.Conn) *conn {

@@ -78,7 +78,7 @@ func (c *conn) beginWrite(it *item) error {
 	if err != nil {
 		return err
 	}
-	it.pending = p
+	it.pending, it.req = p, req
 	return nil
 }
 
@@ -94,6 +94,7 @@ func (c *conn) answer(it *item) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.s.cfg.Audit.Request("zookeeper", c.nc.RemoteAddr().String(), it.req, res)
 		c.lastZxid.Store(int64(res.Zxid))
 		return c.writeReply(it, res), nil
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/internal/accept"
+	"github.com/grovekit/grove/internal/audit"
 )
 
 // Version is the ZooKeeper version Grove reports (four-letter words):
@@ -55,6 +56,8 @@ type Config struct {
 	// MaxConnsPerIP caps the connections open at once from one IP address,
 	// as ZooKeeper's maxClientCnxns (default 60; negative: no cap).
 	MaxConnsPerIP int
+	// Audit, if set, gets a record of every write answered on this port.
+	Audit *audit.Log
 	// BehindWait is how long a client that has seen a newer zxid than this
 	// node waits for it before the connection is closed, as ZooKeeper does
 	// (default 200ms).
