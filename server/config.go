@@ -56,8 +56,13 @@ type Config struct {
 	BootstrapExpect int
 	// Learner keeps this node a non-voting learner (read scale-out).
 	Learner bool
-	// PeerTLS, if set, secures peer traffic with mutual TLS.
+	// PeerTLS, if set, secures peer traffic with mutual TLS. A peer's
+	// certificate must name the node it speaks for (its common name or a
+	// DNS name equal to the node's --name), unless PeerTLSAnyName.
 	PeerTLS *tls.Config
+	// PeerTLSAnyName lets any certificate the CA signed speak for any
+	// node (one certificate shared by all nodes).
+	PeerTLSAnyName bool
 	// ClientTLS, if set, makes the client port speak TLS.
 	ClientTLS *tls.Config
 	// Front tunes the client port (frame and in-flight limits); its Node,

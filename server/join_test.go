@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"os"
 	"slices"
 	"testing"
@@ -100,5 +101,29 @@ func TestSilentLearnerIsRemoved(t *testing.T) {
 	})
 	if st := l.node.Status(); len(st.Voters) != 3 || slices.Contains(st.Voters, ghost) {
 		t.Fatalf("voters %x", st.Voters)
+	}
+}
+
+// TestPeerCertificateBoundToName checks the binding of certificates to
+// nodes: a certificate naming a member may speak for its raft ID, by
+// common name or DNS name; one naming another member, or any name when a
+// second member announces the same ID, may not; an ID gossip does not
+// know is refused.
+func TestPeerCertificateBoundToName(t *testing.T) {
+	cert := &x509.Certificate{Subject: pkix.Name{CommonName: "n1"}, DNSNames: []string{"n1.grove.internal"}}
+	for _, tt := range []struct {
+		names []string
+		ok    bool
+	}{
+		{[]string{"n1"}, true},
+		{[]string{"n1.grove.internal"}, true},
+		{[]string{"n2"}, false},
+		{[]string{"n1", "n2"}, false}, // an impostor announces n1's ID as n2
+		{nil, false},
+	} {
+		err := certNamesAll(cert, 7, tt.names)
+		if (err == nil) != tt.ok {
+			t.Errorf("names %v: %v, want ok=%v", tt.names, err, tt.ok)
+		}
 	}
 }

@@ -116,6 +116,9 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	}
 	tc := transport.DefaultConfig()
 	tc.ID, tc.ListenAddr, tc.TLS, tc.ClusterKey, tc.Logger = s.id, cfg.PeerAddr, cfg.PeerTLS, cfg.ClusterKey, s.log
+	if cfg.PeerTLS != nil && !cfg.PeerTLSAnyName {
+		tc.VerifyPeer = s.verifyPeerCert
+	}
 	if s.tr, err = transport.New(tc); err != nil {
 		return configErr(fmt.Errorf("server: listen --peer-addr %s: %w", cfg.PeerAddr, err))
 	}

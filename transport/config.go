@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,13 @@ type Config struct {
 	// RequireAndVerifyClientCert). LoadTLS builds such a config. When
 	// ServerName is empty, the host of the peer's address is verified.
 	TLS *tls.Config
+	// VerifyPeer, if set, is called on both sides of a TLS connection once
+	// the hello has named the peer's raft ID, with the peer's verified
+	// certificate: an error refuses the connection (ErrAuth). It binds a
+	// certificate to the raft IDs it may speak for; without it any
+	// certificate the CA signed may claim any ID. It must be safe for
+	// concurrent use.
+	VerifyPeer func(id uint64, cert *x509.Certificate) error
 	// ClusterKey, if set, is the cluster's shared secret (at least 32
 	// bytes): every connection, each way, proves that both ends hold it
 	// before the acceptor reads a message, and the proofs bind both raft

@@ -175,6 +175,9 @@ func (t *TCP) handshakeOut(raw net.Conn, to uint64, addr string, deadline time.T
 	if h.From != to {
 		return nil, fmt.Errorf("%w: dialled %d, %d answered", ErrWrongPeer, to, h.From)
 	}
+	if err := t.verifyPeer(nc, to); err != nil {
+		return nil, err
+	}
 	if key != nil {
 		proof := keyProof(key, roleDial, t.cfg.ID, to, nd, h.Nonce)
 		if err := c.sendHello(hello{From: t.cfg.ID, To: to, Proof: proof}); err != nil {
@@ -183,6 +186,23 @@ func (t *TCP) handshakeOut(raw net.Conn, to uint64, addr string, deadline time.T
 	}
 	c.fr.max = t.cfg.MaxFrameSize
 	return c, raw.SetDeadline(time.Time{})
+}
+
+// verifyPeer runs Config.VerifyPeer on a TLS connection's verified peer
+// certificate for raft ID id.
+func (t *TCP) verifyPeer(nc net.Conn, id uint64) error {
+	tc, ok := nc.(*tls.Conn)
+	if !ok || t.cfg.VerifyPeer == nil {
+		return nil
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return fmt.Errorf("%w: peer %d presented no certificate", ErrAuth, id)
+	}
+	if err := t.cfg.VerifyPeer(id, certs[0]); err != nil {
+		return fmt.Errorf("%w: peer %d's certificate: %w", ErrAuth, id, err)
+	}
+	return nil
 }
 
 // acceptLoop accepts peers until Close, backing off on accept errors.
@@ -313,6 +333,11 @@ func (t *TCP) handshakeIn(raw net.Conn) (*conn, uint64, error) {
 		return nil, 0, fmt.Errorf("%w: peer %d uses a cluster key and this node has none", ErrAuth, h.From)
 	case key != nil && len(h.Nonce) != nonceSize:
 		return nil, 0, fmt.Errorf("%w: peer %d sent no challenge (is the cluster key set on every node?)", ErrAuth, h.From)
+	}
+	if err == nil {
+		if verr := t.verifyPeer(nc, h.From); verr != nil {
+			return nil, 0, verr
+		}
 	}
 	answer := hello{From: t.cfg.ID, To: h.From}
 	if key != nil {

@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -88,5 +90,45 @@ func TestLoadTLSErrors(t *testing.T) {
 	}
 	if _, err := LoadTLS(ca.File, cert, ca.File); err == nil {
 		t.Fatal("LoadTLS accepted a certificate as key")
+	}
+}
+
+// TestVerifyPeerBindsCertificates gives both ends a VerifyPeer that accepts
+// a certificate only for the raft ID its common name spells: node 1 (cert
+// "node1") talks to node 2 (cert "node2"); node 3, holding a valid
+// certificate of the same CA but not named "node3", cannot speak as 3:
+// node 2 refuses it before answering its hello.
+func TestVerifyPeerBindsCertificates(t *testing.T) {
+	dir := t.TempDir()
+	ca := testutil.MustCA(t, dir, "ca")
+	bind := func(id uint64, cert *x509.Certificate) error {
+		if want := fmt.Sprintf("node%d", id); cert.Subject.CommonName != want {
+			return fmt.Errorf("certificate of %q for raft ID %d", cert.Subject.CommonName, id)
+		}
+		return nil
+	}
+	start := func(id uint64, certName string) (*TCP, *testHandler) {
+		c, k := ca.MustNodeCert(t, dir, certName)
+		cfg, err := LoadTLS(ca.File, c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return MustTransport(t, id, func(c *Config) { c.TLS, c.VerifyPeer = cfg, bind })
+	}
+	a, _ := start(1, "node1")
+	b, hb := start(2, "node2")
+	impostor, _ := start(3, "node1-copy")
+	connectAll(a, b)
+	a.Send(2, []byte("bound"))
+	if m := MustReceive(t, hb.msgs, "a message between bound certificates"); string(m) != "bound" {
+		t.Fatalf("got %q", m)
+	}
+	impostor.AddPeer(2, b.Addr().String())
+	impostor.Send(2, []byte("forged"))
+	waitFor(t, "node 2 to refuse the impostor", func() bool { return b.Stats().AuthFailures > 0 })
+	for len(hb.msgs) > 0 {
+		if m := <-hb.msgs; string(m) == "forged" {
+			t.Fatal("the impostor's message was delivered")
+		}
 	}
 }

@@ -47,6 +47,7 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.StringVar(&tlsCA, "peer-tls-ca", "", "CA file for mutual TLS between peers")
 	fs.StringVar(&tlsCert, "peer-tls-cert", "", "certificate file for peer TLS")
 	fs.StringVar(&tlsKey, "peer-tls-key", "", "key file for peer TLS")
+	fs.BoolVar(&cfg.PeerTLSAnyName, "peer-tls-any-name", false, "accept any CA-signed peer certificate for any node (default: a certificate must name its node's --name)")
 	fs.StringVar(&clientCert, "client-tls-cert", "", "certificate file: the client port speaks TLS")
 	fs.StringVar(&clientKey, "client-tls-key", "", "key file for --client-tls-cert")
 	fs.StringVar(&clientCA, "client-tls-ca", "", "CA file: the client port also requires client certificates from it")

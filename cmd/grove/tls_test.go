@@ -20,14 +20,14 @@ func TestPeerTLSCluster(t *testing.T) {
 	}
 	dir := t.TempDir()
 	good := testutil.MustCA(t, dir, "good-ca")
-	cert, key := good.MustNodeCert(t, dir, "good-node")
 	ca := good.File
-	badCert, badKey := testutil.MustCA(t, dir, "evil-ca").MustNodeCert(t, dir, "evil-node")
+	badCert, badKey := testutil.MustCA(t, dir, "evil-ca").MustNodeCert(t, dir, "evil")
 	c := newProcCluster(t)
-	tlsFlags := []string{"--peer-tls-ca", ca, "--peer-tls-cert", cert, "--peer-tls-key", key}
 	var all []*proc
 	for i := 1; i <= 3; i++ {
-		all = append(all, c.add(fmt.Sprintf("n%d", i), append([]string{"--bootstrap-expect", "3"}, tlsFlags...)...))
+		name := fmt.Sprintf("n%d", i)
+		cert, key := good.MustNodeCert(t, dir, name) // each node's certificate names it
+		all = append(all, c.add(name, "--bootstrap-expect", "3", "--peer-tls-ca", ca, "--peer-tls-cert", cert, "--peer-tls-key", key))
 	}
 	c.waitFor("a leader over TLS", 30*time.Second, func() bool { return c.leader(all...) != nil })
 	if err := put(all[1].httpAdr, "/over-tls", "x"); err != nil {
