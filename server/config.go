@@ -108,6 +108,11 @@ type Config struct {
 	// MinVoters is the voter count dead-voter cleanup never goes below.
 	// Default 3.
 	MinVoters int
+	// JoinPolicy says how gossip members enter the raft configuration:
+	// "auto" (default): the leader adds any member that proves itself on
+	// the peer port; "manual": only members an operator approved with
+	// POST /members/add (grove members add NAME), and proved themselves.
+	JoinPolicy string
 	// MaxLearners bounds the learners the leader adds from gossip; a
 	// member announced beyond it waits. Default 8.
 	MaxLearners int
@@ -168,6 +173,13 @@ func (c *Config) validate() error {
 	}
 	if c.MinVoters <= 0 {
 		c.MinVoters = 3
+	}
+	switch c.JoinPolicy {
+	case "":
+		c.JoinPolicy = JoinAuto
+	case JoinAuto, JoinManual:
+	default:
+		return fmt.Errorf("server: --join-policy %q: want auto or manual", c.JoinPolicy)
 	}
 	if c.MaxLearners <= 0 {
 		c.MaxLearners = 8
@@ -239,3 +251,9 @@ func isLoopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// Join policies (Config.JoinPolicy).
+const (
+	JoinAuto   = "auto"
+	JoinManual = "manual"
+)

@@ -29,6 +29,7 @@ import (
 //	GET  /metrics           Prometheus text format
 //	GET  /members           gossip members joined with raft roles
 //	POST /members/remove    ?name=NAME: remove a member (forwarded to the leader)
+//	POST /members/add       ?name=NAME: approve a gossip member to join (--join-policy manual)
 //	GET  /v1/digest         state digest and applied index (for checks)
 //	GET  /v1/backup         a consistent backup stream (package backup)
 //	GET  /debug/pprof/...   Go's profiler, with Config.Pprof (--pprof)
@@ -40,6 +41,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", s.met.handler())
 	mux.HandleFunc("GET /members", s.handleMembers)
 	mux.HandleFunc("POST /members/remove", s.handleRemove)
+	mux.HandleFunc("POST /members/add", s.handleAdd)
 	mux.HandleFunc("GET /v1/digest", s.handleDigest)
 	mux.HandleFunc("GET /v1/backup", s.handleBackup)
 	mux.HandleFunc("/v1/znode/", s.handleZnode)
@@ -93,6 +95,9 @@ type StatusReply struct {
 	// but 0 means the data file is damaged: replace the node (restore it
 	// from the others) and check its disk.
 	CorruptRecords uint64 `json:"corrupt_records"`
+	// AwaitingApproval lists the gossip members waiting for
+	// grove members add (--join-policy manual; on the leader).
+	AwaitingApproval []string `json:"awaiting_approval"`
 }
 
 func idString(id uint64) string { return strconv.FormatUint(id, 16) }
@@ -110,7 +115,7 @@ func (s *Server) Status() StatusReply {
 		LeaderID: idString(st.Leader), Term: st.Term, AppliedIndex: st.Applied, CommitIndex: st.Commit,
 		ClientAddr: s.ClientAddr(), ClientConns: s.ClientConns(),
 		Voters: []StatusMember{}, Learners: []StatusMember{}, GossipMembers: []GossipMember{}, Drift: []string{},
-		CorruptRecords: fsm.CorruptRecords(),
+		CorruptRecords: fsm.CorruptRecords(), AwaitingApproval: s.awaitingApproval(),
 	}
 	if st.Leader == 0 {
 		r.LeaderID = ""
@@ -208,6 +213,25 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": idString(id)})
+}
+
+// handleAdd approves the gossip member named name to join the raft
+// configuration (JoinPolicy manual); the leader adds it once it proves
+// itself on the peer port. Forwarded to the leader.
+func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("server: members/add needs ?name=: %w", grove.ErrBadArguments))
+		return
+	}
+	if !s.node.IsLeader() {
+		s.forwardToLeader(w, r)
+		return
+	}
+	s.approve(name)
+	s.auditHTTP(r, "member", "approve", name, nil)
+	writeJSON(w, http.StatusAccepted, map[string]any{"approved": name,
+		"note": "the leader adds it as a learner once it has proved itself on the peer port, and promotes it once caught up"})
 }
 
 func (s *Server) resolveMember(name, hexID string) (uint64, error) {

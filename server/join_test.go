@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"net/http"
 	"os"
 	"slices"
 	"testing"
@@ -126,4 +127,44 @@ func TestPeerCertificateBoundToName(t *testing.T) {
 			t.Errorf("names %v: %v, want ok=%v", tt.names, err, tt.ok)
 		}
 	}
+}
+
+// TestManualJoinPolicy runs a cluster with --join-policy manual: a new
+// server that joins gossip waits (listed in the leader's
+// awaiting_approval, not in the configuration) until an operator approves
+// it through a follower's POST /members/add; then it becomes a voter.
+func TestManualJoinPolicy(t *testing.T) {
+	tc := startCluster(t, 3, func(c *Config) { c.JoinPolicy = JoinManual })
+	waitFor(t, "a leader", func() bool { return tc.leader() != nil })
+	cfg := tc.config("n4", 0)
+	cfg.JoinPolicy = JoinManual
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	n4, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = n4.Stop() }()
+	waitFor(t, "n4 to wait for approval", func() bool {
+		l := tc.leader()
+		return l != nil && slices.Contains(l.Status().AwaitingApproval, "n4")
+	})
+	st := tc.leader().node.Status()
+	if slices.Contains(st.Voters, n4.ID()) || slices.Contains(st.Learners, n4.ID()) {
+		t.Fatal("n4 joined without approval")
+	}
+	var via *Server
+	for _, s := range tc.all() {
+		if !s.node.IsLeader() {
+			via = s
+			break
+		}
+	}
+	if code, body := httpDo(t, "POST", via, "/members/add?name=n4", ""); code != http.StatusAccepted {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	waitFor(t, "n4 to become a voter", func() bool {
+		l := tc.leader()
+		return l != nil && slices.Contains(l.node.Status().Voters, n4.ID())
+	})
 }

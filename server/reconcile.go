@@ -78,6 +78,12 @@ func (s *Server) reconcile() {
 // proved itself on the peer port (Verify), and promotes it once it has
 // acknowledged entries and caught up.
 type joinState struct {
+	// approved holds the names an operator approved (JoinManual), until
+	// they are in the configuration. The leader's memory only: after a
+	// change of leader, approve again. Guarded by Server.mu, as is
+	// awaiting: the members the last round left waiting for approval.
+	approved map[string]bool
+	awaiting []string
 	// retryAt holds members whose proof failed, until their next try.
 	retryAt map[uint64]time.Time
 	// silentSince is when this leader first saw a learner that has not
@@ -97,10 +103,20 @@ func (s *Server) addNewMembers(ctx context.Context, members []membership.Member,
 	if j.retryAt == nil {
 		j.retryAt = map[uint64]time.Time{}
 	}
+	var awaiting []string
+	defer func() {
+		s.mu.Lock()
+		j.awaiting = awaiting
+		s.mu.Unlock()
+	}()
 	for _, m := range members {
 		if m.State != membership.StateAlive || m.Leaving || m.RaftID == 0 ||
 			slices.Contains(st.Voters, m.RaftID) || slices.Contains(st.Learners, m.RaftID) || s.wasRemoved(m.RaftID) ||
 			time.Now().Before(j.retryAt[m.RaftID]) {
+			continue
+		}
+		if s.cfg.JoinPolicy == JoinManual && !s.isApproved(m.Name) {
+			awaiting = append(awaiting, m.Name)
 			continue
 		}
 		if len(st.Learners) >= s.cfg.MaxLearners {
@@ -114,6 +130,7 @@ func (s *Server) addNewMembers(ctx context.Context, members []membership.Member,
 			continue
 		}
 		delete(j.retryAt, m.RaftID)
+		s.unapprove(m.Name)
 		s.log.Info("adding member as learner", "member", m.Name, "id", m.RaftID)
 		err := s.node.AddLearner(ctx, m.RaftID, m.PeerAddr)
 		if err != nil {
@@ -246,4 +263,34 @@ func (s *Server) auditLeader(op, name string, id uint64, err error) {
 		rec.Result = err.Error()
 	}
 	s.audit.Write(rec)
+}
+
+// approve lets the member named name join under JoinManual.
+func (s *Server) approve(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.joins.approved == nil {
+		s.joins.approved = map[string]bool{}
+	}
+	s.joins.approved[name] = true
+}
+
+func (s *Server) isApproved(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.joins.approved[name]
+}
+
+func (s *Server) unapprove(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.joins.approved, name)
+}
+
+// awaitingApproval lists the gossip members the leader's last round left
+// waiting for an operator's approval (JoinManual).
+func (s *Server) awaitingApproval() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.joins.awaiting)
 }

@@ -145,24 +145,28 @@ func runStatus(args []string, stdout io.Writer) error {
 }
 
 func runMembers(args []string, stdout io.Writer) error {
-	addr, parseArgs := httpFlags("members", "members [--http ADDR] [remove NAME]")
+	addr, parseArgs := httpFlags("members", "members [--http ADDR] [remove NAME | add NAME]")
 	rest, err := parseArgs(args)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
-		if rest[0] != "remove" || len(rest) != 2 {
-			return usagef("usage: grove members [remove NAME]")
+		if (rest[0] != "remove" && rest[0] != "add") || len(rest) != 2 {
+			return usagef("usage: grove members [remove NAME | add NAME]")
 		}
-		resp, err := httpClient.Post(adminURL(*addr, "/members/remove?name="+url.QueryEscape(rest[1])), "", nil)
+		resp, err := httpClient.Post(adminURL(*addr, "/members/"+rest[0]+"?name="+url.QueryEscape(rest[1])), "", nil)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = resp.Body.Close() }()
 		var body map[string]any
 		_ = json.NewDecoder(resp.Body).Decode(&body)
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("remove %s: %s %v", rest[1], resp.Status, body["error"])
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("%s %s: %s %v", rest[0], rest[1], resp.Status, body["error"])
+		}
+		if rest[0] == "add" {
+			fmt.Fprintf(stdout, "approved %s: the leader adds it once it proves itself on the peer port\n", rest[1])
+			return nil
 		}
 		fmt.Fprintf(stdout, "removed %s\n", rest[1])
 		return nil

@@ -62,6 +62,7 @@ func runServer(args []string, stderr io.Writer) error {
 		"file holding the bearer token the HTTP port requires for data, membership and debug endpoints (env GROVE_TOKEN_FILE)")
 	fs.BoolVar(&cfg.ProtectMetrics, "protect-metrics", false, "require the --token-file token for /metrics too")
 	fs.Var(&allowedHosts, "http-allowed-host", "DNS names clients may put in the HTTP Host header besides IP addresses and localhost (repeatable or comma-separated)")
+	fs.StringVar(&cfg.JoinPolicy, "join-policy", server.JoinAuto, "auto: the leader adds gossip members that prove themselves on the peer port; manual: only those approved with grove members add NAME")
 	fs.StringVar(&cfg.AuditLog, "audit-log", "", "append an audit log (JSON lines: writes, ACL changes, membership changes, backups, and who made them) to this file")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow non-loopback peer and gossip addresses without a cluster key or peer TLS")
 	fs.StringVar(&gossipKey, "gossip-key", "", "deprecated (visible in ps and /debug/pprof/cmdline; use --cluster-key-file): base64 key (16, 24 or 32 bytes) encrypting gossip")
