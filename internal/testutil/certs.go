@@ -52,6 +52,13 @@ func MustCA(t testing.TB, dir, name string) *CA {
 // returns the paths of its certificate and key.
 func (ca *CA) MustNodeCert(t testing.TB, dir, name string) (certFile, keyFile string) {
 	t.Helper()
+	return ca.MustNodeCertFor(t, dir, name, net.IPv4(127, 0, 0, 1))
+}
+
+// MustNodeCertFor issues a server+client certificate named name (its
+// common name) for the given IP addresses.
+func (ca *CA) MustNodeCertFor(t testing.TB, dir, name string, ips ...net.IP) (certFile, keyFile string) {
+	t.Helper()
 	key := mustKey(t)
 	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
 	if err != nil {
@@ -64,7 +71,7 @@ func (ca *CA) MustNodeCert(t testing.TB, dir, name string) (certFile, keyFile st
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses:  ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
