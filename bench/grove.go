@@ -44,6 +44,7 @@ type groveCluster struct {
 	native    []string // --client-addr
 	zk        []string // --zk-addr
 	zkClients bool     // addrs returns the zk ports
+	token     string   // the HTTP bearer token of the cluster
 }
 
 // newGroveCluster lays out a cluster under dir; zkClients selects the
@@ -54,7 +55,19 @@ func newGroveCluster(bin, dir string, zkClients bool) (*groveCluster, error) {
 		return nil, err
 	}
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	c := &groveCluster{zkClients: zkClients}
+	// The cluster's own secrets, as an operator would give them (a
+	// loopback cluster given none would use the user's per-user ones).
+	c := &groveCluster{zkClients: zkClients, token: "bench-http-token-0123456789"}
+	keyFile, tokenFile := filepath.Join(dir, "cluster.key"), filepath.Join(dir, "http.token")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, []byte("bench-cluster-key-0123456789abcdef0123\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(tokenFile, []byte(c.token+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	var seeds []string
 	for i := range 3 {
 		seeds = append(seeds, addr(5*i))
@@ -74,7 +87,8 @@ func newGroveCluster(bin, dir string, zkClients bool) (*groveCluster, error) {
 				"--client-addr", addr(5*i + 3), "--zk-addr", addr(5*i + 4),
 				"--join", strings.Join(seeds, ","), "--bootstrap-expect", "3", "--log-level", "warn",
 				// No connection caps, as ZooKeeper runs with maxClientCnxns=0.
-				"--max-client-conns", "0", "--max-client-conns-per-ip", "0"},
+				"--max-client-conns", "0", "--max-client-conns-per-ip", "0",
+				"--cluster-key-file", keyFile, "--token-file", tokenFile},
 		})
 	}
 	return c, nil
@@ -102,6 +116,7 @@ func (c *groveCluster) status(ctx context.Context, i int) (groveStatus, error) {
 	if err != nil {
 		return st, err
 	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := statusClient.Do(req)
 	if err != nil {
 		return st, err

@@ -230,7 +230,7 @@ func (c *Config) checkExposure() error {
 		{"gossip-addr", c.GossipAddr, len(c.GossipKey) > 0, "--cluster-key-file"},
 		{"http-addr", c.HTTPAddr, len(c.HTTPToken) > 0, "--token-file"},
 	} {
-		if a.secured || isLoopback(a.addr) {
+		if a.secured || IsLoopback(a.addr) {
 			continue
 		}
 		return fmt.Errorf("server: --%s %s is not a loopback address and nothing authenticates it: give %s, or --insecure to let any process that reaches it into the cluster", a.flag, a.addr, a.missing)
@@ -238,9 +238,9 @@ func (c *Config) checkExposure() error {
 	return nil
 }
 
-// isLoopback reports whether a host:port listens on loopback only. An
+// IsLoopback reports whether a host:port listens on loopback only. An
 // empty host, or 0.0.0.0, listens everywhere.
-func isLoopback(addr string) bool {
+func IsLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

@@ -24,7 +24,7 @@ func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
 		"half TLS":           {"server", "--data-dir", t.TempDir(), "--peer-tls-ca", "ca.pem"},
 		"unusable data dir":  {"server", "--name", "x", "--data-dir", file, "--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"},
 		"bad address":        {"server", "--name", "x", "--data-dir", t.TempDir(), "--http-addr", "nowhere"},
-		"members bad verb":   {"members", "add", "x"},
+		"members bad verb":   {"members", "rename", "x"},
 		"status stray arg":   {"status", "x"},
 		"learner bootstraps": {"server", "--name", "x", "--data-dir", t.TempDir(), "--learner", "--bootstrap-expect", "3"},
 		"backup no file":     {"backup"},

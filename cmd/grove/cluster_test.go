@@ -159,7 +159,8 @@ func (c *procCluster) dumpLogs() {
 }
 
 // hc is the tests' HTTP client; like the CLI's it marks requests as a
-// Grove tool's, and it sends the token of testTokenFile, if set.
+// Grove tool's, and it sends the token of testTokenFile, or else the
+// per-user token the servers use by default.
 var hc = &http.Client{Timeout: 3 * time.Second, Transport: testTransport{http.DefaultTransport}}
 
 // testTokenFile is the HTTP token file the current test's servers want
@@ -172,7 +173,11 @@ type testTransport struct{ base http.RoundTripper }
 func (t testTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set(server.GroveRequestHeader, "1")
-	if file, _ := testTokenFile.Load().(string); file != "" {
+	file, _ := testTokenFile.Load().(string)
+	if file == "" {
+		file = defaultTokenFile() // the servers' per-user token
+	}
+	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return nil, err

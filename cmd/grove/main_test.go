@@ -11,7 +11,15 @@ import (
 func TestMain(m *testing.M) {
 	// Race-enabled child processes otherwise sleep a second at exit.
 	_ = os.Setenv("GORACE", "atexit_sleep_ms=0")
+	// The servers and CLI runs of these tests share per-user secrets
+	// (secrets.go) in a directory of their own, not the user's.
+	cfgDir, err := os.MkdirTemp("", "grove-test-config-")
+	if err != nil {
+		panic(err)
+	}
+	_ = os.Setenv("XDG_CONFIG_HOME", cfgDir)
 	code := m.Run()
+	_ = os.RemoveAll(cfgDir)
 	for _, bin := range groveBins {
 		_ = os.RemoveAll(filepath.Dir(bin))
 	}

@@ -33,10 +33,14 @@ var adminTLS atomic.Pointer[tls.Config]
 // to a node's HTTP port; the parsed values are used by every request the
 // command sends. The function it returns applies them.
 func tokenFileFlag(fs *pflag.FlagSet) func() error {
-	f := fs.String("token-file", os.Getenv("GROVE_TOKEN_FILE"), "file holding the node's HTTP bearer token (env GROVE_TOKEN_FILE)")
+	f := fs.String("token-file", os.Getenv("GROVE_TOKEN_FILE"), "file holding the node's HTTP bearer token (env GROVE_TOKEN_FILE; default: the per-user token of a loopback cluster)")
 	ca := fs.String("http-tls-ca", os.Getenv("GROVE_HTTP_TLS_CA"), "CA file verifying the node's HTTPS certificate (give --http as https://HOST:PORT)")
 	return func() error {
-		adminTokenFile.Store(*f)
+		file := *f
+		if file == "" {
+			file = defaultTokenFile() // the per-user token of a loopback cluster, if any
+		}
+		adminTokenFile.Store(file)
 		if *ca == "" {
 			adminTLS.Store(nil)
 			return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,23 +26,18 @@ import (
 // a voter, and sends every node a heartbeat of a higher term committing
 // index 2^40 (which used to panic raft on every node).
 //
-// Against a cluster with a cluster key, the outsider never gets past the
-// handshake: nothing it sends is read. Against a keyless loopback cluster
-// (which trusts every local process, as docs/security.md says) the same
+// Against the default configuration (a loopback cluster started with no
+// flags: its servers use the per-user cluster key and HTTP token) and
+// against an explicit cluster key, the outsider never gets past the
+// handshake: nothing it sends is read, and the HTTP port answers its
+// backup request with 401. With --insecure (the explicit opt-out) the same
 // forged create lands, which shows the attack is real; the heartbeat is
 // still dropped there, by the checks on raft's invariants.
 func TestPeerPortOutsider(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test; run without -short")
 	}
-	t.Run("cluster key", func(t *testing.T) {
-		key := filepath.Join(t.TempDir(), "cluster.key")
-		if err := os.WriteFile(key, []byte(strings.Repeat("s3cret-", 8)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		c := newProcCluster(t)
-		c.common = []string{"--cluster-key-file", key}
-		nodes := c.startThree("k")
+	refused := func(t *testing.T, c *procCluster, nodes []*proc) {
 		a := newOutsider(t, c, nodes)
 		a.attack(t, true)
 		a.waitRefused(t, c)
@@ -52,16 +48,39 @@ func TestPeerPortOutsider(t *testing.T) {
 		if err := a.sessionAlive(); err != nil {
 			t.Fatalf("the victim's session did not survive the forged expiry: %v", err)
 		}
+		logged := false
 		for _, p := range nodes {
 			b, _ := os.ReadFile(filepath.Join(c.base, p.name+".log"))
-			if strings.Contains(string(b), "peer failed authentication") {
-				return
-			}
+			logged = logged || strings.Contains(string(b), "peer failed authentication")
 		}
-		t.Fatal("no node logged the refused handshake")
-	})
-	t.Run("keyless loopback (control)", func(t *testing.T) {
+		if !logged {
+			t.Fatal("no node logged the refused handshake")
+		}
+		resp, err := http.Get("http://" + nodes[0].httpAdr + "/v1/backup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a backup without the token: %s, want 401", resp.Status)
+		}
+	}
+	t.Run("default configuration", func(t *testing.T) {
 		c := newProcCluster(t)
+		refused(t, c, c.startThree("d"))
+	})
+	t.Run("cluster key", func(t *testing.T) {
+		key := filepath.Join(t.TempDir(), "cluster.key")
+		if err := os.WriteFile(key, []byte(strings.Repeat("s3cret-", 8)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := newProcCluster(t)
+		c.common = []string{"--cluster-key-file", key}
+		refused(t, c, c.startThree("k"))
+	})
+	t.Run("insecure (control)", func(t *testing.T) {
+		c := newProcCluster(t)
+		c.common = []string{"--insecure"}
 		nodes := c.startThree("o")
 		a := newOutsider(t, c, nodes)
 		a.attack(t, false)

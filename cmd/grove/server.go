@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -92,6 +93,23 @@ func runServer(args []string, stderr io.Writer) error {
 		return usagef("--log-level %q: %v", logLevel, err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// A loopback cluster given no secrets uses the per-user ones
+	// (secrets.go), unless --insecure.
+	if !cfg.Insecure && clusterKeyFile == "" && tlsCert == "" && gossipKey == "" &&
+		server.IsLoopback(cfg.PeerAddr) && server.IsLoopback(cfg.GossipAddr) {
+		f, err := defaultSecretFile(defaultKeyName)
+		if err != nil {
+			return fmt.Errorf("the per-user cluster key (give --cluster-key-file, or --insecure): %w", err)
+		}
+		clusterKeyFile = f
+	}
+	if !cfg.Insecure && tokenFile == "" && server.IsLoopback(cfg.HTTPAddr) {
+		f, err := defaultSecretFile(defaultTokenName)
+		if err != nil {
+			return fmt.Errorf("the per-user HTTP token (give --token-file, or --insecure): %w", err)
+		}
+		tokenFile = f
+	}
 	if clusterKeyFile != "" {
 		k, err := readSecretFile(clusterKeyFile, server.MinClusterKey)
 		if err != nil {
@@ -160,6 +178,7 @@ func runServer(args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.Logger.Info("grove server running", "name", cfg.Name, "id", fmt.Sprintf("%x", s.ID()),
+		"cluster_key", cmp.Or(clusterKeyFile, "none"), "http_token", cmp.Or(tokenFile, "none"),
 		"peer", s.PeerAddr(), "client", s.ClientAddr(), "zk", s.ZKAddr(), "gossip", s.GossipAddr(), "http", s.HTTPAddr())
 	select {
 	case <-ctx.Done():
