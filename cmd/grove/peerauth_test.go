@@ -239,3 +239,38 @@ func (a *outsider) sessionAlive() error {
 	_, err := a.victim.Create(ctx, "/victim-alive", nil, grove.ModePersistent, grove.OpenACLUnsafe)
 	return err
 }
+
+// TestRogueWithoutKeyNeverJoins starts a default-configuration cluster
+// (per-user cluster key, so gossip is encrypted) and a rogue server
+// without any key (--insecure) pointed at its gossip seeds: the rogue
+// cannot join gossip, never appears among the members, never becomes a
+// learner or voter, and the cluster keeps its three voters and writes on.
+func TestRogueWithoutKeyNeverJoins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	c := newProcCluster(t)
+	nodes := c.startThree("g")
+	rogue := c.add("rogue", "--insecure", "--log-level", "debug")
+	c.waitFor("the rogue's gossip joins to fail twice", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(c.base, rogue.name+".log"))
+		return strings.Count(string(b), "gossip join failed") >= 2
+	})
+	for _, p := range nodes {
+		st, err := status(p.httpAdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range st.GossipMembers {
+			if m.Name == "rogue" {
+				t.Fatalf("%s lists the rogue among its gossip members", p.name)
+			}
+		}
+		if len(st.Voters) != 3 || len(st.Learners) != 0 {
+			t.Fatalf("%s: voters %v, learners %v", p.name, voterNames(st), st.Learners)
+		}
+	}
+	if err := put(nodes[0].httpAdr, "/still-writing", "x"); err != nil {
+		t.Fatal(err)
+	}
+}
