@@ -86,6 +86,10 @@ type Config struct {
 	// HTTPToken, if set, is the bearer token every HTTP endpoint that
 	// reads data or changes the cluster requires (see httpguard.go).
 	HTTPToken []byte
+	// BackupToken, if set, is the only token GET /v1/backup accepts (a
+	// backup role apart from the admin token, which then cannot take
+	// backups).
+	BackupToken []byte
 	// ProtectMetrics puts /metrics behind HTTPToken too.
 	ProtectMetrics bool
 	// HTTPAllowedHosts are the DNS names clients may use in the Host header

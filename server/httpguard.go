@@ -52,6 +52,17 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				return
 			}
 		}
+		if r.URL.Path == "/v1/backup" && len(s.cfg.BackupToken) > 0 {
+			// A backup holds every znode, protected ones included: with a
+			// backup token set, only it opens this endpoint.
+			if !bearerIs(r, s.cfg.BackupToken) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="grove-backup"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a backup needs the backup token (--token-file with the backup token)"})
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
 		if s.needsToken(r.URL.Path) && !s.tokenOK(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="grove"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "this endpoint needs Authorization: Bearer TOKEN (--token-file)"})
@@ -76,9 +87,13 @@ func (s *Server) needsToken(path string) bool {
 }
 
 // tokenOK checks the bearer token in constant time.
-func (s *Server) tokenOK(r *http.Request) bool {
+func (s *Server) tokenOK(r *http.Request) bool { return bearerIs(r, s.cfg.HTTPToken) }
+
+// bearerIs reports, in constant time, whether r carries token as its
+// bearer token.
+func bearerIs(r *http.Request, token []byte) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), s.cfg.HTTPToken) == 1
+	return ok && subtle.ConstantTimeCompare([]byte(got), token) == 1
 }
 
 // hostAllowed reports whether a Host header names this node: an IP

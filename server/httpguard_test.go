@@ -105,3 +105,39 @@ func TestCmdlineRedactsSecrets(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestBackupToken checks the backup role: with a backup token set, only
+// it opens /v1/backup; the admin token does not, and the backup token
+// opens nothing else.
+func TestBackupToken(t *testing.T) {
+	admin, backupTok := "admin-token-0123456789", "backup-token-0123456789"
+	tc := startCluster(t, 1, func(c *Config) { c.HTTPToken, c.BackupToken = []byte(admin), []byte(backupTok) })
+	waitFor(t, "a leader", func() bool { return tc.leader() != nil })
+	s := tc.leader()
+	waitFor(t, "something applied", func() bool { return s.node.Status().Applied > 0 })
+	get := func(path, token string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.HTTPAddr()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tt := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/v1/backup", backupTok, 200},
+		{"/v1/backup", admin, 401},
+		{"/status", backupTok, 401},
+		{"/status", admin, 200},
+	} {
+		if got := get(tt.path, tt.token); got != tt.want {
+			t.Errorf("GET %s with the %s token: %d, want %d", tt.path, map[string]string{admin: "admin", backupTok: "backup"}[tt.token], got, tt.want)
+		}
+	}
+}

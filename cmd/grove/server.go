@@ -29,7 +29,7 @@ func runServer(args []string, stderr io.Writer) error {
 	var clientCA, clientCert, clientKey string
 	var clusterKeyFile string
 	var maxConns, maxConnsPerIP int
-	var tokenFile string
+	var tokenFile, backupTokenFile string
 	var httpCert, httpKey, httpCA string
 	var allowedHosts listFlag
 	var leaveOnTerm bool
@@ -61,6 +61,7 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.StringVar(&httpCA, "http-tls-ca", "", "CA file verifying the other nodes' HTTPS certificates (a follower forwards writes to the leader)")
 	fs.StringVar(&tokenFile, "token-file", os.Getenv("GROVE_TOKEN_FILE"),
 		"file holding the bearer token the HTTP port requires for data, membership and debug endpoints (env GROVE_TOKEN_FILE)")
+	fs.StringVar(&backupTokenFile, "backup-token-file", os.Getenv("GROVE_BACKUP_TOKEN_FILE"), "file holding the only token GET /v1/backup accepts (a backup role apart from --token-file's)")
 	fs.BoolVar(&cfg.ProtectMetrics, "protect-metrics", false, "require the --token-file token for /metrics too")
 	fs.Var(&allowedHosts, "http-allowed-host", "DNS names clients may put in the HTTP Host header besides IP addresses and localhost (repeatable or comma-separated)")
 	fs.StringVar(&cfg.JoinPolicy, "join-policy", server.JoinAuto, "auto: the leader adds gossip members that prove themselves on the peer port; manual: only those approved with grove members add NAME")
@@ -123,6 +124,13 @@ func runServer(args []string, stderr io.Writer) error {
 			return usagef("--token-file: %v", err)
 		}
 		cfg.HTTPToken = k
+	}
+	if backupTokenFile != "" {
+		k, err := readSecretFile(backupTokenFile, minToken)
+		if err != nil {
+			return usagef("--backup-token-file: %v", err)
+		}
+		cfg.BackupToken = k
 	}
 	cfg.HTTPAllowedHosts = allowedHosts
 	htls, err := httpTLS(httpCA, httpCert, httpKey)
