@@ -56,14 +56,7 @@ func TestPeerPortOutsider(t *testing.T) {
 		if !logged {
 			t.Fatal("no node logged the refused handshake")
 		}
-		resp, err := http.Get("http://" + nodes[0].httpAdr + "/v1/backup")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("a backup without the token: %s, want 401", resp.Status)
-		}
+		checkHTTPRefusals(t, nodes[0].httpAdr)
 	}
 	t.Run("default configuration", func(t *testing.T) {
 		c := newProcCluster(t)
@@ -272,5 +265,58 @@ func TestRogueWithoutKeyNeverJoins(t *testing.T) {
 	}
 	if err := put(nodes[0].httpAdr, "/still-writing", "x"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkHTTPRefusals sends a node's HTTP port what a stranger or a web page
+// would: every endpoint that reads data or changes the cluster without the
+// token is 401; a form POST, a cross-origin write and a rebound host name
+// are 403, even with the token (the per-user one, as the CLI sends it).
+func checkHTTPRefusals(t *testing.T, addr string) {
+	t.Helper()
+	token := ""
+	if f := defaultTokenFile(); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	for _, tt := range []struct {
+		method, path string
+		hdr          map[string]string
+		want         int
+	}{
+		{"GET", "/status", nil, 401},
+		{"GET", "/members", nil, 401},
+		{"GET", "/v1/digest", nil, 401},
+		{"GET", "/v1/backup", nil, 401},
+		{"GET", "/v1/znode/", nil, 401},
+		{"PUT", "/v1/znode/x", nil, 401},
+		{"DELETE", "/v1/znode/x", nil, 401},
+		{"POST", "/members/remove?name=g1", map[string]string{"X-Grove-Request": "1"}, 401},
+		{"POST", "/members/add?name=evil", map[string]string{"X-Grove-Request": "1"}, 401},
+		{"GET", "/debug/pprof/cmdline", nil, 401},
+		{"POST", "/members/remove?name=g1", map[string]string{"Authorization": "Bearer " + token, "Content-Type": "text/plain"}, 403},
+		{"PUT", "/v1/znode/x", map[string]string{"Authorization": "Bearer " + token, "Origin": "http://evil.example"}, 403},
+		{"GET", "/status", map[string]string{"Authorization": "Bearer " + token, "Host": "evil.example"}, 403},
+		{"GET", "/healthz", nil, 200},
+	} {
+		req, _ := http.NewRequest(tt.method, "http://"+addr+tt.path, strings.NewReader("x"))
+		for k, v := range tt.hdr {
+			if k == "Host" {
+				req.Host = v
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s %s %v: %d, want %d", tt.method, tt.path, tt.hdr, resp.StatusCode, tt.want)
+		}
 	}
 }

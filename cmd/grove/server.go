@@ -96,7 +96,7 @@ func runServer(args []string, stderr io.Writer) error {
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	// A loopback cluster given no secrets uses the per-user ones
 	// (secrets.go), unless --insecure.
-	if !cfg.Insecure && clusterKeyFile == "" && tlsCert == "" && gossipKey == "" &&
+	if !cfg.Insecure && clusterKeyFile == "" && gossipKey == "" &&
 		server.IsLoopback(cfg.PeerAddr) && server.IsLoopback(cfg.GossipAddr) {
 		f, err := defaultSecretFile(defaultKeyName)
 		if err != nil {
