@@ -265,6 +265,12 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 			return 0, grove.ErrBadArguments
 		}
 		_, err := c.n.AddWatch(uint64(c.session), path, kind, it.ids, c)
+		if err == nil {
+			// ZooKeeper answers addWatch with an ErrorResponse record (its
+			// int error code, 0): the Java client reads those 4 bytes and
+			// drops the connection without them.
+			*body = func(e *encoder) { e.int32(0) }
+		}
 		return 0, err
 	case opCheckWatches, opRemoveWatches:
 		path, typ := d.string(), d.int32()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -197,5 +198,75 @@ func waitZK(t *testing.T, events <-chan zk.Event, want zk.State) {
 		case <-deadline:
 			t.Fatalf("no session state %v", want)
 		}
+	}
+}
+
+// TestZkCliRecursiveWatchHidesProtectedNodes is CVE-2024-23944's scenario
+// across processes: zkCli.sh (no credentials) holds a persistent recursive
+// watch on /, while another client creates nodes only digest user alice
+// may read, under a node anyone may create in, and one public node. zkCli
+// prints the public node's event and never a protected name.
+func TestZkCliRecursiveWatchHidesProtectedNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	zkcli := requireTool(t, []string{"/usr/share/zookeeper/bin/zkCli.sh", "zkCli.sh"})
+	c, _, zkAddrs := zkProcCluster(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, zkcli, "-server", zkAddrs[0])
+	cmd.WaitDelay = 5 * time.Second // zkCli.sh's java may outlive a killed shell
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer // zkCli buffers its output until it exits
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(stdin, "addWatch -m PERSISTENT_RECURSIVE /\ncreate /watch-ready\n"); err != nil {
+		t.Fatal(err)
+	}
+	alice, events, err := zk.Connect([]string{zkAddrs[1]}, 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	waitConnected(t, events)
+	// zkCli runs its lines in order: once /watch-ready exists its watch is set.
+	c.waitFor("zkCli's watch to be set", time.Minute, func() bool {
+		_, _ = alice.Sync("/")
+		ok, _, _ := alice.Exists("/watch-ready")
+		return ok
+	})
+	if err := alice.AddAuth("digest", []byte("alice:pw")); err != nil {
+		t.Fatal(err)
+	}
+	private := zk.DigestACL(zk.PermAll, "alice", "pw")
+	dropBox := append(zk.DigestACL(zk.PermAll, "alice", "pw"), zk.ACL{Perms: zk.PermCreate, Scheme: "world", ID: "anyone"})
+	for _, n := range []struct {
+		path string
+		acl  []zk.ACL
+	}{{"/vault", dropBox}, {"/vault/acme-payroll", private}, {"/vault/globex-keys", private}, {"/public-after", zk.WorldACL(zk.PermAll)}} {
+		if _, err := alice.Create(n.path, nil, 0, n.acl); err != nil {
+			t.Fatalf("create %s: %v", n.path, err)
+		}
+	}
+	// sync brings zkCli's server up to date: its answer follows every event
+	// of the writes above.
+	if _, err := io.WriteString(stdin, "sync /\nget /public-after\nquit\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("zkCli.sh: %v\n%s", err, out.String())
+	}
+	s := out.String()
+	if !strings.Contains(s, "path:/public-after") {
+		t.Fatalf("zkCli missed the public node's event:\n%s", s)
+	}
+	if strings.Contains(s, "acme-payroll") || strings.Contains(s, "globex-keys") {
+		t.Fatalf("a protected name reached the watcher:\n%s", s)
 	}
 }
