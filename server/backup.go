@@ -35,10 +35,10 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Grove-Applied", strconv.FormatUint(s.node.Status().Applied, 10))
-	// A client that stops reading is cut after backupStallTimeout, so its
+	// A client that stops reading is cut after BackupStallTimeout, so its
 	// read transaction does not pin old pages (and grow the data file)
 	// forever.
-	h, t, err := backup.Write(r.Context(), s.node, stallWriter{w: w, rc: http.NewResponseController(w)}, backup.Options{})
+	h, t, err := backup.Write(r.Context(), s.node, stallWriter{w: w, rc: http.NewResponseController(w), limit: s.cfg.BackupStallTimeout}, backup.Options{})
 	if err != nil {
 		s.log.Warn("backup failed", "err", err)
 		s.auditHTTP(r, "backup", "backup", "", err)

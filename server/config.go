@@ -90,6 +90,10 @@ type Config struct {
 	// backup role apart from the admin token, which then cannot take
 	// backups).
 	BackupToken []byte
+	// BackupStallTimeout cuts a backup download whose client has taken no
+	// bytes for this long, closing the read transaction it pins (which
+	// otherwise keeps the data file from reusing pages). Default 30s.
+	BackupStallTimeout time.Duration
 	// ProtectMetrics puts /metrics behind HTTPToken too.
 	ProtectMetrics bool
 	// HTTPAllowedHosts are the DNS names clients may use in the Host header
@@ -184,6 +188,9 @@ func (c *Config) validate() error {
 	case JoinAuto, JoinManual:
 	default:
 		return fmt.Errorf("server: --join-policy %q: want auto or manual", c.JoinPolicy)
+	}
+	if c.BackupStallTimeout <= 0 {
+		c.BackupStallTimeout = DefaultBackupStallTimeout
 	}
 	if c.MaxLearners <= 0 {
 		c.MaxLearners = 8

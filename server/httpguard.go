@@ -30,9 +30,9 @@ import (
 // page; POSTs need it (or a JSON body).
 const GroveRequestHeader = "X-Grove-Request"
 
-// backupStallTimeout (a variable for tests) cuts a backup download whose client has not taken
-// any bytes for this long, closing the read transaction it pins.
-var backupStallTimeout = 30 * time.Second
+// DefaultBackupStallTimeout cuts a backup download whose client has taken
+// no bytes for this long (Config.BackupStallTimeout).
+const DefaultBackupStallTimeout = 30 * time.Second
 
 // guard wraps the HTTP routes in the checks above.
 func (s *Server) guard(next http.Handler) http.Handler {
@@ -118,13 +118,14 @@ func sameOrigin(origin, host string) bool {
 }
 
 // stallWriter cuts a response whose client stops reading: each write must
-// finish within backupStallTimeout.
+// finish within limit.
 type stallWriter struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	limit time.Duration
 }
 
 func (sw stallWriter) Write(p []byte) (int, error) {
-	_ = sw.rc.SetWriteDeadline(time.Now().Add(backupStallTimeout))
+	_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.limit))
 	return sw.w.Write(p)
 }

@@ -68,10 +68,7 @@ func TestHTTPGuard(t *testing.T) {
 // server cuts the stream (the client sees it end short) instead of holding
 // its read transaction forever.
 func TestStalledBackupIsCut(t *testing.T) {
-	old := backupStallTimeout
-	backupStallTimeout = 200 * time.Millisecond
-	defer func() { backupStallTimeout = old }()
-	tc := startCluster(t, 1, nil)
+	tc := startCluster(t, 1, func(c *Config) { c.BackupStallTimeout = 200 * time.Millisecond })
 	waitFor(t, "a leader", func() bool { return tc.leader() != nil })
 	s := tc.leader()
 	big := bytes.Repeat([]byte("v"), 500<<10)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -167,4 +169,47 @@ func rssBytes(t *testing.T, p *proc) int64 {
 // data pending does that).
 func isConnReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET)
+}
+
+// TestStalledBackupDownloadIsCut starts a backup download from a server
+// process and stops reading it: once the client has taken nothing for
+// --backup-stall-timeout the server cuts the stream (the download ends
+// short, with an error), so its read transaction does not pin the data
+// file; a backup right after, read to the end, is whole.
+func TestStalledBackupDownloadIsCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	c := newProcCluster(t)
+	p := c.add("b1", "--bootstrap-expect", "1", "--backup-stall-timeout", "300ms")
+	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(p) != nil })
+	big := strings.Repeat("v", 500<<10)
+	for i := range 40 { // 20 MB: far more than the socket buffers hold
+		if err := put(p.httpAdr, "/big-"+strconv.Itoa(i), big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+p.httpAdr+"/v1/backup", nil)
+	resp, err := hc.Transport.RoundTrip(req) // with the token; no client timeout
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("backup: %s", resp.Status)
+	}
+	c.waitFor("the server to cut the stalled download", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(c.base, p.name+".log"))
+		return strings.Contains(string(b), "backup failed")
+	})
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil {
+		t.Fatalf("the stalled download ended cleanly after %d bytes", n)
+	}
+	t.Logf("stalled download cut after %d bytes: %v", n, err)
+	var out, errs bytes.Buffer
+	file := filepath.Join(t.TempDir(), "after.grove")
+	if code := run([]string{"backup", "--http", p.httpAdr, "--no-progress", file}, &out, &errs); code != 0 {
+		t.Fatalf("a backup after the cut: %d %s", code, errs.String())
+	}
 }

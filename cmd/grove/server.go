@@ -62,6 +62,7 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.StringVar(&tokenFile, "token-file", os.Getenv("GROVE_TOKEN_FILE"),
 		"file holding the bearer token the HTTP port requires for data, membership and debug endpoints (env GROVE_TOKEN_FILE)")
 	fs.StringVar(&backupTokenFile, "backup-token-file", os.Getenv("GROVE_BACKUP_TOKEN_FILE"), "file holding the only token GET /v1/backup accepts (a backup role apart from --token-file's)")
+	fs.DurationVar(&cfg.BackupStallTimeout, "backup-stall-timeout", server.DefaultBackupStallTimeout, "cut a backup download whose client takes no bytes for this long")
 	fs.BoolVar(&cfg.ProtectMetrics, "protect-metrics", false, "require the --token-file token for /metrics too")
 	fs.Var(&allowedHosts, "http-allowed-host", "DNS names clients may put in the HTTP Host header besides IP addresses and localhost (repeatable or comma-separated)")
 	fs.StringVar(&cfg.JoinPolicy, "join-policy", server.JoinAuto, "auto: the leader adds gossip members that prove themselves on the peer port; manual: only those approved with grove members add NAME")
