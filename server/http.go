@@ -26,6 +26,7 @@ import (
 //
 //	GET  /status            raft and gossip state as JSON
 //	GET  /healthz           200 when in a cluster with a leader and every client port accepts, else 503
+//	GET  /readyz            as /healthz, and this node has applied everything it knows committed
 //	GET  /metrics           Prometheus text format
 //	GET  /members           gossip members joined with raft roles
 //	POST /members/remove    ?name=NAME: remove a member (forwarded to the leader)
@@ -38,6 +39,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", s.handleStatus)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.Handle("GET /metrics", s.met.handler())
 	mux.HandleFunc("GET /members", s.handleMembers)
 	mux.HandleFunc("POST /members/remove", s.handleRemove)
@@ -172,6 +174,21 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"healthy": true})
+}
+
+// handleReadyz answers 200 when the node is healthy (handleHealthz) and
+// has applied every entry it knows committed: ready to serve reads that
+// are up to date, e.g. after a restart or a snapshot install.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	st := s.node.Status()
+	in := slices.Contains(st.Voters, s.id) || slices.Contains(st.Learners, s.id)
+	caughtUp := st.Applied >= st.Commit
+	if st.Leader == 0 || !in || !s.clientPortsAccepting() || !caughtUp {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "leader": st.Leader != 0, "member": in,
+			"accepting": s.clientPortsAccepting(), "applied": st.Applied, "commit": st.Commit})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
 }
 
 // clientPortsAccepting reports whether every client port takes

@@ -23,8 +23,8 @@ import (
 //     on a cross-site request without the preflight Grove never answers.
 //  3. Token: with Config.HTTPToken set, every endpoint that reads data or
 //     changes the cluster (/status, /members, /v1/*, /debug/*) needs
-//     "Authorization: Bearer TOKEN" (401 otherwise). /healthz stays
-//     open; /metrics too unless Config.ProtectMetrics.
+//     "Authorization: Bearer TOKEN" (401 otherwise). /healthz and /readyz
+//     stay open; /metrics too unless Config.ProtectMetrics.
 
 // GroveRequestHeader marks a request as sent by a Grove tool, not a web
 // page; POSTs need it (or a JSON body).
@@ -78,7 +78,7 @@ func (s *Server) needsToken(path string) bool {
 		return false
 	}
 	switch path {
-	case "/healthz":
+	case "/healthz", "/readyz":
 		return false
 	case "/metrics":
 		return s.cfg.ProtectMetrics

@@ -44,6 +44,7 @@ func TestHTTPGuard(t *testing.T) {
 		want               int
 	}{
 		{"health is open", "GET", "/healthz", nil, 200},
+		{"readiness is open", "GET", "/readyz", nil, 200},
 		{"metrics open by default", "GET", "/metrics", nil, 200},
 		{"status needs the token", "GET", "/status", nil, 401},
 		{"wrong token", "GET", "/status", map[string]string{"Authorization": "Bearer nope"}, 401},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/grovekit/grove/internal/testutil"
+	"github.com/grovekit/grove/membership"
 	"github.com/grovekit/grove/transport"
 )
 
@@ -167,4 +168,45 @@ func TestManualJoinPolicy(t *testing.T) {
 		l := tc.leader()
 		return l != nil && slices.Contains(l.node.Status().Voters, n4.ID())
 	})
+}
+
+// TestLearnerThatNeverAcksIsNotPromoted announces, in gossip, a voter
+// whose peer address answers nothing, and makes it a learner by hand while
+// the log is still short: the leader must not promote it (it has
+// acknowledged nothing, however close to the leader's last index its
+// zero match looks) and removes it once silent for LearnerTimeout. Before,
+// a learner that never acknowledged anything was promoted at once while
+// the leader's last index was at most 64.
+func TestLearnerThatNeverAcksIsNotPromoted(t *testing.T) {
+	tc := startCluster(t, 3, func(c *Config) { c.LearnerTimeout = time.Second })
+	waitFor(t, "a leader", func() bool { return tc.leader() != nil })
+	l := tc.leader()
+	const ghost = 0xbeef
+	g, err := membership.Start(membership.Config{BindAddr: freeAddr(t), Join: tc.seeds,
+		Meta: membership.Meta{Name: "ghost", RaftID: ghost, PeerAddr: freeAddr(t), Role: membership.RoleVoter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = g.Close() }()
+	waitFor(t, "the ghost in the leader's gossip", func() bool {
+		for _, m := range l.gossip.Members() {
+			if m.RaftID == ghost {
+				return true
+			}
+		}
+		return false
+	})
+	if last := l.node.Status().Commit; last > catchUpSlack {
+		t.Fatalf("the log is already %d entries long: the test needs a short one", last)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := l.node.AddLearner(ctx, ghost, freeAddr(t)); err != nil {
+		t.Fatal(err)
+	}
+	// Removal is only for learners: once it is gone, it was never promoted.
+	waitFor(t, "the silent ghost to be removed", func() bool { return l.wasRemoved(ghost) })
+	if st := l.node.Status(); slices.Contains(st.Voters, ghost) || len(st.Voters) != 3 {
+		t.Fatalf("voters %x", st.Voters)
+	}
 }
