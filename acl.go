@@ -60,12 +60,15 @@ func DigestACL(perms Perm, user, password string) []ACL {
 	return []ACL{{Perms: perms, Scheme: "digest", ID: DigestID(user, password)}}
 }
 
-// ParseDigestAuth turns digest auth credentials "user:password" into the
-// identity they authenticate. It returns ErrAuthFailed when cred has no colon.
+// ParseDigestAuth turns digest auth credentials, normally "user:password",
+// into the identity they authenticate. It never fails (the error is kept
+// for callers that check it).
 func ParseDigestAuth(cred string) (Identity, error) {
-	user, pass, ok := strings.Cut(cred, ":")
-	if !ok || user == "" {
-		return Identity{}, ErrAuthFailed
-	}
-	return Identity{Scheme: "digest", ID: DigestID(user, pass)}, nil
+	// As ZooKeeper's DigestAuthenticationProvider: the id is the part before
+	// the first colon (all of it without one) and the whole credential is
+	// hashed, so "user:password" gives DigestID(user, password) and any
+	// other string is accepted too.
+	user, _, _ := strings.Cut(cred, ":")
+	sum := sha1.Sum([]byte(cred)) //nolint:gosec // see import
+	return Identity{Scheme: "digest", ID: user + ":" + base64.StdEncoding.EncodeToString(sum[:])}, nil
 }

@@ -21,6 +21,9 @@ type Op struct {
 	Mode    CreateMode // OpCreate
 	TTL     int64      // OpCreate with a TTL mode, milliseconds
 	Version int32      // OpDelete, OpSet, OpCheck; -1 matches any version
+	// NullData marks the data of an OpCreate or OpSet as null (ZooKeeper's
+	// length -1), which reads give back as nil, apart from empty data.
+	NullData bool `msgpack:",omitempty"`
 }
 
 // CreateOp returns a create operation.

@@ -26,6 +26,16 @@ const (
 	MaxTTL                  int64 = 1<<40 - 1
 )
 
+// SessionOwner returns the owning session of an ephemeral znode, and 0 for
+// every other znode, containers and TTL nodes included: what ZooKeeper
+// reports to clients as ephemeralOwner (their markers are internal).
+func (s *Stat) SessionOwner() int64 {
+	if s.IsEphemeral() {
+		return s.EphemeralOwner
+	}
+	return 0
+}
+
 // IsEphemeral reports whether the stat belongs to an ephemeral znode owned
 // by a session.
 func (s *Stat) IsEphemeral() bool {

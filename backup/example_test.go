@@ -54,7 +54,7 @@ func Example() {
 	_, _, err = backup.Seed(bytes.NewReader(file.Bytes()), key, filepath.Join(dir, "restored"), 7)
 	fmt.Println("seeded:", err == nil, core.Seeded(filepath.Join(dir, "restored")))
 	// Output:
-	// znodes: 6 ephemerals left out: 1 <nil>
+	// znodes: 7 ephemerals left out: 1 <nil>
 	// verified: true largest subtree: /app
 	// seeded: true true
 }

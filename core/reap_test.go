@@ -3,6 +3,7 @@ package core_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,8 +85,10 @@ func TestACLsAndSuperDigest(t *testing.T) {
 	if err != nil || res.Code != grove.CodeNoAuth {
 		t.Fatalf("anonymous write: %+v %v", res, err)
 	}
-	if _, err := n.Authenticate("digest", []byte("no-colon")); !errors.Is(err, grove.ErrAuthFailed) {
-		t.Fatalf("bad credentials: %v", err)
+	// ZooKeeper 3.8 accepts digest credentials without a colon (measured
+	// by cmd/grove's differential test): the id is the whole string.
+	if id, err := n.Authenticate("digest", []byte("no-colon")); err != nil || !strings.HasPrefix(id.ID, "no-colon:") {
+		t.Fatalf("credentials without a colon: %+v %v", id, err)
 	}
 	if _, err := n.Authenticate("kerberos", []byte("x")); !errors.Is(err, grove.ErrAuthFailed) {
 		t.Fatalf("unknown scheme: %v", err)

@@ -165,7 +165,7 @@ func (e *encoder) stat(s *grove.Stat) {
 	e.int32(s.Version)
 	e.int32(s.Cversion)
 	e.int32(s.Aversion)
-	e.int64(s.EphemeralOwner)
+	e.int64(s.SessionOwner()) // ZooKeeper shows containers and TTL nodes as 0
 	e.int32(s.DataLength)
 	e.int32(s.NumChildren)
 	e.int64(s.Pzxid)

@@ -16,6 +16,7 @@ func decodeOp(d *decoder, op int32) (grove.Op, bool) {
 	switch op {
 	case opCreate, opCreate2, opCreateContainer, opCreateTTL:
 		o := grove.Op{Type: grove.OpCreate, Path: d.string(), Data: d.buffer(), ACL: d.acls()}
+		o.NullData = o.Data == nil // length -1: null, kept apart from empty
 		o.Mode = grove.CreateMode(d.int32())
 		if op == opCreateTTL {
 			o.TTL = d.int64()
@@ -24,7 +25,9 @@ func decodeOp(d *decoder, op int32) (grove.Op, bool) {
 	case opDelete:
 		return grove.Op{Type: grove.OpDelete, Path: d.string(), Version: d.int32()}, true
 	case opSetData:
-		return grove.Op{Type: grove.OpSet, Path: d.string(), Data: d.buffer(), Version: d.int32()}, true
+		o := grove.Op{Type: grove.OpSet, Path: d.string(), Data: d.buffer(), Version: d.int32()}
+		o.NullData = o.Data == nil
+		return o, true
 	case opCheck:
 		return grove.Op{Type: grove.OpCheck, Path: d.string(), Version: d.int32()}, true
 	}
@@ -58,6 +61,7 @@ func (c *conn) beginWrite(it *item) error {
 	default:
 		o, _ := decodeOp(&d, it.op)
 		req.Path, req.Data, req.ACL, req.Mode, req.TTL, req.Version = o.Path, o.Data, o.ACL, o.Mode, o.TTL, o.Version
+		req.NullData = o.NullData
 		switch o.Type {
 		case grove.OpCreate:
 			req.Op = command.OpCreate
@@ -203,7 +207,7 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 			return malformed()
 		}
 		data, st, z, err := c.n.Get(ctx, rd, path)
-		*body = func(e *encoder) { e.buffer(nonNil(data)); e.stat(&st) }
+		*body = func(e *encoder) { e.buffer(data); e.stat(&st) } // nil data: null, as stored
 		return z, err
 	case opGetChildren, opGetChildren2:
 		path := d.string()
@@ -395,7 +399,7 @@ func (c *conn) multiRead(ctx context.Context, d *decoder, rd core.Read, body *fu
 			e.bool(false)
 			e.int32(0)
 			if r.op == opGetData {
-				e.buffer(nonNil(r.data))
+				e.buffer(r.data)
 				e.stat(&r.stat)
 			} else {
 				e.strings(r.names)
@@ -406,13 +410,6 @@ func (c *conn) multiRead(ctx context.Context, d *decoder, rd core.Read, body *fu
 		e.int32(-1)
 	}
 	return zxid, nil
-}
-
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
 }
 
 func itoa(v int32) string { return strconv.Itoa(int(v)) }

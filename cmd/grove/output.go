@@ -109,6 +109,10 @@ type statDoc struct {
 	DataLength     int32 `json:"data_length"`
 	NumChildren    int32 `json:"num_children"`
 	Pzxid          int64 `json:"pzxid"`
+	// Container and TTLMs say what ZooKeeper's ephemeralOwner encodes for
+	// containers and TTL nodes (which it shows clients as owner 0).
+	Container bool  `json:"container,omitempty"`
+	TTLMs     int64 `json:"ttl_ms,omitempty"`
 }
 
 // newStatDoc returns st as a statDoc.
@@ -116,9 +120,19 @@ func newStatDoc(st grove.Stat) *statDoc {
 	return &statDoc{
 		Czxid: st.Czxid, Mzxid: st.Mzxid, Ctime: st.Ctime, Mtime: st.Mtime,
 		Version: st.Version, Cversion: st.Cversion, Aversion: st.Aversion,
-		EphemeralOwner: st.EphemeralOwner, DataLength: st.DataLength,
+		EphemeralOwner: st.SessionOwner(), DataLength: st.DataLength,
 		NumChildren: st.NumChildren, Pzxid: st.Pzxid,
+		Container: st.EphemeralOwner == grove.EphemeralOwnerContainer,
+		TTLMs:     ttlOf(st),
 	}
+}
+
+// ttlOf is a TTL node's TTL in milliseconds, 0 for every other znode.
+func ttlOf(st grove.Stat) int64 {
+	if st.EphemeralOwner != grove.EphemeralOwnerContainer && st.EphemeralOwner&grove.EphemeralOwnerTTLBit == grove.EphemeralOwnerTTLBit {
+		return st.EphemeralOwner & grove.MaxTTL
+	}
+	return 0
 }
 
 // printStat writes st as text, one "name: value" line per field, with the
@@ -135,7 +149,13 @@ func (o *output) printStat(st grove.Stat) {
 	o.printf("version: %d\n", st.Version)
 	o.printf("cversion: %d\n", st.Cversion)
 	o.printf("aversion: %d\n", st.Aversion)
-	o.printf("ephemeral_owner: 0x%x\n", uint64(st.EphemeralOwner))
+	o.printf("ephemeral_owner: 0x%x\n", uint64(st.SessionOwner())) // 0 for containers and TTL nodes, as zkCli shows
+	if st.EphemeralOwner == grove.EphemeralOwnerContainer {
+		o.printf("container: true\n")
+	}
+	if ttl := ttlOf(st); ttl > 0 {
+		o.printf("ttl: %v\n", time.Duration(ttl)*time.Millisecond)
+	}
 	o.printf("data_length: %d\n", st.DataLength)
 	o.printf("num_children: %d\n", st.NumChildren)
 	o.printf("pzxid: %d\n", st.Pzxid)

@@ -228,10 +228,11 @@ func TestCreateModes(t *testing.T) {
 	cc.fails(1, "get", strings.TrimSpace(got))
 
 	cc.ok("create", "--container", "/box")
-	if d := cc.mustJSON("stat", "/box"); d.Stat.EphemeralOwner != grove.EphemeralOwnerContainer {
-		t.Fatalf("container: ephemeral owner %#x", d.Stat.EphemeralOwner)
+	// As zkCli shows it: no owner, and what the node is said apart.
+	if d := cc.mustJSON("stat", "/box"); d.Stat.EphemeralOwner != 0 || !d.Stat.Container {
+		t.Fatalf("container: ephemeral owner %#x, container %v", d.Stat.EphemeralOwner, d.Stat.Container)
 	}
-	if got := cc.ok("stat", "/box"); !strings.Contains(got, "ephemeral_owner: 0x8000000000000000\n") {
+	if got := cc.ok("stat", "/box"); !strings.Contains(got, "ephemeral_owner: 0x0\ncontainer: true\n") {
 		t.Fatalf("container stat:\n%s", got)
 	}
 
@@ -247,9 +248,8 @@ func TestCreateModes(t *testing.T) {
 // mustTTL fails the test unless st is a TTL node's with ttl.
 func mustTTL(t *testing.T, st *statDoc, ttl time.Duration) {
 	t.Helper()
-	owner := st.EphemeralOwner
-	if owner&grove.EphemeralOwnerTTLBit != grove.EphemeralOwnerTTLBit || owner&grove.MaxTTL != ttl.Milliseconds() {
-		t.Fatalf("TTL node: ephemeral owner %#x, want the TTL bit and %d ms", uint64(owner), ttl.Milliseconds())
+	if st.EphemeralOwner != 0 || st.TTLMs != ttl.Milliseconds() {
+		t.Fatalf("TTL node: ephemeral owner %#x, ttl %d ms, want 0 and %d ms", uint64(st.EphemeralOwner), st.TTLMs, ttl.Milliseconds())
 	}
 }
 

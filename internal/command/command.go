@@ -77,6 +77,7 @@ type Request struct {
 	Op         OpKind           `msgpack:"o"`
 	Path       string           `msgpack:"p,omitempty"`
 	Data       []byte           `msgpack:"d,omitempty"`
+	NullData   bool             `msgpack:"dn,omitempty"` // Data is null (ZooKeeper's -1), not empty
 	ACL        []grove.ACL      `msgpack:"a,omitempty"`
 	Mode       grove.CreateMode `msgpack:"m,omitempty"`
 	TTL        int64            `msgpack:"t,omitempty"`

@@ -163,7 +163,7 @@ func (a *applier) execute(req *command.Request) (*command.Result, error) {
 	case command.OpCreate, command.OpDelete, command.OpSetData, command.OpCheck:
 		op := grove.Op{
 			Type: opType(req.Op), Path: req.Path, Data: req.Data, ACL: req.ACL,
-			Mode: req.Mode, TTL: req.TTL, Version: req.Version,
+			Mode: req.Mode, TTL: req.TTL, Version: req.Version, NullData: req.NullData,
 		}
 		res, err := a.runOp(&op)
 		if err != nil {

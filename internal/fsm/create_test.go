@@ -20,14 +20,15 @@ func TestInitTree(t *testing.T) {
 	if h.digest() != before {
 		t.Fatal("second Init changed the state")
 	}
-	want := grove.Stat{NumChildren: 1}
-	for _, p := range []string{"/", "/zookeeper"} {
+	for p, want := range map[string]grove.Stat{
+		"/":                 {NumChildren: 1},
+		"/zookeeper":        {NumChildren: 2},
+		"/zookeeper/quota":  {},
+		"/zookeeper/config": {Aversion: -1}, // as ZooKeeper 3.8 shows it
+	} {
 		if got := h.stat(p); got != want {
 			t.Errorf("%s: stat %+v, want %+v", p, got, want)
 		}
-	}
-	if got := h.stat("/zookeeper/quota"); got != (grove.Stat{}) {
-		t.Errorf("quota stat %+v", got)
 	}
 	h.view(func(tx *bbolt.Tx) error {
 		names, _, _, err := Children(Bolt(tx), "/", nil, "", 0)
@@ -184,15 +185,20 @@ func TestSequentialNaming(t *testing.T) {
 	if !reflect.DeepEqual(names, want) {
 		t.Fatalf("names %v", names)
 	}
-	// The counter keeps going after deletes (each delete moves it too).
+	// The counter counts creates; a delete does not move it, as in
+	// ZooKeeper 3.8 (cmd/grove's differential test), though it moves the
+	// cversion.
 	if r := c.del("/q/job-0000000002", -1); r.Code != 0 {
 		t.Fatal(r.Code)
 	}
-	if got := c.mustCreate("/q/job-", grove.ModePersistentSequential); got != "/q/job-0000000004" {
+	if got := c.mustCreate("/q/job-", grove.ModePersistentSequential); got != "/q/job-0000000003" {
 		t.Fatalf("after delete: %s", got)
 	}
+	if st := h.stat("/q"); st.Cversion != 5 {
+		t.Fatalf("cversion after 4 creates and a delete: %d", st.Cversion)
+	}
 	// A sequential path ending in "/" makes the suffix the whole name.
-	if got := c.mustCreate("/q/", grove.ModeEphemeralSequential); got != "/q/0000000005" {
+	if got := c.mustCreate("/q/", grove.ModeEphemeralSequential); got != "/q/0000000004" {
 		t.Fatalf("bare: %s", got)
 	}
 	if got := c.mustCreate("/", grove.ModePersistentSequential); got != "/0000000001" {
@@ -209,7 +215,7 @@ func TestSequentialNaming(t *testing.T) {
 		{12345678901, "/q/x12345678901", -539222986},
 	} {
 		n := h.readNodeRecord("/q")
-		n.cversion = tc.counter
+		n.cversion, n.seq = tc.counter, tc.counter
 		h.seedNode("/q", n)
 		if got := c.mustCreate("/q/x", grove.ModePersistentSequential); got != tc.name {
 			t.Errorf("counter %d: %s, want %s", tc.counter, got, tc.name)

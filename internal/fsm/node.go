@@ -18,6 +18,10 @@ const (
 	nodeFormatCRC byte = 2
 )
 
+// nullDataBit, in the create-mode byte, marks null data (create modes
+// are below 8).
+const nullDataBit byte = 0x80
+
 // crcTable is the Castagnoli polynomial (hardware-accelerated).
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -36,13 +40,19 @@ func CorruptRecords() uint64 { return corruptRecords.Load() }
 //	25-32  ctime        33-40 mtime
 //	41-44  version      45-52 cversion (64-bit child counter)
 //	53-56  aversion     57-64 ephemeral owner
-//	65-68  numChildren  69    create mode  70-77 ttl (ms)
+//	65-68  numChildren  69    create mode (| nullDataBit)  70-77 ttl (ms)
 //
 // followed by the ACL (uvarint count, then per entry perms as 4 bytes and
 // uvarint-length-prefixed scheme and id) and the data, which runs to the end
 // (nodeFormatCRC: to the 4-byte CRC-32C that ends the record). All integers
 // are big endian.
 const nodeHeaderSize = 78
+
+// nodeHeaderSizeCRC is the fixed part of a nodeFormatCRC record: the
+// nodeFormat header followed by
+//
+//	78-85  the sequence counter: the child creates so far (node.seq)
+const nodeHeaderSizeCRC = nodeHeaderSize + 8
 
 // maxPathLen bounds the length of a znode path so that every index key built
 // from it stays below bbolt's key size limit (32 KiB).
@@ -54,12 +64,19 @@ type node struct {
 	ctime, mtime        int64
 	version, aversion   int32
 	cversion            uint64 // the 64-bit child counter; Stat.Cversion is its low 32 bits
-	owner               int64  // Stat.EphemeralOwner
-	numChildren         int32
-	mode                grove.CreateMode
-	ttl                 int64 // ms, for TTL modes
-	acl                 []grove.ACL
-	data                []byte
+	// seq counts the children ever created (deletes do not count): the
+	// next sequential child's suffix, as ZooKeeper numbers them (its
+	// cversion as its request pipeline sees it, which deletes do not move;
+	// measured by cmd/grove's differential test). Records of nodeFormat
+	// have none and use cversion.
+	seq         uint64
+	owner       int64 // Stat.EphemeralOwner
+	numChildren int32
+	mode        grove.CreateMode
+	nullData    bool  // the data is null (ZooKeeper's -1), not empty
+	ttl         int64 // ms, for TTL modes
+	acl         []grove.ACL
+	data        []byte
 }
 
 // stat returns the node's ZooKeeper Stat.
@@ -117,11 +134,11 @@ func (n *node) dueForReap(nowMs int64) bool {
 
 // encode returns the node's record.
 func (n *node) encode() []byte {
-	size := nodeHeaderSize + binary.MaxVarintLen64 + len(n.data)
+	size := nodeHeaderSizeCRC + binary.MaxVarintLen64 + len(n.data)
 	for _, a := range n.acl {
 		size += 4 + 2*binary.MaxVarintLen64 + len(a.Scheme) + len(a.ID)
 	}
-	b := make([]byte, nodeHeaderSize, size+4)
+	b := make([]byte, nodeHeaderSizeCRC, size+4)
 	b[0] = nodeFormatCRC
 	be := binary.BigEndian
 	be.PutUint64(b[1:], uint64(n.czxid))  //nolint:gosec // bit pattern
@@ -135,7 +152,11 @@ func (n *node) encode() []byte {
 	be.PutUint64(b[57:], uint64(n.owner)) //nolint:gosec // bit pattern
 	be.PutUint32(b[65:], uint32(n.numChildren))
 	b[69] = byte(n.mode)
+	if n.nullData {
+		b[69] |= nullDataBit
+	}
 	be.PutUint64(b[70:], uint64(n.ttl)) //nolint:gosec // bit pattern
+	be.PutUint64(b[78:], n.seq)
 	b = binary.AppendUvarint(b, uint64(len(n.acl)))
 	for _, a := range n.acl {
 		b = be.AppendUint32(b, uint32(a.Perms))
@@ -152,13 +173,14 @@ func (n *node) encode() []byte {
 // it before b becomes invalid. A malformed record returns an error wrapping
 // grove.ErrCorrupt.
 func decodeNode(b []byte) (*node, error) {
-	if len(b) >= nodeHeaderSize+4 && b[0] == nodeFormatCRC {
+	header := nodeHeaderSize
+	if len(b) >= nodeHeaderSizeCRC+4 && b[0] == nodeFormatCRC {
 		body := b[:len(b)-4]
 		if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(b[len(b)-4:]) {
 			corruptRecords.Add(1)
 			return nil, fmt.Errorf("fsm: node record of %d bytes: checksum mismatch: %w", len(b), grove.ErrCorrupt)
 		}
-		b = body
+		b, header = body, nodeHeaderSizeCRC
 	} else if len(b) < nodeHeaderSize || b[0] != nodeFormat {
 		return nil, fmt.Errorf("fsm: node record of %d bytes: %w", len(b), grove.ErrCorrupt)
 	}
@@ -174,10 +196,15 @@ func decodeNode(b []byte) (*node, error) {
 		aversion:    int32(be.Uint32(b[53:])), //nolint:gosec // bit pattern
 		owner:       int64(be.Uint64(b[57:])), //nolint:gosec // bit pattern
 		numChildren: int32(be.Uint32(b[65:])), //nolint:gosec // bit pattern
-		mode:        grove.CreateMode(b[69]),
+		mode:        grove.CreateMode(b[69] &^ nullDataBit),
+		nullData:    b[69]&nullDataBit != 0,
 		ttl:         int64(be.Uint64(b[70:])), //nolint:gosec // bit pattern
 	}
-	rest := b[nodeHeaderSize:]
+	n.seq = n.cversion
+	if header == nodeHeaderSizeCRC {
+		n.seq = be.Uint64(b[78:])
+	}
+	rest := b[header:]
 	count, k := binary.Uvarint(rest)
 	if k <= 0 || count > uint64(len(rest)) {
 		return nil, fmt.Errorf("fsm: node record acl count: %w", grove.ErrCorrupt)

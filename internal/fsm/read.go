@@ -50,7 +50,17 @@ func Get(tx Tx, path string, ids []grove.Identity) ([]byte, grove.Stat, error) {
 	if err := checkRead(n, ids, grove.PermRead, "get", path); err != nil {
 		return nil, grove.Stat{}, err
 	}
-	return append([]byte(nil), n.data...), n.stat(), nil
+	return dataOf(n), n.stat(), nil
+}
+
+// dataOf copies a node's data: nil for null data, a non-nil slice (maybe
+// empty) otherwise, so callers can tell the two apart as ZooKeeper's
+// clients do.
+func dataOf(n *node) []byte {
+	if n.nullData {
+		return nil
+	}
+	return append(make([]byte, 0, len(n.data)), n.data...)
 }
 
 // Exists returns the Stat of the node at path, with no permission check.
@@ -77,16 +87,22 @@ func ACLOf(tx Tx, path string) (acl []grove.ACL, ok bool, err error) {
 	return n.acl, true, nil
 }
 
-// GetACL returns a copy of the ACL of the node at path and its Stat. There
-// is no permission check, but when ids lack ADMIN permission the hash of
-// every digest id is redacted ("user:x"), as ZooKeeper does. Errors wrap
-// grove.ErrBadArguments, grove.ErrNoNode or grove.ErrCorrupt.
+// GetACL returns a copy of the ACL of the node at path and its Stat. ids
+// need READ or ADMIN permission (grove.ErrNoAuth otherwise), and without
+// ADMIN see the hash of every digest id redacted ("user:x"), as ZooKeeper
+// does. Errors wrap grove.ErrBadArguments, grove.ErrNoNode, grove.ErrNoAuth
+// or grove.ErrCorrupt.
 func GetACL(tx Tx, path string, ids []grove.Identity) ([]grove.ACL, grove.Stat, error) {
 	n, err := readNode(tx, "getACL", path)
 	if err != nil {
 		return nil, grove.Stat{}, err
 	}
 	acl := n.acl // decodeNode made a fresh slice
+	// As ZooKeeper 3.8: the caller needs READ or ADMIN, and without ADMIN
+	// sees the digest hashes redacted.
+	if CheckACL(acl, ids, grove.PermRead) != nil && CheckACL(acl, ids, grove.PermAdmin) != nil {
+		return nil, grove.Stat{}, fmt.Errorf("fsm: getACL %q: %w", path, grove.ErrNoAuth)
+	}
 	if CheckACL(acl, ids, grove.PermAdmin) != nil {
 		acl = redactACL(acl)
 	}

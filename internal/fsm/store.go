@@ -79,7 +79,7 @@ func Init(tx *bbolt.Tx) error {
 		return err
 	}
 	if st.nodes.Get([]byte("/")) != nil {
-		return nil
+		return ensureConfigNode(st)
 	}
 	tree := []struct {
 		path     string
@@ -98,6 +98,40 @@ func Init(tx *bbolt.Tx) error {
 			if err := st.children.Put(childKey(t.path, c), empty); err != nil {
 				return fmt.Errorf("fsm: init %q: %w", t.path, err)
 			}
+		}
+	}
+	return ensureConfigNode(st)
+}
+
+// configPath is ZooKeeper's dynamic-configuration znode, which it always
+// serves: readable by anyone, writable by no one (aversion -1, as
+// ZooKeeper 3.8 shows it). Grove's membership is not kept there; its data
+// is empty.
+const configPath = "/zookeeper/config"
+
+// ensureConfigNode adds /zookeeper/config to a store that lacks it (a new
+// one, or one written before Grove served it). Every node does the same
+// on open, so replicas agree once they run this version.
+func ensureConfigNode(st *store) error {
+	if st.nodes.Get([]byte(configPath)) != nil {
+		return nil
+	}
+	parent, err := decodeNode(st.nodes.Get([]byte("/zookeeper")))
+	if err != nil {
+		return fmt.Errorf("fsm: init %s: %w", configPath, err)
+	}
+	parent.numChildren++
+	n := &node{acl: []grove.ACL{{Perms: grove.PermRead, Scheme: "world", ID: "anyone"}}, aversion: -1}
+	for _, put := range []struct {
+		b    Bucket
+		k, v []byte
+	}{
+		{st.nodes, []byte("/zookeeper"), parent.encode()},
+		{st.nodes, []byte(configPath), n.encode()},
+		{st.children, childKey("/zookeeper", "config"), empty},
+	} {
+		if err := put.b.Put(put.k, put.v); err != nil {
+			return fmt.Errorf("fsm: init %s: %w", configPath, err)
 		}
 	}
 	return nil

@@ -43,7 +43,8 @@ func (a *applier) event(t grove.EventType, path string, acl []grove.ACL) {
 func versionOK(expected, actual int32) bool { return expected == -1 || expected == actual }
 
 // seqSuffix is the sequence suffix of a sequential create: the parent's
-// child counter, zero-padded to ten digits (more once it passes 10^10).
+// count of child creates (node.seq), zero-padded to ten digits (more once
+// it passes 10^10).
 func seqSuffix(counter uint64) string {
 	s := strconv.FormatUint(counter, 10)
 	if len(s) < 10 {
@@ -81,7 +82,7 @@ func (a *applier) create(op *grove.Op) (command.OpResult, error) {
 	}
 	path := op.Path
 	if mode.IsSequential() {
-		path += seqSuffix(parent.cversion)
+		path += seqSuffix(parent.seq)
 		if !validPath(path) {
 			return fail(res, grove.CodeBadArguments)
 		}
@@ -96,7 +97,7 @@ func (a *applier) create(op *grove.Op) (command.OpResult, error) {
 	n := &node{
 		czxid: a.zxid, mzxid: a.zxid, pzxid: a.zxid,
 		ctime: a.now, mtime: a.now,
-		mode: mode, acl: acl, data: op.Data,
+		mode: mode, acl: acl, data: op.Data, nullData: op.NullData,
 	}
 	switch {
 	case mode.IsEphemeral():
@@ -111,6 +112,7 @@ func (a *applier) create(op *grove.Op) (command.OpResult, error) {
 		index(&a.ov.reap, []byte(path), true)
 	}
 	parent.cversion++
+	parent.seq++
 	parent.numChildren++
 	parent.pzxid = a.zxid
 	a.ov.put(parentPath, parent)
@@ -199,7 +201,7 @@ func (a *applier) setData(op *grove.Op) (command.OpResult, error) {
 	n.version++
 	n.mzxid = a.zxid
 	n.mtime = a.now
-	n.data = op.Data
+	n.data, n.nullData = op.Data, op.NullData
 	a.ov.put(op.Path, n)
 	a.event(grove.EventNodeDataChanged, op.Path, n.acl)
 	res.Stat = n.statPtr()
