@@ -143,8 +143,8 @@ func (p *Port[C]) Serve(ln net.Listener, newConn func(net.Conn) C) error {
 		}
 		if why := p.overLimitLocked(ip); why != "" {
 			p.mu.Unlock()
+			p.refused.Add(1) // before the close, which the client sees
 			_ = nc.Close()
-			p.refused.Add(1)
 			log.Warn("refused a client connection", "addr", ln.Addr().String(), "remote", nc.RemoteAddr().String(), "why", why)
 			continue
 		}
