@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,13 +44,9 @@ func tokenFileFlag(fs *pflag.FlagSet) func() error {
 			adminTLS.Store(nil)
 			return nil
 		}
-		pem, err := os.ReadFile(*ca)
+		pool, err := certPool("--http-tls-ca", *ca)
 		if err != nil {
-			return usagef("--http-tls-ca: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return usagef("--http-tls-ca: no certificate in %s", *ca)
+			return err
 		}
 		adminTLS.Store(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 		return nil

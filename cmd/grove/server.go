@@ -213,31 +213,10 @@ func isUsage(err error) bool {
 	return errors.As(err, &ce) || errors.Is(err, grove.ErrCorrupt)
 }
 
-// clientTLS builds the client port's TLS config from the flags (nil: none).
+// clientTLS builds the client port's TLS config from the flags (nil:
+// none); a CA makes the port require client certificates from it.
 func clientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	if certFile == "" && keyFile == "" && caFile == "" {
-		return nil, nil
-	}
-	if certFile == "" || keyFile == "" {
-		return nil, usagef("--client-tls-cert and --client-tls-key go together (--client-tls-ca needs them)")
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, usagef("client TLS: %v", err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, usagef("client TLS: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usagef("client TLS: no certificate in %s", caFile)
-		}
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
+	return portTLS("client", caFile, certFile, keyFile, true)
 }
 
 // minToken is the shortest HTTP token the server accepts.
@@ -259,28 +238,50 @@ func readSecretFile(path string, min int) ([]byte, error) {
 }
 
 // httpTLS builds the HTTP port's TLS config from the flags (nil: plain
-// HTTP).
+// HTTP); a CA verifies the other nodes' HTTPS when a follower forwards.
 func httpTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	return portTLS("http", caFile, certFile, keyFile, false)
+}
+
+// portTLS builds a server port's TLS config from its --PORT-tls-cert,
+// --PORT-tls-key and --PORT-tls-ca flags (nil: none). The CA verifies
+// client certificates (forClients) or the servers the port's node dials.
+func portTLS(port, caFile, certFile, keyFile string, forClients bool) (*tls.Config, error) {
 	if certFile == "" && keyFile == "" && caFile == "" {
 		return nil, nil
 	}
 	if certFile == "" || keyFile == "" {
-		return nil, usagef("--http-tls-cert and --http-tls-key go together (--http-tls-ca needs them)")
+		return nil, usagef("--%[1]s-tls-cert and --%[1]s-tls-key go together (--%[1]s-tls-ca needs them)", port)
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, usagef("HTTP TLS: %v", err)
+		return nil, usagef("%s TLS: %v", port, err)
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := certPool("--"+port+"-tls-ca", caFile)
 		if err != nil {
-			return nil, usagef("HTTP TLS: %v", err)
+			return nil, err
 		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, usagef("HTTP TLS: no certificate in %s", caFile)
+		if forClients {
+			cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		} else {
+			cfg.RootCAs = pool
 		}
 	}
 	return cfg, nil
+}
+
+// certPool reads the PEM certificates of file (given by flag) into a
+// pool.
+func certPool(flag, file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usagef("%s: %v", flag, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, usagef("%s: no certificate in %s", flag, file)
+	}
+	return pool, nil
 }
