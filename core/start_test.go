@@ -3,6 +3,7 @@ package core_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -170,5 +171,24 @@ func TestRestartedClusterElectsAtOnce(t *testing.T) {
 			t.Logf("%+v", nd.Status())
 		}
 		t.Fatalf("no quorum after the restart: %v", err)
+	}
+}
+
+// TestDataDirInUseIsRefused starts a second node on a data dir a running
+// node holds: it fails at once with ErrDataDirInUse instead of waiting
+// forever on the data file's lock (a second grove server on a busy data
+// dir used to hang, deaf to SIGTERM).
+func TestDataDirInUseIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	mustStartSingle(t, dir)
+	cfg := coretest.FastConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	n, err := core.StartNode(t.Context(), cfg)
+	if err == nil {
+		_ = n.Close()
+		t.Fatal("a second node started on a data dir in use")
+	}
+	if !errors.Is(err, core.ErrDataDirInUse) {
+		t.Fatalf("second start: %v, want ErrDataDirInUse", err)
 	}
 }

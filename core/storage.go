@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"time"
 
 	"go.etcd.io/bbolt"
+	bbolterrors "go.etcd.io/bbolt/errors"
 	berrors "go.etcd.io/bbolt/errors"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -39,6 +41,23 @@ const initialMmapSize = 16 << 30
 // formatMarker identifies a Grove data file; a bbolt file without it is
 // foreign and refused.
 var formatMarker = []byte("grove-data-v1")
+
+// ErrDataDirInUse is returned by StartNode (and Seed) when another
+// process, or another node in this one, has the data dir's data file open:
+// two nodes on one data dir would destroy it.
+var ErrDataDirInUse = errors.New("core: data dir in use by another process")
+
+// lockWait is how long opening the data file waits for another holder's
+// lock before it gives up with ErrDataDirInUse.
+const lockWait = time.Second
+
+// inUse turns bbolt's lock timeout into ErrDataDirInUse.
+func inUse(dir string, err error) error {
+	if errors.Is(err, bbolterrors.ErrTimeout) {
+		return fmt.Errorf("core: data dir %q: another process has its data file open (is a grove server already running on it?): %w", dir, ErrDataDirInUse)
+	}
+	return nil
+}
 
 var (
 	// bucketLog and keyHard held raft's log and hard state in data files
@@ -114,8 +133,11 @@ func openDB(dir string, id uint64, noSync bool) (db *bbolt.DB, err error) {
 		// transaction, such as a snapshot stream, blocks the writer's remap,
 		// so the writer must not need one below this size.
 		InitialMmapSize: initialMmapSize,
-		Timeout:         0,
+		Timeout:         lockWait,
 	})
+	if err := inUse(dir, err); err != nil {
+		return nil, err
+	}
 	if err != nil {
 		if existed {
 			return nil, fmt.Errorf("core: open data file %q: %v: %w", path, err, grove.ErrCorrupt)
@@ -179,7 +201,10 @@ func checkDataFile(path string) error {
 	if err != nil {
 		return err
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: 0})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: lockWait})
+	if err := inUse(filepath.Dir(path), err); err != nil {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("core: open data file %q: %v: %w", path, err, grove.ErrCorrupt)
 	}

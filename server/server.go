@@ -158,6 +158,9 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	cc.Observer = s.met
 	if s.node, err = core.StartNode(ctx, cc); err != nil {
 		s.tr = nil // the node owns and closed it
+		if errors.Is(err, core.ErrDataDirInUse) {
+			return configErr(err)
+		}
 		return err
 	}
 	s.wg.Go(s.reconcileLoop)
