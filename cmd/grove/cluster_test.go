@@ -326,9 +326,10 @@ func TestThreeProcessCluster(t *testing.T) {
 		t.Skip("multi-process test; run without -short")
 	}
 	c := newProcCluster(t)
-	n1 := c.add("n1", "--bootstrap-expect", "3")
-	n2 := c.add("n2", "--bootstrap-expect", "3")
-	n3 := c.add("n3", "--bootstrap-expect", "3")
+	// --leave-on-terminate: one of them leaves by SIGTERM below.
+	n1 := c.add("n1", "--bootstrap-expect", "3", "--leave-on-terminate")
+	n2 := c.add("n2", "--bootstrap-expect", "3", "--leave-on-terminate")
+	n3 := c.add("n3", "--bootstrap-expect", "3", "--leave-on-terminate")
 	all := []*proc{n1, n2, n3}
 	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(all...) != nil })
 
@@ -465,4 +466,38 @@ func TestThreeProcessCluster(t *testing.T) {
 		t.Fatalf("write with two voters left: %v", err)
 	}
 	c.waitFor("convergence of the survivors", 30*time.Second, func() bool { return c.converged(alive...) })
+}
+
+// TestTerminateKeepsMembership stops every node of a default cluster with
+// SIGTERM, one after the other, as a rolling restart or a host shutdown
+// would, and starts them again from their data dirs: the cluster comes
+// back with its three voters and its data. Before, SIGTERM left the
+// cluster for good by default, and stopping all three destroyed it.
+func TestTerminateKeepsMembership(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	c := newProcCluster(t)
+	all := c.startThree("r")
+	if err := put(all[0].httpAdr, "/kept", "x"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("the write everywhere", 30*time.Second, func() bool { return c.converged(all...) })
+	for _, p := range all {
+		c.terminate(p)
+	}
+	for _, p := range all {
+		c.start(p)
+	}
+	c.waitFor("a leader after the restart", 60*time.Second, func() bool { return c.leader(all...) != nil })
+	st, err := status(c.leader(all...).httpAdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := voterNames(st); len(names) != 3 {
+		t.Fatalf("voters after SIGTERM and restart: %v", names)
+	}
+	if got, err := get(all[1].httpAdr, "/kept"); err != nil || got != "x" {
+		t.Fatalf("data after the restart: %q, %v", got, err)
+	}
 }

@@ -71,7 +71,7 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.StringVar(&gossipKey, "gossip-key", "", "deprecated (visible in ps and /debug/pprof/cmdline; use --cluster-key-file): base64 key (16, 24 or 32 bytes) encrypting gossip")
 	fs.DurationVar(&cfg.CleanupDeadAfter, "cleanup-dead-after", 0, "remove voters dead this long (0: never; operators remove them)")
 	fs.IntVar(&cfg.MinVoters, "min-voters", 3, "dead-voter cleanup never goes below this many voters")
-	fs.BoolVar(&leaveOnTerm, "leave-on-terminate", true, "on SIGTERM/SIGINT leave the cluster (false: just stop)")
+	fs.BoolVar(&leaveOnTerm, "leave-on-terminate", false, "on SIGTERM/SIGINT leave the cluster for good (default: just stop; the node rejoins when restarted)")
 	fs.StringVar(&superDigestFile, "super-digest-file", os.Getenv("GROVE_SUPER_DIGEST_FILE"), "file holding super:base64(sha1(super:password)) for operator access (env GROVE_SUPER_DIGEST_FILE)")
 	fs.StringVar(&superDigest, "super-digest", "", "deprecated (visible in ps; use --super-digest-file): super:base64(sha1(super:password)) for operator access")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
