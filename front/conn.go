@@ -401,7 +401,9 @@ func (c *conn) answer(it *workItem) ([]byte, error) {
 		var r *command.Result
 		r, err = it.pending.Wait(ctx)
 		if err == nil {
-			c.s.cfg.Audit.Request("native", c.nc.RemoteAddr().String(), it.req, r)
+			if a := c.s.cfg.Audit; a != nil { // no address string per write unless auditing
+				a.Request("native", c.nc.RemoteAddr().String(), it.req, r)
+			}
 		}
 		res = r
 	case wire.TRead:

@@ -41,6 +41,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	h, t, err := backup.Write(r.Context(), s.node, stallWriter{w: w, rc: http.NewResponseController(w), limit: s.cfg.BackupStallTimeout}, backup.Options{})
 	if err != nil {
 		s.log.Warn("backup failed", "err", err)
+		s.backupsFailed.Add(1)
 		s.auditHTTP(r, "backup", "backup", "", err)
 		panic(http.ErrAbortHandler)
 	}

@@ -166,29 +166,34 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
-	st := s.node.Status()
-	in := slices.Contains(st.Voters, s.id) || slices.Contains(st.Learners, s.id)
-	accepting := s.clientPortsAccepting()
-	if st.Leader == 0 || !in || !accepting {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"healthy": false, "leader": st.Leader != 0, "member": in, "accepting": accepting})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"healthy": true})
+	s.writeHealth(w, "healthy", false)
 }
 
 // handleReadyz answers 200 when the node is healthy (handleHealthz) and
 // has applied every entry it knows committed: ready to serve reads that
 // are up to date, e.g. after a restart or a snapshot install.
-func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
+	s.writeHealth(w, "ready", true)
+}
+
+// writeHealth answers a probe: 200 with {key: true} when the node is in a
+// cluster with a leader and every client port accepts (and, with
+// caughtUp, it has applied all it knows committed), else 503 with what
+// is missing.
+func (s *Server) writeHealth(w http.ResponseWriter, key string, caughtUp bool) {
 	st := s.node.Status()
 	in := slices.Contains(st.Voters, s.id) || slices.Contains(st.Learners, s.id)
-	caughtUp := st.Applied >= st.Commit
-	if st.Leader == 0 || !in || !s.clientPortsAccepting() || !caughtUp {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "leader": st.Leader != 0, "member": in,
-			"accepting": s.clientPortsAccepting(), "applied": st.Applied, "commit": st.Commit})
+	accepting := s.clientPortsAccepting()
+	ok := st.Leader != 0 && in && accepting && (!caughtUp || st.Applied >= st.Commit)
+	if ok {
+		writeJSON(w, http.StatusOK, map[string]any{key: true})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+	body := map[string]any{key: false, "leader": st.Leader != 0, "member": in, "accepting": accepting}
+	if caughtUp {
+		body["applied"], body["commit"] = st.Applied, st.Commit
+	}
+	writeJSON(w, http.StatusServiceUnavailable, body)
 }
 
 // clientPortsAccepting reports whether every client port takes

@@ -86,7 +86,8 @@ func TestStalledBackupIsCut(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("backup: %s", resp.Status)
 	}
-	time.Sleep(2 * time.Second) // the stall itself: the client reads nothing
+	// The client reads nothing until the server has given up on it.
+	waitFor(t, "the server to cut the stalled stream", func() bool { return s.backupsFailed.Load() > 0 })
 	n, err := io.Copy(io.Discard, resp.Body)
 	if err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("the stalled backup was not cut: %d bytes read to a clean end", n)

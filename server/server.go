@@ -48,6 +48,8 @@ type Server struct {
 	// fwd is the HTTPS client for forwarding writes to the leader.
 	fwdOnce sync.Once
 	fwd     *http.Client
+	// backupsFailed counts backup streams that failed or were cut.
+	backupsFailed atomic.Uint64
 	// joinsRefused counts gossip members refused for a failed proof.
 	joinsRefused atomic.Uint64
 

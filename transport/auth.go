@@ -55,6 +55,19 @@ func keyProof(key []byte, role string, dialler, acceptor uint64, nd, na []byte) 
 	return m.Sum(nil)
 }
 
+// checkChallenge checks that a peer's hello uses the cluster key exactly
+// when this node does: with a key, it carries a challenge; without, it
+// carries neither challenge nor proof.
+func checkChallenge(key []byte, h hello) error {
+	switch {
+	case key == nil && (h.Nonce != nil || h.Proof != nil):
+		return fmt.Errorf("%w: peer %d uses a cluster key and this node has none", ErrAuth, h.From)
+	case key != nil && len(h.Nonce) != nonceSize:
+		return fmt.Errorf("%w: peer %d sent no challenge (is the cluster key set on every node?)", ErrAuth, h.From)
+	}
+	return nil
+}
+
 // checkProof verifies a received proof in constant time.
 func checkProof(key []byte, got []byte, role string, dialler, acceptor uint64, nd, na []byte) error {
 	if len(got) == 0 {

@@ -161,13 +161,10 @@ func (t *TCP) handshakeOut(raw net.Conn, to uint64, addr string, deadline time.T
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case key == nil && (h.Proof != nil || h.Nonce != nil):
-		return nil, fmt.Errorf("%w: peer %d uses a cluster key and this node has none", ErrAuth, h.From)
-	case key != nil:
-		if len(h.Nonce) != nonceSize {
-			return nil, fmt.Errorf("%w: peer %d sent no challenge (is the cluster key set on every node?)", ErrAuth, h.From)
-		}
+	if err := checkChallenge(key, h); err != nil {
+		return nil, err
+	}
+	if key != nil {
 		if err := checkProof(key, h.Proof, roleAccept, t.cfg.ID, h.From, nd, h.Nonce); err != nil {
 			return nil, err
 		}
@@ -328,11 +325,8 @@ func (t *TCP) handshakeIn(raw net.Conn) (*conn, uint64, error) {
 	if err != nil && !errors.Is(err, ErrWrongPeer) {
 		return nil, 0, err
 	}
-	switch {
-	case key == nil && h.Nonce != nil:
-		return nil, 0, fmt.Errorf("%w: peer %d uses a cluster key and this node has none", ErrAuth, h.From)
-	case key != nil && len(h.Nonce) != nonceSize:
-		return nil, 0, fmt.Errorf("%w: peer %d sent no challenge (is the cluster key set on every node?)", ErrAuth, h.From)
+	if err := checkChallenge(key, h); err != nil {
+		return nil, 0, err
 	}
 	if err == nil {
 		if verr := t.verifyPeer(nc, h.From); verr != nil {

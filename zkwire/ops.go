@@ -98,7 +98,9 @@ func (c *conn) answer(it *item) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.s.cfg.Audit.Request("zookeeper", c.nc.RemoteAddr().String(), it.req, res)
+		if a := c.s.cfg.Audit; a != nil { // no address string per write unless auditing
+			a.Request("zookeeper", c.nc.RemoteAddr().String(), it.req, res)
+		}
 		c.lastZxid.Store(int64(res.Zxid))
 		return c.writeReply(it, res), nil
 	}

@@ -20,35 +20,45 @@ import (
 
 var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: adminTransport{http.DefaultTransport}}
 
-// adminTokenFile is the --token-file of the running command (default
-// $GROVE_TOKEN_FILE): the bearer token for a node's HTTP port.
-var adminTokenFile atomic.Value // string
+// adminCreds are what the running command's requests to a node's HTTP
+// port carry, read once when its flags are parsed: the bearer token (""
+// none) and, with --http-tls-ca, the transport for https:// addresses (nil:
+// the system's roots).
+type adminCreds struct {
+	token string
+	https http.RoundTripper
+}
 
-// adminTLS is the TLS config of the running command's HTTPS requests
-// (--http-tls-ca); nil: the system's roots.
-var adminTLS atomic.Pointer[tls.Config]
+var admin atomic.Pointer[adminCreds]
 
 // tokenFileFlag adds --token-file and --http-tls-ca to a command that talks
-// to a node's HTTP port; the parsed values are used by every request the
-// command sends. The function it returns applies them.
+// to a node's HTTP port. The function it returns reads them, for every
+// request the command sends.
 func tokenFileFlag(fs *pflag.FlagSet) func() error {
 	f := fs.String("token-file", os.Getenv("GROVE_TOKEN_FILE"), "file holding the node's HTTP bearer token (env GROVE_TOKEN_FILE; default: the per-user token of a loopback cluster)")
 	ca := fs.String("http-tls-ca", os.Getenv("GROVE_HTTP_TLS_CA"), "CA file verifying the node's HTTPS certificate (give --http as https://HOST:PORT)")
 	return func() error {
+		c := &adminCreds{}
 		file := *f
 		if file == "" {
 			file = defaultTokenFile() // the per-user token of a loopback cluster, if any
 		}
-		adminTokenFile.Store(file)
-		if *ca == "" {
-			adminTLS.Store(nil)
-			return nil
+		if file != "" {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return usagef("--token-file: %v", err)
+			}
+			c.token = strings.TrimSpace(string(b))
 		}
-		pool, err := certPool("--http-tls-ca", *ca)
-		if err != nil {
-			return err
+		if *ca != "" {
+			pool, err := certPool("--http-tls-ca", *ca)
+			if err != nil {
+				return err
+			}
+			c.https = &http.Transport{ResponseHeaderTimeout: 30 * time.Second,
+				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 		}
-		adminTLS.Store(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+		admin.Store(c)
 		return nil
 	}
 }
@@ -64,28 +74,20 @@ func adminURL(addr, path string) string {
 
 // adminTransport marks every request as a Grove tool's (the HTTP port
 // refuses POSTs without it, against cross-site requests) and adds the
-// bearer token when --token-file names one.
+// bearer token of the command's adminCreds.
 type adminTransport struct{ base http.RoundTripper }
 
 func (t adminTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	if cfg := adminTLS.Load(); cfg != nil && r.URL.Scheme == "https" {
-		tr := &http.Transport{TLSClientConfig: cfg}
-		defer tr.CloseIdleConnections()
-		return t.send(tr, r)
-	}
-	return t.send(t.base, r)
-}
-
-// send adds the Grove header and the token and sends r with base.
-func (t adminTransport) send(base http.RoundTripper, r *http.Request) (*http.Response, error) {
 	r.Header.Set(server.GroveRequestHeader, "1")
-	if file, _ := adminTokenFile.Load().(string); file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("--token-file: %w", err)
+	base := t.base
+	if c := admin.Load(); c != nil {
+		if c.token != "" {
+			r.Header.Set("Authorization", "Bearer "+c.token)
 		}
-		r.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(b)))
+		if c.https != nil && r.URL.Scheme == "https" {
+			base = c.https
+		}
 	}
 	return base.RoundTrip(r)
 }
