@@ -149,6 +149,13 @@ func TestMaxInbound(t *testing.T) {
 	for _, c := range held {
 		_ = c.Close()
 	}
+	// b frees a slot only once it has read the close; a dial before that is
+	// refused like the extra one, and a send to it is dropped.
+	waitFor(t, "the held connections to be released", func() bool {
+		b.mu.RLock()
+		defer b.mu.RUnlock()
+		return len(b.conns) == 0
+	})
 	connectAll(a, b)
 	a.Send(2, []byte("after"))
 	if m := MustReceive(t, hb.msgs, "a message once slots are free"); string(m) != "after" {
