@@ -975,29 +975,13 @@ func (nopHandler) ReceiveSnapshot(context.Context, uint64, []byte, io.Reader) er
 }
 func (nopHandler) ReportUnreachable(uint64) {}
 
-// When the leader's process goes away (its connections end and its port
-// refuses), the followers elect a new leader at once instead of after an
-// election timeout. The timeout here is set far beyond the test's patience,
-// so only that path can produce the new leader.
+// TestLeaderDownElectsAtOnce checks the leader-down fast path: with the
+// election timeout out of reach, the followers elect a new leader because
+// their transports report the old one's process gone, and no acknowledged
+// write is lost.
 func TestLeaderDownElectsAtOnce(t *testing.T) {
 	c := newTCPCluster(t, 3, 0, func(cfg *core.Config) { cfg.ElectionTicks = 100000 })
-	first := c.node(1)
-	// raft ignores a campaign before the bootstrap configuration is
-	// applied: ask until node 1 leads.
-	for !first.IsLeader() {
-		if err := first.Campaign(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-time.After(20 * time.Millisecond): // polling for a condition, not ordering
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		}
-	}
-	leader := c.waitLeader(t.Context())
-	if leader.ID() != 1 {
-		t.Fatalf("node %d leads after node 1 campaigned", leader.ID())
-	}
+	leader := leadWith(t, c, 1)
 	s := mustSession(t, leader, 10*time.Second)
 	if _, err := s.create(t.Context(), "/before", nil, grove.ModePersistent); err != nil {
 		t.Fatal(err)
@@ -1010,4 +994,51 @@ func TestLeaderDownElectsAtOnce(t *testing.T) {
 	if _, _, _, err := next.Get(t.Context(), core.Read{Linearizable: true}, "/before"); err != nil {
 		t.Fatalf("the new leader lost a write: %v", err)
 	}
+}
+
+// TestLeaderDownIgnoresLateHeartbeat checks that a heartbeat the stopped
+// leader sent before it went down, handled after the transport's report
+// (the loop takes its inputs in no fixed order), does not bring the leader
+// back: the followers still campaign and elect one of themselves. A slow
+// tick leaves the late heartbeat time to land before the quick campaign.
+func TestLeaderDownIgnoresLateHeartbeat(t *testing.T) {
+	c := newTCPCluster(t, 3, 0, func(cfg *core.Config) {
+		cfg.ElectionTicks = 100000
+		cfg.TickInterval = 300 * time.Millisecond
+	})
+	leadWith(t, c, 1)
+	term := c.node(2).Status().Term
+	followers := []*core.Node{c.node(2), c.node(3)}
+	c.stop(1)
+	waitUntil(t, "the followers to forget the stopped leader", func() bool {
+		return followers[0].Leader() == 0 && followers[1].Leader() == 0
+	})
+	for _, f := range followers {
+		f.ReceiveRaft(1, &pb.Message{Type: pb.MsgHeartbeat.Enum(), From: proto.Uint64(1), To: proto.Uint64(f.ID()), Term: proto.Uint64(term)})
+	}
+	if next := c.waitLeader(t.Context()); next.ID() == 1 {
+		t.Fatal("the stopped node still leads")
+	}
+}
+
+// leadWith makes node id of c the leader and returns it. raft ignores a
+// campaign before the bootstrap configuration is applied, so it asks until
+// the node leads.
+func leadWith(t *testing.T, c *tcpCluster, id uint64) *core.Node {
+	t.Helper()
+	nd := c.node(id)
+	for !nd.IsLeader() {
+		if err := nd.Campaign(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-time.After(20 * time.Millisecond): // polling for a condition, not ordering
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
+	}
+	if leader := c.waitLeader(t.Context()); leader.ID() != id {
+		t.Fatalf("node %d leads after node %d campaigned", leader.ID(), id)
+	}
+	return nd
 }

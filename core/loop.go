@@ -26,8 +26,10 @@ type loopState struct {
 	compactTo   uint64            // log entries to delete, queued for the writer
 	compacting  bool              // a truncation is queued or being written
 	// quickCampaignAt, if non-zero, is the tick at which this follower
-	// campaigns because its leader is known to be down (peerDown).
+	// campaigns because its leader, downLeader, is known to be down
+	// (peerDown).
 	quickCampaignAt uint64
+	downLeader      uint64
 	lastReap        time.Time
 	reapUntil       time.Time // a reap proposal is in flight until then
 	ticks           uint64
@@ -160,12 +162,7 @@ func (n *Node) tick() {
 	n.rn.Tick()
 	n.loopState.ticks++
 	if at := n.loopState.quickCampaignAt; at != 0 && n.loopState.ticks >= at {
-		n.loopState.quickCampaignAt = 0
-		if n.loopState.lead == 0 && !n.loopState.isLeader {
-			if err := n.rn.Campaign(); err != nil {
-				n.log.Warn("campaign after the leader went down", "err", err)
-			}
-		}
+		n.quickCampaign()
 	}
 	if n.loopState.isLeader {
 		n.expireSessions()
@@ -739,4 +736,30 @@ func (n *Node) peerDown(id uint64) {
 	}
 	n.log.Info("leader went down; campaigning soon", "leader", id, "rank", rank)
 	ls.quickCampaignAt = ls.ticks + 1 + uint64(rank)*quickCampaignSpacing
+	ls.downLeader = id
+}
+
+// quickCampaign runs the campaign peerDown scheduled, unless a leader has
+// been elected since. Following the leader reported down does not count:
+// the loop takes messages and reports in no fixed order, so a heartbeat
+// that leader sent before it went down may be handled after the report and
+// bring it back; without this the followers would wait out the whole
+// election timeout, each refusing the others' pre-votes for a leader that
+// is gone.
+func (n *Node) quickCampaign() {
+	ls := &n.loopState
+	down := ls.downLeader
+	ls.quickCampaignAt, ls.downLeader = 0, 0
+	if ls.isLeader || (ls.lead != 0 && ls.lead != down) {
+		return
+	}
+	if ls.lead != 0 {
+		if err := n.rn.ForgetLeader(); err != nil {
+			n.log.Warn("forget a leader that went down", "leader", down, "err", err)
+			return
+		}
+	}
+	if err := n.rn.Campaign(); err != nil {
+		n.log.Warn("campaign after the leader went down", "err", err)
+	}
 }
