@@ -87,12 +87,6 @@ func (n *Node) Fence(ctx context.Context, session uint64) (uint64, error) {
 	}
 }
 
-// HasWatch reports whether session has a watch of kind on path here (kind
-// 0: any kind).
-func (n *Node) HasWatch(session uint64, path string, kind grove.WatchKind) bool {
-	return n.watches.has(session, path, kind)
-}
-
 // BeginOrReject is Begin for a client front end that pipelines a session's
 // writes: a write the node refuses before raft (too large, bad arguments)
 // still takes its place in the session's order, as a logged failure with
@@ -104,6 +98,16 @@ func (n *Node) BeginOrReject(ctx context.Context, req *Request) (*Pending, error
 		return p, err
 	}
 	return n.Begin(ctx, &command.Request{Session: req.Session, Seq: req.Seq, Op: command.OpReject, Code: grove.ErrorCode(err)})
+}
+
+// WatchedAt answers ZooKeeper's checkWatches as ZooKeeper 3.8 does: true
+// if any session (not only the asking one) has a watch on exactly path in
+// the watch table of kind (data: data, exist, persistent and recursive
+// watches; children: child, persistent and recursive watches; 0: either).
+// That every 3.8 release answers for all sessions is a quirk clients may
+// rely on (the Java client's removeWatches asks it), so it is kept.
+func (n *Node) WatchedAt(path string, kind grove.WatchKind) bool {
+	return n.watches.watchedAt(path, kind)
 }
 
 // HasWatches reports whether session has any watch here.

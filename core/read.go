@@ -153,6 +153,7 @@ func (n *Node) view(ctx context.Context, r *Read, reg *registration, fn func(tx 
 	}
 	var err error
 	if reg != nil && r.Watch != nil {
+		reg.ids = r.Identities // its events go out only for nodes they may READ
 		// Register only once every event up to the state read has been
 		// dispatched: a watch set on state Z must fire for the first change
 		// after Z, and a one-shot watch pending from an earlier read must

@@ -27,7 +27,7 @@ type registration struct {
 	session uint64
 	path    string
 	kind    grove.WatchKind
-	ids     []grove.Identity // the watcher's identities (persistent kinds)
+	ids     []grove.Identity // the watcher's identities: events only for nodes they may READ
 	keep    bool             // set by the read: register only if the read succeeded
 }
 
@@ -36,9 +36,9 @@ type registration struct {
 type watchSet struct {
 	data, child, persistent uint64
 	sink                    *sink
-	// ids are the watcher's identities when it set the persistent watch:
-	// it gets an event only for a node they may READ (ZooKeeper 3.9.2,
-	// CVE-2024-23944).
+	// ids are the watcher's identities when it last set a watch here: it
+	// gets an event only for a node they may READ (ZooKeeper 3.9.2 and
+	// 3.8.4, CVE-2024-23944).
 	ids []grove.Identity
 }
 
@@ -196,6 +196,7 @@ func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchK
 		m[session] = ws
 	}
 	var f *uint64
+	ws.ids = ids // the latest: a session's identities only grow
 	switch kind {
 	case grove.WatchData:
 		f = &ws.data
@@ -203,7 +204,6 @@ func (wm *watchManager) addLocked(session uint64, path string, kind grove.WatchK
 		f = &ws.child
 	default:
 		f = &ws.persistent
-		ws.ids = ids
 	}
 	switch {
 	case *f == 0:
@@ -268,28 +268,22 @@ func (wm *watchManager) remove(session uint64, path string, kind grove.WatchKind
 	return nil
 }
 
-// has reports whether session has a watch of kind (0: any) on path.
-func (wm *watchManager) has(session uint64, path string, kind grove.WatchKind) bool {
+// watchedAt reports whether any session has a watch on path that
+// ZooKeeper 3.8 keeps in the watch table of kind (its data table: data and
+// exist watches; its child table: child watches; both: persistent and
+// recursive watches; 0: either table).
+func (wm *watchManager) watchedAt(path string, kind grove.WatchKind) bool {
 	wm.mu.Lock()
 	defer wm.mu.Unlock()
-	if kind == 0 || kind == grove.WatchPersistentRecursive {
-		if _, ok := wm.recursive[path][session]; ok {
+	if len(wm.recursive[path]) > 0 {
+		return true
+	}
+	for _, ws := range wm.exact[path] {
+		if ws.persistent != 0 ||
+			(kind != grove.WatchChildren && ws.data != 0) ||
+			(kind != grove.WatchData && ws.child != 0) {
 			return true
 		}
-	}
-	ws := wm.exact[path][session]
-	if ws == nil {
-		return false
-	}
-	switch kind {
-	case 0:
-		return !ws.empty()
-	case grove.WatchData:
-		return ws.data != 0
-	case grove.WatchChildren:
-		return ws.child != 0
-	case grove.WatchPersistent:
-		return ws.persistent != 0
 	}
 	return false
 }
@@ -394,8 +388,10 @@ func (wm *watchManager) deliver() {
 }
 
 // matchLocked finds the sessions ev fires for, removes the one-shot watches
-// it consumes, and queues one delivery per session in wm.out. Persistent
-// watches deliver only if their watcher may READ the node (acl). It costs
+// it consumes, and queues one delivery per session in wm.out. A watch
+// delivers only if its watcher may READ the node (acl): one-shot watches
+// too, which the event consumes either way (ZooKeeper 3.8.4 and 3.9.2,
+// CVE-2024-23944, measured against Debian's patched 3.8.0). It costs
 // O(watchers of the path and of its ancestors), whatever their number.
 func (wm *watchManager) matchLocked(ev grove.Event, acl []grove.ACL) {
 	z := uint64(ev.Zxid)
@@ -404,7 +400,7 @@ func (wm *watchManager) matchLocked(ev grove.Event, acl []grove.ACL) {
 		emptied := 0
 		for s, ws := range m {
 			oneShot, persistent := wm.fireSet(ws, ev.Type, z)
-			if oneShot || (persistent && mayRead(acl, ws.ids)) {
+			if (oneShot || persistent) && mayRead(acl, ws.ids) {
 				wm.out = append(wm.out, delivery{session: s, w: ws.sink.w, ev: ev})
 			}
 			if ws.empty() {

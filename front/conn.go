@@ -355,14 +355,14 @@ func (c *conn) completer() {
 		if read {
 			c.out.Hold()
 		}
-		msg, err := c.answer(it)
+		msg, res, err := c.answer(it)
 		if err != nil {
 			c.close(nil)
 			c.drain()
 			return
 		}
 		if read {
-			if !c.out.Release(msg) {
+			if !c.out.Release(msg, readZxid(res)) {
 				c.close(errQueueFull)
 			}
 		} else {
@@ -370,6 +370,19 @@ func (c *conn) completer() {
 		}
 		<-c.inflight
 	}
+}
+
+// readZxid is the zxid of the state a read's answer reflects: events of
+// changes up to it go before the answer. An answer without one (an error,
+// a watch request) reflects no new state: 0 keeps every held event after it.
+func readZxid(res any) uint64 {
+	switch r := res.(type) {
+	case *wire.ReadResult:
+		return r.Zxid
+	case *wire.Zxid:
+		return r.Zxid
+	}
+	return 0
 }
 
 // drain cancels the writes still queued when the connection ends.
@@ -389,9 +402,9 @@ func (c *conn) drain() {
 // answer runs one request and returns its reply. An error means the
 // connection must end without an answer (the node stopped or the
 // connection closed), so the client resends the request elsewhere.
-func (c *conn) answer(it *workItem) ([]byte, error) {
+func (c *conn) answer(it *workItem) ([]byte, any, error) {
 	if it.reply != nil {
-		return it.reply, nil
+		return it.reply, nil, nil
 	}
 	ctx := c.ctx
 	var res any
@@ -430,11 +443,11 @@ func (c *conn) answer(it *workItem) ([]byte, error) {
 	}
 	if err != nil {
 		if errors.Is(err, grove.ErrStopped) || ctx.Err() != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return errorMsg(it.xid, err), nil
+		return errorMsg(it.xid, err), nil, nil
 	}
-	return replyMsg(it.xid, res), nil
+	return replyMsg(it.xid, res), res, nil
 }
 
 func (c *conn) read(ctx context.Context, body []byte, ids []grove.Identity) (*wire.ReadResult, error) {
@@ -491,7 +504,9 @@ func (c *conn) Deliver(ev grove.Event) {
 	if err != nil {
 		return
 	}
-	c.push(msg)
+	if !c.out.PushEvent(msg, uint64(ev.Zxid)) { //nolint:gosec // zxids are raft indexes
+		c.close(errQueueFull)
+	}
 }
 
 // writer sends queued messages, flushing when the queue runs dry.

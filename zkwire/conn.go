@@ -353,7 +353,7 @@ func (c *conn) completer() {
 		if read {
 			c.out.Hold()
 		}
-		msg, err := c.answer(it)
+		msg, zxid, err := c.answer(it)
 		if err != nil {
 			c.close()
 			c.drain()
@@ -367,7 +367,7 @@ func (c *conn) completer() {
 			return
 		}
 		if read {
-			if !c.out.Release(msg) {
+			if !c.out.Release(msg, zxid) {
 				c.close()
 			}
 		} else {
@@ -393,12 +393,15 @@ func (c *conn) drain() {
 // Deliver sends a watch notification (core.Watcher): xid -1, the zxid of
 // the change, SyncConnected.
 func (c *conn) Deliver(ev grove.Event) {
-	c.push(frame(func(e *encoder) {
+	msg := frame(func(e *encoder) {
 		e.replyHeader(xidNotification, ev.Zxid, 0)
 		e.int32(int32(ev.Type))
 		e.int32(stateSyncConnected)
 		e.string(ev.Path)
-	}))
+	})
+	if !c.out.PushEvent(msg, uint64(ev.Zxid)) { //nolint:gosec // zxids are raft indexes
+		c.close()
+	}
 }
 
 // writer sends queued messages, flushing when the queue runs dry.

@@ -11,6 +11,10 @@ import (
 	"github.com/grovekit/grove/internal/command"
 )
 
+// invalidMode is a create mode no server accepts (BadArguments before any
+// other check).
+const invalidMode grove.CreateMode = -1
+
 // decodeOp reads the record of one write op (top level or in a multi).
 func decodeOp(d *decoder, op int32) (grove.Op, bool) {
 	switch op {
@@ -34,6 +38,47 @@ func decodeOp(d *decoder, op int32) (grove.Op, bool) {
 	return grove.Op{}, false
 }
 
+// createAsZooKeeper gives a create sent with opcode op the node mode
+// ZooKeeper 3.8 gives it when the opcode and the mode in its flags
+// disagree (no common client sends such a pair, but a hand-made one must
+// not make Grove differ), measured against ZooKeeper 3.8. At the top level
+// the opcode decides: createContainer makes a container whatever the mode
+// (a sequential one Grove cannot make, so it refuses it), create and
+// create2 never make a container (a persistent node instead), and
+// createTTL refuses a TTL of 0 or more with a mode that has none, as it
+// refuses a bad mode, first (a negative one it ignores). In a multi the
+// mode decides, as ZooKeeper rebuilds each op from its flags. A TTL mode
+// sent without a TTL (not through createTTL) is BadArguments at the top
+// level and fails a whole multi as malformed (ZooKeeper fails it in its
+// request pipeline).
+func createAsZooKeeper(op int32, o *grove.Op, inMulti bool) (malformed bool) {
+	if o.Type != grove.OpCreate {
+		return false
+	}
+	if op != opCreateTTL && o.Mode.IsTTL() {
+		return inMulti
+	}
+	if op == opCreateTTL && !o.Mode.IsTTL() {
+		if o.TTL >= 0 && !inMulti {
+			o.Mode = invalidMode
+		}
+		o.TTL = 0
+		return false
+	}
+	if inMulti || !o.Mode.Valid() {
+		return false
+	}
+	switch {
+	case op == opCreateContainer && o.Mode.IsSequential():
+		o.Mode = invalidMode
+	case op == opCreateContainer:
+		o.Mode = grove.ModeContainer
+	case o.Mode.IsContainer():
+		o.Mode = grove.ModePersistent
+	}
+	return false
+}
+
 // beginWrite decodes a write and hands it to the node in session order. A
 // write that does not decode takes its number as a refusal, so the
 // session's order has no gap.
@@ -51,7 +96,7 @@ func (c *conn) beginWrite(it *item) error {
 				break
 			}
 			o, ok := decodeOp(&d, typ)
-			if !ok {
+			if !ok || createAsZooKeeper(typ, &o, true) {
 				d.fail("multi op of type " + itoa(typ))
 				break
 			}
@@ -60,6 +105,7 @@ func (c *conn) beginWrite(it *item) error {
 		}
 	default:
 		o, _ := decodeOp(&d, it.op)
+		createAsZooKeeper(it.op, &o, false)
 		req.Path, req.Data, req.ACL, req.Mode, req.TTL, req.Version = o.Path, o.Data, o.ACL, o.Mode, o.TTL, o.Version
 		req.NullData = o.NullData
 		switch o.Type {
@@ -86,29 +132,31 @@ func (c *conn) beginWrite(it *item) error {
 	return nil
 }
 
-// answer runs one request and returns its reply frame. An error means the
-// connection must end unanswered (the node stopped or the connection
-// closed): the client sees a connection loss, as with ZooKeeper.
-func (c *conn) answer(it *item) ([]byte, error) {
+// answer runs one request and returns its reply frame and, for a read, the
+// zxid of the state it read (0 if none). An error means the connection must
+// end unanswered (the node stopped or the connection closed): the client
+// sees a connection loss, as with ZooKeeper.
+func (c *conn) answer(it *item) ([]byte, uint64, error) {
 	if it.reply != nil {
-		return it.reply, nil
+		return it.reply, 0, nil
 	}
 	if it.pending != nil {
 		res, err := it.pending.Wait(c.ctx)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if a := c.s.cfg.Audit; a != nil { // no address string per write unless auditing
 			a.Request("zookeeper", c.nc.RemoteAddr().String(), it.req, res)
 		}
 		c.lastZxid.Store(int64(res.Zxid))
-		return c.writeReply(it, res), nil
+		return c.writeReply(it, res), 0, nil
 	}
 	var body func(e *encoder)
-	zxid, err := c.read(c.ctx, it, &body)
+	read, err := c.read(c.ctx, it, &body)
 	if err != nil && (errors.Is(err, grove.ErrStopped) || c.ctx.Err() != nil) {
-		return nil, err
+		return nil, 0, err
 	}
+	zxid := read
 	if zxid == 0 {
 		zxid = c.n.AppliedIndex()
 	}
@@ -122,7 +170,7 @@ func (c *conn) answer(it *item) ([]byte, error) {
 		if err == nil && body != nil {
 			body(e)
 		}
-	}), nil
+	}), read, nil
 }
 
 // writeReply encodes the answer to a write.
@@ -144,8 +192,8 @@ func (c *conn) writeReply(it *item, res *command.Result) []byte {
 					continue
 				}
 				op := opCheck
-				if i < len(it.ops) {
-					op = it.ops[i]
+				if i < len(it.ops) && i < len(it.req.Ops) {
+					op = multiResultType(it.ops[i], it.req.Ops[i].Mode)
 				}
 				e.int32(op)
 				e.bool(false)
@@ -163,6 +211,21 @@ func (c *conn) writeReply(it *item, res *command.Result) []byte {
 			writeOpResult(e, it.op, res.Path, res.Stat)
 		}
 	})
+}
+
+// multiResultType is the type ZooKeeper 3.8 labels a multi's result of op
+// with (measured): a create of a container or TTL node (mode) answers as a
+// create2 (path and Stat), any other create as a create (the path),
+// whatever opcode carried it; the Java client refuses any other label.
+func multiResultType(op int32, mode grove.CreateMode) int32 {
+	switch op {
+	case opCreate, opCreate2, opCreateContainer, opCreateTTL:
+		if mode.IsContainer() || mode.IsTTL() {
+			return opCreate2
+		}
+		return opCreate
+	}
+	return op
 }
 
 // writeOpResult encodes the success record of a write op.
@@ -199,6 +262,13 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 		if d.err != nil {
 			return malformed()
 		}
+		if strings.IndexByte(path, 0) >= 0 {
+			return 0, grove.ErrBadArguments // the one path check of a ZooKeeper read
+		}
+		path, found := readPath(path, &rd)
+		if !found {
+			return 0, grove.ErrNoNode
+		}
 		st, z, err := c.n.Exists(ctx, rd, path)
 		*body = func(e *encoder) { e.stat(&st) }
 		return z, err
@@ -208,6 +278,10 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 		if d.err != nil {
 			return malformed()
 		}
+		path, found := readPath(path, &rd)
+		if !found {
+			return 0, grove.ErrNoNode
+		}
 		data, st, z, err := c.n.Get(ctx, rd, path)
 		*body = func(e *encoder) { e.buffer(data); e.stat(&st) } // nil data: null, as stored
 		return z, err
@@ -216,6 +290,10 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 		watch(d.bool())
 		if d.err != nil {
 			return malformed()
+		}
+		path, found := readPath(path, &rd)
+		if !found {
+			return 0, grove.ErrNoNode
 		}
 		names, st, _, z, err := c.n.Children(ctx, rd, path, "", 0)
 		*body = func(e *encoder) {
@@ -229,6 +307,10 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 		path := d.string()
 		if d.err != nil {
 			return malformed()
+		}
+		path, found := readPath(path, &rd)
+		if !found {
+			return 0, grove.ErrNoNode
 		}
 		acl, st, z, err := c.n.GetACL(ctx, rd, path)
 		*body = func(e *encoder) { e.acls(acl); e.stat(&st) }
@@ -253,6 +335,10 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 		path := d.string()
 		if d.err != nil {
 			return malformed()
+		}
+		path, found := readPath(path, &rd)
+		if !found {
+			return 0, grove.ErrNoNode
 		}
 		n, z, err := c.n.CountDescendants(ctx, rd, path)
 		*body = func(e *encoder) { e.int32(int32(n)) }
@@ -288,7 +374,7 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 			return 0, grove.ErrBadArguments
 		}
 		if it.op == opCheckWatches {
-			if !c.n.HasWatch(uint64(c.session), path, kind) {
+			if !c.n.WatchedAt(path, kind) {
 				return 0, grove.ErrNoWatcher
 			}
 			return 0, nil
@@ -314,6 +400,20 @@ func (c *conn) read(ctx context.Context, it *item, body *func(e *encoder)) (uint
 		return c.multiRead(ctx, &d, rd, body)
 	}
 	return 0, grove.ErrUnimplemented // reconfig, sasl, deleteContainer, unknown opcodes
+}
+
+// readPath maps the path of a read to the node ZooKeeper reads. It does
+// not validate the paths of reads: it looks them up, so an invalid one
+// finds nothing (NoNode; exists: missing), not BadArguments as Grove's core
+// answers, and "" finds the root (ZooKeeper keeps the root under ""). A
+// watch set through "" never fires on ZooKeeper (events name "/"), so none
+// is set.
+func readPath(path string, rd *core.Read) (string, bool) {
+	if path == "" {
+		rd.Watch = nil
+		return "/", true
+	}
+	return path, grove.ValidatePath(path) == nil
 }
 
 // setWatches moves a reconnected client's watches here; changes after its
@@ -366,15 +466,18 @@ func (c *conn) multiRead(ctx context.Context, d *decoder, rd core.Read, body *fu
 		if w {
 			rd.Watch = c
 		}
+		path, found := readPath(path, &rd)
 		var err error
 		var z uint64
-		switch typ {
-		case opGetData:
-			r.data, r.stat, z, err = c.n.Get(ctx, rd, path)
-		case opGetChildren:
-			r.names, _, _, z, err = c.n.Children(ctx, rd, path, "", 0)
-		default:
+		switch {
+		case typ != opGetData && typ != opGetChildren:
 			return 0, grove.ErrMarshalling
+		case !found:
+			err = grove.ErrNoNode
+		case typ == opGetData:
+			r.data, r.stat, z, err = c.n.Get(ctx, rd, path)
+		default:
+			r.names, _, _, z, err = c.n.Children(ctx, rd, path, "", 0)
 		}
 		if err != nil {
 			if errors.Is(err, grove.ErrStopped) || ctx.Err() != nil {

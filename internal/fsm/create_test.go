@@ -21,8 +21,8 @@ func TestInitTree(t *testing.T) {
 		t.Fatal("second Init changed the state")
 	}
 	for p, want := range map[string]grove.Stat{
-		"/":                 {NumChildren: 1},
-		"/zookeeper":        {NumChildren: 2},
+		"/":                 {NumChildren: 1, Cversion: -1}, // as ZooKeeper 3.8 shows them
+		"/zookeeper":        {NumChildren: 2, Cversion: -2},
 		"/zookeeper/quota":  {},
 		"/zookeeper/config": {Aversion: -1}, // as ZooKeeper 3.8 shows it
 	} {
@@ -71,9 +71,13 @@ func TestCreateErrorPrecedence(t *testing.T) {
 		{"ttl zero", "/x", grove.ModePersistentWithTTL, 0, open, grove.CodeBadArguments},
 		{"ttl negative", "/x", grove.ModePersistentSequentialWithTTL, -5, open, grove.CodeBadArguments},
 		{"ttl too large", "/x", grove.ModePersistentWithTTL, grove.MaxTTL + 1, open, grove.CodeBadArguments},
-		{"bad path beats bad acl", "/a/", grove.ModePersistent, 0, nil, grove.CodeBadArguments},
+		{"bad acl beats a bad path", "/a/", grove.ModePersistent, 0, nil, grove.CodeInvalidACL},
+		{"no slash beats bad acl", "a", grove.ModePersistent, 0, nil, grove.CodeBadArguments},
+		{"trailing slash", "/a/", grove.ModePersistent, 0, open, grove.CodeBadArguments},
 		{"relative", "a", grove.ModePersistent, 0, open, grove.CodeBadArguments},
-		{"empty segment", "/a//b", grove.ModePersistent, 0, open, grove.CodeBadArguments},
+		{"empty segment: missing parent first", "/a//b", grove.ModePersistent, 0, open, grove.CodeNoNode},
+		{"empty segment", "//a", grove.ModePersistent, 0, open, grove.CodeBadArguments},
+		{"nul byte beats missing parent", "/nope/a\x00", grove.ModePersistent, 0, open, grove.CodeBadArguments},
 		{"dot segment", "/a/..", grove.ModePersistent, 0, open, grove.CodeBadArguments},
 		{"control char", "/a\x01", grove.ModePersistent, 0, open, grove.CodeBadArguments},
 		{"empty path", "", grove.ModePersistent, 0, open, grove.CodeBadArguments},

@@ -109,6 +109,10 @@ func TestMultiRollback(t *testing.T) {
 		{"sequential then fail", []grove.Op{
 			grove.CreateOp("/a/s-", nil, grove.ModeEphemeralSequential, grove.OpenACLUnsafe),
 			grove.CreateOp("/a/bad/", nil, grove.ModePersistent, grove.OpenACLUnsafe),
+		}, 1, grove.CodeNoNode}, // the parent /a/bad is checked before the path, as in ZooKeeper
+		{"sequential then bad path", []grove.Op{
+			grove.CreateOp("/a/s-", nil, grove.ModeEphemeralSequential, grove.OpenACLUnsafe),
+			grove.CreateOp("/a/", nil, grove.ModePersistent, grove.OpenACLUnsafe),
 		}, 1, grove.CodeBadArguments},
 		{"unknown op type", []grove.Op{
 			grove.SetOp("/a", nil, -1),

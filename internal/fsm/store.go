@@ -91,6 +91,17 @@ func Init(tx *bbolt.Tx) error {
 	}
 	for _, t := range tree {
 		n := &node{acl: grove.OpenACLUnsafe, numChildren: int32(len(t.children))}
+		// ZooKeeper 3.8 starts "/" at cversion -1 and /zookeeper at -2
+		// (measured; an artifact of how it builds them), and the creates
+		// under them count up from there. The counter is 64 bits and the
+		// Stat shows its low 32, so these wrap to -1 and -2. Sequential
+		// names under them still start at 0 (node.seq).
+		switch t.path {
+		case "/":
+			n.cversion = 1<<64 - 1
+		case "/zookeeper":
+			n.cversion = 1<<64 - 2
+		}
 		if err := st.nodes.Put([]byte(t.path), n.encode()); err != nil {
 			return fmt.Errorf("fsm: init %q: %w", t.path, err)
 		}

@@ -53,25 +53,38 @@ func seqSuffix(counter uint64) string {
 	return s
 }
 
-// create applies a create, checking in ZooKeeper's order: mode and TTL, path,
-// ACL, parent existence, CREATE permission on the parent, the sequential
-// name, existence, an ephemeral parent.
+// parentOf returns the parent path of path as ZooKeeper finds it, by its
+// last slash alone; ok is false for a path ZooKeeper refuses before it
+// looks at the parent: no slash, a NUL byte, or too long to store.
+func parentOf(path string) (parent string, ok bool) {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 || strings.IndexByte(path, 0) >= 0 || len(path) > maxPathLen {
+		return "", false
+	}
+	if i == 0 {
+		return "/", true
+	}
+	return path[:i], true
+}
+
+// create applies a create, checking in ZooKeeper's order (measured against
+// ZooKeeper 3.8): mode and TTL, a slash and no NUL in the path, ACL,
+// parent existence, CREATE permission on the parent, the sequential name,
+// the whole path's validity (so an invalid path under a missing parent is
+// NoNode, as in ZooKeeper), existence, an ephemeral parent.
 func (a *applier) create(op *grove.Op) (command.OpResult, error) {
 	res := command.OpResult{Type: grove.OpCreate}
 	mode := op.Mode
 	if !mode.Valid() || (mode.IsTTL() && (op.TTL <= 0 || op.TTL > grove.MaxTTL)) {
 		return fail(res, grove.CodeBadArguments)
 	}
-	if len(op.Path) > maxPathLen || grove.ValidateCreatePath(op.Path, mode.IsSequential()) != nil {
+	parentPath, ok := parentOf(op.Path)
+	if !ok {
 		return fail(res, grove.CodeBadArguments)
 	}
 	acl, ok := fixupACL(op.ACL, a.ids)
 	if !ok {
 		return fail(res, grove.CodeInvalidACL)
-	}
-	parentPath := op.Path[:strings.LastIndexByte(op.Path, '/')]
-	if parentPath == "" {
-		parentPath = "/"
 	}
 	parent, err := a.ov.get(parentPath)
 	if err != nil || parent == nil {
@@ -83,9 +96,9 @@ func (a *applier) create(op *grove.Op) (command.OpResult, error) {
 	path := op.Path
 	if mode.IsSequential() {
 		path += seqSuffix(parent.seq)
-		if !validPath(path) {
-			return fail(res, grove.CodeBadArguments)
-		}
+	}
+	if !validPath(path) {
+		return fail(res, grove.CodeBadArguments)
 	}
 	existing, err := a.ov.get(path)
 	if err != nil || existing != nil {
@@ -125,15 +138,17 @@ func (a *applier) create(op *grove.Op) (command.OpResult, error) {
 	return res, nil
 }
 
-// delete applies a delete, checking in ZooKeeper's order: path (the special
-// paths may not be deleted), parent existence, DELETE permission on the
-// parent, existence, version, children.
+// delete applies a delete, checking in ZooKeeper's order: a slash and no
+// NUL in the path, not a special path, parent existence, DELETE permission
+// on the parent, existence, version, children. Like ZooKeeper it does not
+// validate the rest of the path: no node has an invalid one.
 func (a *applier) delete(op *grove.Op) (command.OpResult, error) {
 	res := command.OpResult{Type: grove.OpDelete}
-	if specialPaths[op.Path] || !validPath(op.Path) {
+	parentPath, ok := parentOf(op.Path)
+	if !ok || specialPaths[op.Path] {
 		return fail(res, grove.CodeBadArguments)
 	}
-	parent, err := a.ov.get(grove.Parent(op.Path))
+	parent, err := a.ov.get(parentPath)
 	if err != nil || parent == nil {
 		return fail2(res, grove.CodeNoNode, err)
 	}

@@ -16,7 +16,14 @@ type Queue struct {
 	drain bool // on shut, send what is queued first (a final error)
 	// holding keeps pushed messages aside (held) until Release.
 	holding bool
-	held    [][]byte
+	held    []heldMsg
+}
+
+// heldMsg is a message pushed during a hold, with the zxid of the change
+// it reports (0 for a message that reports none).
+type heldMsg struct {
+	msg  []byte
+	zxid uint64
 }
 
 // Init prepares the queue to hold at most max messages.
@@ -34,7 +41,11 @@ func (q *Queue) signal() {
 
 // Push queues msg. It returns false if the queue is full (msg dropped); a
 // shut queue takes nothing but reports true.
-func (q *Queue) Push(msg []byte) bool {
+func (q *Queue) Push(msg []byte) bool { return q.PushEvent(msg, 0) }
+
+// PushEvent queues msg, the notification of a change at zxid. During a
+// hold, Release puts it before or after the read's reply by that zxid.
+func (q *Queue) PushEvent(msg []byte, zxid uint64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.shut {
@@ -44,7 +55,7 @@ func (q *Queue) Push(msg []byte) bool {
 		return false
 	}
 	if q.holding {
-		q.held = append(q.held, msg)
+		q.held = append(q.held, heldMsg{msg, zxid})
 		return true
 	}
 	q.items = append(q.items, msg)
@@ -62,9 +73,14 @@ func (q *Queue) Hold() {
 	q.mu.Unlock()
 }
 
-// Release queues msg, then what was held, and ends the hold. It returns
-// false if the queue is full (msg dropped).
-func (q *Queue) Release(msg []byte) bool {
+// Release queues msg, the reply of a read of the state at zxid, and what
+// was held, and ends the hold: held messages of changes at or before zxid
+// (the read saw them) go before the reply, the others after it, each group
+// in the order pushed. A client then sees the notification of every change
+// a reply reflects before that reply, as ZooKeeper promises, and no
+// notification of a watch the read set before the reply that set it. It
+// returns false if the queue is full (msg dropped).
+func (q *Queue) Release(msg []byte, zxid uint64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.holding = false
@@ -76,7 +92,15 @@ func (q *Queue) Release(msg []byte) bool {
 	if len(q.items)+len(held) >= q.max {
 		return false
 	}
-	q.items = append(append(q.items, msg), held...)
+	var after [][]byte
+	for _, h := range held {
+		if h.zxid <= zxid {
+			q.items = append(q.items, h.msg)
+		} else {
+			after = append(after, h.msg)
+		}
+	}
+	q.items = append(append(q.items, msg), after...)
 	q.signal()
 	return true
 }
