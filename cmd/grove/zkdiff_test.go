@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os/exec"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -209,4 +213,63 @@ func lineDiff(want, got []string) string {
 		fmt.Fprintf(&b, "%szookeeper: %s\n%s    grove: %s\n", mark, w, mark, g)
 	}
 	return b.String()
+}
+
+// TestZkCliSideBySide runs one zkCli.sh (ZooKeeper 3.8's Java client)
+// script against a standalone ZooKeeper 3.8 and against a grove server and
+// requires the same output, zxids, times and ports masked: addWatch (its
+// 4-byte reply once broke the Java client), config, getAcl, whoami, auth
+// and a multi-free ACL change. The notifications, which zkCli prints
+// whenever they arrive, are compared as a set.
+func TestZkCliSideBySide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ZooKeeper and Grove; run without -short")
+	}
+	zkcli := requireTool(t, []string{"/usr/share/zookeeper/bin/zkCli.sh", "zkCli.sh"})
+	zkAddr := zktest.Start(t)
+	c := newProcCluster(t)
+	g := c.add("z1", "--bootstrap-expect", "1")
+	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(g) != nil })
+	script := "addWatch -m PERSISTENT_RECURSIVE /zc\ncreate /zc x\ncreate /zc/a y\nset /zc/a z\n" +
+		"config\ngetAcl /zc\nwhoami\naddauth digest alice:pw\nwhoami\nsetAcl /zc auth::cdrwa\ngetAcl /zc\n" +
+		"get /zc\nstat /zc/a\ndelete /zc/a\nls /zc\nsync /zc\nquit\n"
+	run := func(addr string) (out string, events []string) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, zkcli, "-server", addr)
+		cmd.WaitDelay = 5 * time.Second
+		cmd.Stdin = strings.NewReader(script)
+		raw, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("zkCli.sh against %s: %v\n%s", addr, err, raw)
+		}
+		mask := regexp.MustCompile(`0x[0-9a-f]+|[A-Z][a-z]{2} [A-Z][a-z]{2} \d\d \d\d:\d\d:\d\d \w+ \d{4}|127\.0\.0\.1:\d+`)
+		var lines []string
+		for _, l := range strings.Split(string(raw), "\n") {
+			l = strings.TrimSpace(l)
+			switch {
+			case l == "" || strings.HasPrefix(l, "SLF4J") || strings.Contains(l, " INFO ") || strings.Contains(l, " WARN ") ||
+				strings.HasPrefix(l, "WATCHER::") || strings.HasPrefix(l, "[zk:") || strings.HasPrefix(l, "Connecting to") ||
+				strings.HasPrefix(l, "Welcome to ZooKeeper") || strings.HasPrefix(l, "JLine support"):
+			case strings.HasPrefix(l, "WatchedEvent"):
+				events = append(events, l)
+			default:
+				lines = append(lines, mask.ReplaceAllString(l, "<masked>"))
+			}
+		}
+		slices.Sort(events)
+		return strings.Join(lines, "\n"), events
+	}
+	wantOut, wantEvents := run(zkAddr)
+	gotOut, gotEvents := run(g.zk)
+	if wantOut != gotOut {
+		t.Errorf("zkCli.sh output differs:\n%s", lineDiff(strings.Split(wantOut, "\n"), strings.Split(gotOut, "\n")))
+	}
+	if !slices.Equal(wantEvents, gotEvents) {
+		t.Errorf("zkCli.sh notifications differ:\nzookeeper: %q\n    grove: %q", wantEvents, gotEvents)
+	}
+	if len(wantEvents) == 0 {
+		t.Error("ZooKeeper sent zkCli no notification: the script no longer exercises addWatch")
+	}
+	t.Logf("zkCli.sh output (both):\n%s\nnotifications: %q", gotOut, gotEvents)
 }
