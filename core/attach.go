@@ -110,5 +110,9 @@ func (n *Node) WatchedAt(path string, kind grove.WatchKind) bool {
 	return n.watches.watchedAt(path, kind)
 }
 
+// WatchedPaths returns the paths session has a watch on here, sorted (the
+// wchc and wchp four-letter words list them).
+func (n *Node) WatchedPaths(session uint64) []string { return n.watches.pathsOf(session) }
+
 // HasWatches reports whether session has any watch here.
 func (n *Node) HasWatches(session uint64) bool { return n.watches.watching(session) }

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/grovekit/grove"
@@ -286,6 +287,20 @@ func (wm *watchManager) watchedAt(path string, kind grove.WatchKind) bool {
 		}
 	}
 	return false
+}
+
+// pathsOf returns the paths session watches, sorted.
+func (wm *watchManager) pathsOf(session uint64) []string {
+	wm.mu.Lock()
+	defer wm.mu.Unlock()
+	var out []string
+	for p := range wm.paths[session] {
+		if wm.watchesPath(session, p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // watching reports whether session has any watch.

@@ -45,6 +45,7 @@ type conn struct {
 	// Statistics for the cons and stat four-letter words.
 	started           time.Time
 	received, sent    atomic.Int64
+	lat               latency // this connection's request latencies (cons)
 	lastXid, lastZxid atomic.Int64
 	sid, toMs         atomic.Int64 // session and timeout, for other goroutines
 }
@@ -60,6 +61,7 @@ type item struct {
 	ops     []int32          // multi: the opcode of each op
 	reply   []byte           // an answer ready before the completer (auth, errors)
 	last    bool             // close the connection after this answer
+	start   time.Time        // when it arrived, for the latency figures
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -175,6 +177,14 @@ func (c *conn) handshake() error {
 		return err
 	}
 	if cmd := string(peek); isFourLetterWord(cmd) {
+		if cmd == "stmk" {
+			// stmk carries the new mask: 8 bytes after the word.
+			var b [12]byte
+			if _, err := io.ReadFull(c.br, b[:]); err != nil {
+				return err
+			}
+			c.s.traceMask.Store(int64(binary.BigEndian.Uint64(b[4:]))) //nolint:gosec // a mask, bit for bit
+		}
 		c.finish([]byte(c.s.fourLetterWord(cmd)))
 		return errDone
 	}
@@ -270,7 +280,7 @@ func (c *conn) reader() error {
 			c.pings.Go(func() { c.ping(xid) })
 			continue
 		}
-		it := &item{xid: xid, op: op, body: d.b, ids: c.ids}
+		it := &item{xid: xid, op: op, body: d.b, ids: c.ids, start: time.Now()}
 		switch {
 		case op == opAuth:
 			c.auth(it)
@@ -361,6 +371,8 @@ func (c *conn) completer() {
 		}
 		c.sent.Add(1)
 		c.s.sent.Add(1)
+		c.lat.add(it.start)
+		c.s.lat.add(it.start)
 		if it.last {
 			c.finish(msg)
 			c.drain()

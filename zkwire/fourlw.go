@@ -1,10 +1,14 @@
 package zkwire
 
 import (
+	"encoding/binary"
 	"fmt"
+	"maps"
+	"math"
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,7 +22,16 @@ import (
 // 3.4-3.8 used and tools parse (MM/dd/yyyy HH:mm zone).
 const builtOn = "11/25/2026 00:00 GMT"
 
-var fourLetterWords = []string{"ruok", "srvr", "stat", "envi", "conf", "cons", "mntr", "wchs", "isro", "dump"}
+// fourLetterWords are the words ZooKeeper 3.8 answers (all enabled, as
+// with 4lw.commands.whitelist=*); another four bytes are a frame length,
+// as on ZooKeeper.
+var fourLetterWords = []string{"ruok", "srvr", "stat", "envi", "conf", "cons", "crst", "srst", "mntr",
+	"wchs", "wchc", "wchp", "isro", "dump", "dirs", "gtmk", "stmk", "hash"}
+
+// defaultTraceMask is the trace mask gtmk reports until stmk sets one:
+// ZooKeeper 3.8's default (measured). Grove has no trace levels; the mask
+// is kept only to be reported.
+const defaultTraceMask = 306
 
 func isFourLetterWord(s string) bool { return slices.Contains(fourLetterWords, s) }
 
@@ -60,6 +73,33 @@ func (s *Server) fourLetterWord(cmd string) string {
 		return b.String() + "\n"
 	case "mntr":
 		return s.mntr()
+	case "crst":
+		for _, c := range s.connList() {
+			c.received.Store(0)
+			c.sent.Store(0)
+			c.lat.reset()
+		}
+		return "Connection stats reset.\n"
+	case "srst":
+		s.received.Store(0)
+		s.sent.Store(0)
+		s.lat.reset()
+		return "Server stats reset.\n"
+	case "wchc", "wchp":
+		return s.watchDump(cmd == "wchp")
+	case "dirs":
+		var size int64
+		_ = s.n.View(func(tx *bbolt.Tx) error { size = tx.Size(); return nil })
+		// Grove keeps its log in its data file (logdir: nothing apart).
+		return fmt.Sprintf("datadir_size: %d\nlogdir_size: 0\n", size)
+	case "gtmk", "stmk":
+		return strconv.FormatInt(s.traceMask.Load(), 10)
+	case "hash":
+		d, applied, err := s.n.Digest()
+		if err != nil {
+			return ""
+		}
+		return fmt.Sprintf("%x: %d\n", applied, binary.BigEndian.Uint64(d[:8])&math.MaxInt64)
 	case "wchs":
 		sessions := 0
 		for _, c := range s.connList() {
@@ -86,7 +126,8 @@ func (s *Server) srvr(withClients bool) string {
 		}
 		b.WriteString("\n")
 	}
-	fmt.Fprintf(&b, "Latency min/avg/max: 0/0.0/0\n")
+	lmin, lavg, lmax := s.lat.figures()
+	fmt.Fprintf(&b, "Latency min/avg/max: %d/%s/%d\n", lmin, lavg, lmax)
 	fmt.Fprintf(&b, "Received: %d\nSent: %d\nConnections: %d\nOutstanding: 0\n", s.received.Load(), s.sent.Load(), s.ConnCount())
 	fmt.Fprintf(&b, "Zxid: 0x%x\nMode: %s\nNode count: %d\n", s.n.AppliedIndex(), s.mode(), st.Znodes)
 	return b.String()
@@ -127,25 +168,41 @@ func (s *Server) mntr() string {
 	st, _ := s.n.Stats()
 	ns := s.n.Status()
 	state := s.mode()
+	lmin, lavg, lmax := s.lat.figures()
+	outstanding := 0
+	for _, c := range s.connList() {
+		outstanding += len(c.inflight)
+	}
+	var dataSize int64
+	_ = s.n.View(func(tx *bbolt.Tx) error {
+		dataSize = fsm.ApproximateDataSize(fsm.Bolt(tx))
+		return nil
+	})
+	fds, maxFDs := fdCounts()
 	lines := [][2]string{
 		{"zk_version", Version},
-		{"zk_avg_latency", "0"},
-		{"zk_max_latency", "0"},
-		{"zk_min_latency", "0"},
+		{"zk_avg_latency", lavg},
+		{"zk_max_latency", fmt.Sprint(lmax)},
+		{"zk_min_latency", fmt.Sprint(lmin)},
 		{"zk_packets_received", fmt.Sprint(s.received.Load())},
 		{"zk_packets_sent", fmt.Sprint(s.sent.Load())},
 		{"zk_num_alive_connections", fmt.Sprint(s.ConnCount())},
-		{"zk_outstanding_requests", "0"},
+		{"zk_outstanding_requests", fmt.Sprint(outstanding)},
 		{"zk_server_state", state},
 		{"zk_znode_count", fmt.Sprint(st.Znodes)},
 		{"zk_watch_count", fmt.Sprint(st.Watches)},
 		{"zk_ephemerals_count", fmt.Sprint(s.ephemeralCount())},
 		{"zk_open_session_count", fmt.Sprint(st.Sessions)},
 		{"zk_uptime", fmt.Sprint(time.Since(s.start).Milliseconds())},
+		{"zk_approximate_data_size", fmt.Sprint(dataSize)},
+		{"zk_open_file_descriptor_count", fmt.Sprint(fds)},
+		{"zk_max_file_descriptor_count", fmt.Sprint(maxFDs)},
 	}
 	if state == "leader" {
 		lines = append(lines, [2]string{"zk_followers", fmt.Sprint(len(ns.Voters) + len(ns.Learners) - 1)},
-			[2]string{"zk_synced_followers", fmt.Sprint(len(ns.Voters) - 1)})
+			[2]string{"zk_synced_followers", fmt.Sprint(len(ns.Voters) - 1)},
+			[2]string{"zk_synced_non_voting_followers", fmt.Sprint(len(ns.Learners))},
+			[2]string{"zk_pending_syncs", "0"})
 	}
 	var b strings.Builder
 	for _, l := range lines {
@@ -223,6 +280,45 @@ func (c *conn) describe(long bool) string {
 	if !long {
 		return fmt.Sprintf(" /%s[1](queued=0,recved=%d,sent=%d)\n", addr, c.received.Load(), c.sent.Load())
 	}
-	return fmt.Sprintf(" /%s[1](queued=0,recved=%d,sent=%d,sid=0x%x,lop=NA,est=%d,to=%d,lcxid=0x%x,lzxid=0x%x,lresp=0,llat=0,minlat=0,avglat=0,maxlat=0)\n",
-		addr, c.received.Load(), c.sent.Load(), c.sid.Load(), c.started.UnixMilli(), c.toMs.Load(), c.lastXid.Load(), c.lastZxid.Load())
+	lmin, lavg, lmax := c.lat.connFigures()
+	return fmt.Sprintf(" /%s[1](queued=%d,recved=%d,sent=%d,sid=0x%x,lop=NA,est=%d,to=%d,lcxid=0x%x,lzxid=0x%x,lresp=0,llat=%d,minlat=%d,avglat=%d,maxlat=%d)\n",
+		addr, len(c.inflight), c.received.Load(), c.sent.Load(), c.sid.Load(), c.started.UnixMilli(), c.toMs.Load(), c.lastXid.Load(), c.lastZxid.Load(),
+		c.lat.lastMs(), lmin, lavg, lmax)
+}
+
+// watchDump answers wchc (watched paths by session) and wchp (watching
+// sessions by path), in ZooKeeper's layout, for this server's connections.
+func (s *Server) watchDump(byPath bool) string {
+	bySession := map[int64][]string{}
+	for _, c := range s.connList() {
+		if sid := c.sid.Load(); sid != 0 {
+			bySession[sid] = s.n.WatchedPaths(uint64(sid)) //nolint:gosec // session ids are raft indexes
+		}
+	}
+	var b strings.Builder
+	if !byPath {
+		for _, sid := range slices.Sorted(maps.Keys(bySession)) {
+			if len(bySession[sid]) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "0x%x\n", sid)
+			for _, p := range bySession[sid] {
+				fmt.Fprintf(&b, "\t%s\n", p)
+			}
+		}
+		return b.String() + "\n"
+	}
+	byPathMap := map[string][]int64{}
+	for sid, paths := range bySession {
+		for _, p := range paths {
+			byPathMap[p] = append(byPathMap[p], sid)
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(byPathMap)) {
+		b.WriteString(p + "\n")
+		for _, sid := range slices.Sorted(slices.Values(byPathMap[p])) {
+			fmt.Fprintf(&b, "\t0x%x\n", sid)
+		}
+	}
+	return b.String() + "\n"
 }

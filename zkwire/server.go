@@ -77,6 +77,8 @@ type Server struct {
 	start time.Time
 
 	received, sent atomic.Int64
+	lat            latency      // request latency figures (srvr, stat, mntr)
+	traceMask      atomic.Int64 // gtmk, stmk
 
 	port *accept.Port[*conn]
 
@@ -113,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, n: cfg.Node, log: cfg.Logger, start: time.Now(),
 		port: accept.New[*conn](cfg.Node.Done()), sessions: map[int64]*conn{}}
 	s.port.Limits, s.port.Logger = accept.LimitsOf(cfg.MaxConns, cfg.MaxConnsPerIP), cfg.Logger
+	s.traceMask.Store(defaultTraceMask)
 	return s, nil
 }
 

@@ -3,6 +3,7 @@ package zkwire_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -497,4 +498,38 @@ func must3c(t testing.TB) func([]string, *zk.Stat, <-chan zk.Event, error) ([]st
 		}
 		return d, s, ch
 	}
+}
+
+// TestZKTraceMaskWords checks stmk (a word followed by an 8-byte mask) and
+// gtmk, which reports the mask set.
+func TestZKTraceMaskWords(t *testing.T) {
+	zc := newZKCluster(t, 1)
+	if got := fourLetter(t, zc.addrs[0], []byte("gtmk")); got != "306" {
+		t.Fatalf("gtmk: %q, want ZooKeeper's default 306", got)
+	}
+	if got := fourLetter(t, zc.addrs[0], append([]byte("stmk"), 0, 0, 0, 0, 0, 0, 1, 2)); got != "258" {
+		t.Fatalf("stmk 258: %q", got)
+	}
+	if got := fourLetter(t, zc.addrs[0], []byte("gtmk")); got != "258" {
+		t.Fatalf("gtmk after stmk: %q", got)
+	}
+}
+
+// fourLetter sends raw bytes and returns the whole answer.
+func fourLetter(t *testing.T, addr string, msg []byte) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -72,10 +72,34 @@ func statOf(st *zk.Stat, session int64) string {
 
 var diffScenarios = []diffScenario{
 	{"four-letter words", func(t *testing.T, d *diffRun) {
-		// Not yet here: the words Grove lacks (crst, srst, wchc, wchp, hash,
-		// gtmk, stmk, dirs; issue 14) and the outputs that carry figures.
-		for _, w := range []string{"ruok", "xyzw", "isro"} {
+		for _, w := range []string{"ruok", "xyzw", "isro", "gtmk", "crst", "srst"} {
 			d.see("%s: %q", w, zktest.FourLetter(d.addr, w))
+		}
+		// Words whose figures differ: their shape, figures masked.
+		c := d.conn(t)
+		if _, _, _, err := c.GetW("/zookeeper"); err != nil {
+			t.Fatal(err)
+		}
+		digits := regexp.MustCompile(`0x[0-9a-f]+|[0-9]+(\.[0-9]+)?`)
+		for _, w := range []string{"wchc", "wchp", "dirs"} {
+			d.see("%s: %q", w, digits.ReplaceAllString(zktest.FourLetter(d.addr, w), "N"))
+		}
+		for _, l := range strings.Split(zktest.FourLetter(d.addr, "srvr"), "\n") {
+			if strings.HasPrefix(l, "Latency") {
+				d.see("srvr: %s", digits.ReplaceAllString(l, "N"))
+			}
+		}
+		// The mntr keys monitoring tools read, with ZooKeeper's names.
+		mntr := map[string]bool{}
+		for _, l := range strings.Split(zktest.FourLetter(d.addr, "mntr"), "\n") {
+			k, _, _ := strings.Cut(l, "\t")
+			mntr[k] = true
+		}
+		for _, k := range []string{"zk_version", "zk_server_state", "zk_znode_count", "zk_watch_count",
+			"zk_ephemerals_count", "zk_approximate_data_size", "zk_open_file_descriptor_count",
+			"zk_max_file_descriptor_count", "zk_outstanding_requests", "zk_num_alive_connections",
+			"zk_avg_latency", "zk_min_latency", "zk_max_latency", "zk_packets_received", "zk_packets_sent", "zk_uptime"} {
+			d.see("mntr has %s: %v", k, mntr[k])
 		}
 	}},
 	{"sequential suffixes after creates, deletes and failed multis", func(t *testing.T, d *diffRun) {
@@ -178,6 +202,8 @@ func TestDifferentialAgainstZooKeeper(t *testing.T) {
 			want, got := runScenario(t, sc, zkAddr), runScenario(t, sc, g.zk)
 			if strings.Join(want, "\n") != strings.Join(got, "\n") {
 				t.Errorf("Grove differs from ZooKeeper 3.8:\n%s", lineDiff(want, got))
+			} else {
+				t.Logf("ZooKeeper 3.8 and Grove agree:\n%s", strings.Join(want, "\n"))
 			}
 		})
 	}
