@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +270,53 @@ func TestZkCliRecursiveWatchHidesProtectedNodes(t *testing.T) {
 	}
 	if strings.Contains(s, "acme-payroll") || strings.Contains(s, "globex-keys") {
 		t.Fatalf("a protected name reached the watcher:\n%s", s)
+	}
+}
+
+// curatorJars are Debian's Apache Curator 5.4 (libcurator-framework-java,
+// libcurator-recipes-java) and what it needs; zookeeper.jar's manifest
+// names the rest of the ZooKeeper client.
+var curatorJars = []string{"/usr/share/java/curator-framework.jar", "/usr/share/java/curator-recipes.jar",
+	"/usr/share/java/curator-client.jar", "/usr/share/java/guava.jar", "/usr/share/java/zookeeper.jar"}
+
+// TestCuratorAgainstCluster compiles testdata/CuratorSmoke.java with javac
+// and runs it against a three-process cluster: InterProcessMutex across
+// three clients (never two holders), LeaderLatch failover, a CuratorCache
+// seeing a create, an update and a delete, a persistent recursive watch,
+// and a transaction creating a container and a TTL node.
+func TestCuratorAgainstCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	javac := requireTool(t, []string{"javac"}, "-version")
+	java := requireTool(t, []string{"java"}, "-version")
+	for _, j := range curatorJars {
+		if _, err := os.Stat(j); err != nil {
+			if os.Getenv("GROVE_REQUIRE_COMPAT") == "1" {
+				t.Fatalf("Curator is not installed: %v", err)
+			}
+			t.Skipf("Curator is not installed (%v); CI installs it", err)
+		}
+	}
+	classes := t.TempDir()
+	cp := strings.Join(curatorJars, ":")
+	if out, err := exec.Command(javac, "-d", classes, "-cp", cp, filepath.Join("testdata", "CuratorSmoke.java")).CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v\n%s", err, out)
+	}
+	_, _, zkAddrs := zkProcCluster(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, java, "-cp", classes+":"+cp, "CuratorSmoke", strings.Join(zkAddrs, ","))
+	cmd.WaitDelay = 5 * time.Second
+	raw, err := cmd.CombinedOutput()
+	var steps []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "ok ") || l == "all ok" {
+			steps = append(steps, l)
+		}
+	}
+	t.Logf("Curator: %q", steps)
+	if err != nil || !slices.Contains(steps, "all ok") {
+		t.Fatalf("Curator smoke test failed: %v\n%s", err, raw)
 	}
 }
