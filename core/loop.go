@@ -511,6 +511,9 @@ func (n *Node) applyEntry(tx fsm.Tx, e *pb.Entry) (*fsm.Outcome, error) {
 		if err := n.applyPeers(tx, cc); err != nil {
 			return nil, err
 		}
+		if err := fsm.SetConfigData(tx, configData(tx, n.confState, e.GetIndex())); err != nil {
+			return nil, err
+		}
 		return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())
 	}
 	return nil, fsm.SetApplied(tx, e.GetIndex(), e.GetTerm())

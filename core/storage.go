@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -536,6 +538,41 @@ func savePeer(tx fsm.Tx, id uint64, addr string) error {
 		return b.Delete(u64key(id))
 	}
 	return b.Put(u64key(id), []byte(addr))
+}
+
+// configData renders the members of cs as ZooKeeper's dynamic
+// configuration (the data of /zookeeper/config): one line per member,
+// server.ID=host:port:port:role with its peer address (Grove has one peer
+// port where ZooKeeper has two) and participant for a voter, observer for
+// a learner, then version= and the applied index in hex. A cluster of one
+// voter is standalone, whose configuration ZooKeeper leaves empty. The
+// lines carry no client address: clients that follow the configuration
+// (Curator's ensemble tracker) keep the servers they were given.
+func configData(tx fsm.Tx, cs *pb.ConfState, index uint64) []byte {
+	voters, learners := cs.GetVoters(), cs.GetLearners()
+	if len(voters) <= 1 && len(learners) == 0 {
+		return nil
+	}
+	b := tx.Bucket(bucketPeers)
+	var out []byte
+	line := func(id uint64, role string) {
+		addr := ""
+		if b != nil {
+			addr = string(b.Get(u64key(id)))
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			host, port = addr, "0"
+		}
+		out = fmt.Appendf(out, "server.%d=%s:%s:%s:%s\n", id, host, port, port, role)
+	}
+	for _, id := range slices.Sorted(slices.Values(voters)) {
+		line(id, "participant")
+	}
+	for _, id := range slices.Sorted(slices.Values(learners)) {
+		line(id, "observer")
+	}
+	return fmt.Appendf(out, "version=%x", index)
 }
 
 // copyPeers replaces the peer addresses with those of a snapshot.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -532,4 +533,27 @@ func fourLetter(t *testing.T, addr string, msg []byte) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestZKConfigNodeListsMembers checks that /zookeeper/config carries the
+// cluster's members in ZooKeeper's dynamic-configuration format, readable
+// by anyone, written by no one.
+func TestZKConfigNodeListsMembers(t *testing.T) {
+	zc := newZKCluster(t, 3)
+	conn, _ := connect(t, zc.addrs[1:2], 5*time.Second)
+	data, st, err := conn.Get("/zookeeper/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	want := []string{"server.1=mem-1:0:0:participant", "server.2=mem-2:0:0:participant", "server.3=mem-3:0:0:participant"}
+	if len(lines) != 4 || !slices.Equal(lines[:3], want) || !strings.HasPrefix(lines[3], "version=") {
+		t.Fatalf("/zookeeper/config:\n%s", data)
+	}
+	if st.Aversion != -1 {
+		t.Fatalf("aversion %d, want -1 as ZooKeeper shows it", st.Aversion)
+	}
+	if _, err := conn.Set("/zookeeper/config", []byte("x"), -1); !errors.Is(err, zk.ErrNoAuth) {
+		t.Fatalf("set /zookeeper/config: %v, want NoAuth", err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -298,4 +299,38 @@ func TestZkCliSideBySide(t *testing.T) {
 		t.Error("ZooKeeper sent zkCli no notification: the script no longer exercises addWatch")
 	}
 	t.Logf("zkCli.sh output (both):\n%s\nnotifications: %q", gotOut, gotEvents)
+}
+
+// TestKazooSideBySide runs testdata/kazoo_diff.py (kazoo, Debian's
+// python3-kazoo) against a standalone ZooKeeper 3.8 and against a grove
+// server and requires the same observations: null and empty data, invalid
+// paths on reads and writes, a create2's Stat, digest credentials without
+// a colon, a transaction.
+func TestKazooSideBySide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ZooKeeper and Grove; run without -short")
+	}
+	python := requireTool(t, []string{"/usr/bin/python3", "python3"}, "-c", "import kazoo")
+	zkAddr := zktest.Start(t)
+	c := newProcCluster(t)
+	g := c.add("z1", "--bootstrap-expect", "1")
+	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(g) != nil })
+	run := func(addr string) []string {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, python, filepath.Join("testdata", "kazoo_diff.py"), addr).Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("kazoo_diff.py against %s: %v\n%s\n%s", addr, err, out, stderr)
+		}
+		return strings.Split(strings.TrimSpace(string(out)), "\n")
+	}
+	want, got := run(zkAddr), run(g.zk)
+	if !slices.Equal(want, got) {
+		t.Fatalf("kazoo sees Grove differ from ZooKeeper 3.8:\n%s", lineDiff(want, got))
+	}
+	t.Logf("kazoo sees the same on both:\n%s", strings.Join(got, "\n"))
 }

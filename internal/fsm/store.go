@@ -237,3 +237,21 @@ func deletePrefix(b Bucket, prefix []byte) error {
 
 // empty is the value of index entries.
 var empty = []byte{}
+
+// SetConfigData replaces the data of /zookeeper/config, ZooKeeper's
+// dynamic configuration, keeping the rest of its record (ZooKeeper shows
+// the node with version -1 whatever its data). The node keeps the
+// cluster's members there; every replica writes the same bytes at the
+// same applied index.
+func SetConfigData(tx Tx, data []byte) error {
+	st, err := openStore(tx)
+	if err != nil {
+		return err
+	}
+	n, err := decodeNode(st.nodes.Get([]byte(configPath)))
+	if err != nil {
+		return fmt.Errorf("fsm: %s: %w", configPath, err)
+	}
+	n.data, n.nullData = data, false
+	return st.nodes.Put([]byte(configPath), n.encode())
+}
