@@ -501,3 +501,31 @@ func TestTerminateKeepsMembership(t *testing.T) {
 		t.Fatalf("data after the restart: %q, %v", got, err)
 	}
 }
+
+// TestSingleNodeJustWorks starts grove server with neither --join nor
+// --bootstrap-expect (only its data dir and free ports) and uses it at
+// once through the CLI: a fresh data dir forms a cluster of one. Restarted
+// from the same data dir it serves the same data.
+func TestSingleNodeJustWorks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	c := newProcCluster(t)
+	p := &proc{name: "solo", dir: filepath.Join(c.base, "solo"), gossip: freePort(t), peer: freePort(t),
+		httpAdr: freePort(t), client: freePort(t), zk: freePort(t)}
+	p.args = []string{"server", "--data-dir", p.dir, "--gossip-addr", p.gossip, "--peer-addr", p.peer,
+		"--http-addr", p.httpAdr, "--client-addr", p.client, "--zk-addr", p.zk}
+	c.procs[p.name] = p
+	c.start(p)
+	t.Cleanup(func() { c.kill(p) })
+	c.waitFor("the single node to lead", 30*time.Second, func() bool { return c.leader(p) != nil })
+	if out, errOut, code := groveCmd(t, c.bin, "--servers", p.client, "create", "/hello", "world"); code != 0 {
+		t.Fatalf("create: exit %d: %s%s", code, out, errOut)
+	}
+	c.kill(p)
+	c.start(p)
+	c.waitFor("the restarted node to lead", 30*time.Second, func() bool { return c.leader(p) != nil })
+	if out, errOut, code := groveCmd(t, c.bin, "--servers", p.client, "get", "/hello"); code != 0 || strings.TrimSpace(out) != "world" {
+		t.Fatalf("get after a restart: exit %d: %q %s", code, out, errOut)
+	}
+}

@@ -74,3 +74,10 @@ func requireNoArgs(fs *flag.FlagSet) error {
 	}
 	return nil
 }
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

@@ -35,7 +35,7 @@ func runServer(args []string, stderr io.Writer) error {
 	var leaveOnTerm bool
 	var superDigest, superDigestFile string
 	fs.StringVar(&cfg.Name, "name", "", "unique node name (default: the host name)")
-	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for the node's data (required)")
+	fs.StringVar(&cfg.DataDir, "data-dir", defaultDataDir, "directory for the node's data")
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip listen address")
 	fs.StringVar(&cfg.PeerAddr, "peer-addr", "127.0.0.1:2380", "raft peer listen address")
 	fs.StringVar(&cfg.ClientAddr, "client-addr", "127.0.0.1:2281", "native client port address (empty: none)")
@@ -43,7 +43,7 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.ZKSecureAddr, "zk-secure-addr", "", "ZooKeeper protocol over TLS (secureClientPort), with the --client-tls-* certificate (empty: none)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP address for /status, /healthz, /metrics")
 	fs.Var(&join, "join", "gossip seeds, host:port[,host:port]")
-	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many fresh voters see each other")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many fresh voters see each other (default: 1 when --join is not given either: a single-node cluster)")
 	fs.BoolVar(&cfg.Learner, "learner", false, "stay a non-voting learner (read scale-out)")
 	fs.StringVar(&tlsCA, "peer-tls-ca", "", "CA file for mutual TLS between peers")
 	fs.StringVar(&tlsCert, "peer-tls-cert", "", "certificate file for peer TLS")
@@ -90,6 +90,12 @@ func runServer(args []string, stderr io.Writer) error {
 		cfg.Name = h
 	}
 	cfg.Join = join
+	if len(join) == 0 && !cfg.Learner && !flagSet(fs, "bootstrap-expect") {
+		// Neither told to join nor how many to wait for: a fresh data dir
+		// forms a cluster of one, usable at once (a used one restarts as
+		// it was). Nodes added later join it.
+		cfg.BootstrapExpect = 1
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return usagef("--log-level %q: %v", logLevel, err)
@@ -285,3 +291,7 @@ func certPool(flag, file string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// defaultDataDir is where grove server keeps its data without --data-dir:
+// in the working directory, as etcd's default.etcd.
+const defaultDataDir = "grove-data"
