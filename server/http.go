@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/audit"
 	"github.com/grovekit/grove/internal/fsm"
@@ -100,6 +102,12 @@ type StatusReply struct {
 	// AwaitingApproval lists the gossip members waiting for
 	// grove members add (--join-policy manual; on the leader).
 	AwaitingApproval []string `json:"awaiting_approval"`
+	// Version is the server's Grove release (grove.Version).
+	Version string `json:"version"`
+	// UptimeSeconds is how long the server has run.
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	// DataSizeBytes is the size of the node's data file.
+	DataSizeBytes int64 `json:"data_size_bytes"`
 }
 
 func idString(id uint64) string { return strconv.FormatUint(id, 16) }
@@ -118,7 +126,9 @@ func (s *Server) Status() StatusReply {
 		ClientAddr: s.ClientAddr(), ClientConns: s.ClientConns(),
 		Voters: []StatusMember{}, Learners: []StatusMember{}, GossipMembers: []GossipMember{}, Drift: []string{},
 		CorruptRecords: fsm.CorruptRecords(), AwaitingApproval: s.awaitingApproval(),
+		Version: grove.Version, UptimeSeconds: time.Since(s.started).Seconds(),
 	}
+	_ = s.node.View(func(tx *bbolt.Tx) error { r.DataSizeBytes = tx.Size(); return nil })
 	if st.Leader == 0 {
 		r.LeaderID = ""
 	} else {

@@ -32,6 +32,8 @@ type Server struct {
 	httpLn net.Listener
 	http   *http.Server
 	met    *metrics
+	// started is when the server started, for /status's uptime.
+	started time.Time
 
 	// mu guards the fields below it.
 	mu        sync.Mutex
@@ -77,7 +79,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, configErr(err)
 	}
-	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("name", cfg.Name), removed: map[uint64]bool{}, members: map[uint64]bool{}, stopc: make(chan struct{})}
+	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("name", cfg.Name), removed: map[uint64]bool{}, members: map[uint64]bool{}, stopc: make(chan struct{}),
+		started: time.Now()}
 	if err := s.start(ctx, fresh); err != nil {
 		s.shutdown()
 		return nil, err

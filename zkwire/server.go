@@ -13,8 +13,9 @@
 // (core.Node.Fence), so nothing its earlier connection left in flight can
 // apply after the re-attach — ZooKeeper's "session moved" guarantee.
 //
-// Four-letter words (ruok, srvr, stat, envi, conf, cons, mntr, wchs, isro,
-// dump) are answered on the same port.
+// Every four-letter word of ZooKeeper 3.8 (ruok, srvr, stat, envi, conf,
+// cons, crst, srst, mntr, wchs, wchc, wchp, isro, dump, dirs, gtmk, stmk,
+// hash) is answered on the same port.
 package zkwire
 
 import (
@@ -27,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/internal/accept"
 	"github.com/grovekit/grove/internal/audit"
@@ -34,7 +36,7 @@ import (
 
 // Version is the ZooKeeper version Grove reports (four-letter words):
 // clients such as kazoo read it to pick features.
-const Version = "3.9.3-grove-0.1"
+const Version = "3.9.3-grove-" + grove.Version
 
 // Config configures a Server.
 type Config struct {

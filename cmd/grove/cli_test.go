@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/grovekit/grove"
 )
 
 func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
@@ -116,5 +118,23 @@ func TestOperationFailureExitsOne(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"status", "--http", freePort(t)}, &out, &errb); code != 1 {
 		t.Fatalf("status against nothing: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestVersion checks grove version and grove --version, and that the
+// command takes no argument.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "grove "+grove.Version+" (") {
+			t.Fatalf("%v: exit %d, %q %q", args, code, out.String(), errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"--output", "json", "version"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"version":"`+grove.Version+`"`) {
+		t.Fatalf("json: exit %d, %q", code, out.String())
+	}
+	if code := run([]string{"version", "extra"}, &out, &errb); code != 2 {
+		t.Fatalf("version extra: exit %d", code)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/internal/testutil"
 	"github.com/grovekit/grove/server"
 )
@@ -519,6 +520,9 @@ func TestSingleNodeJustWorks(t *testing.T) {
 	c.start(p)
 	t.Cleanup(func() { c.kill(p) })
 	c.waitFor("the single node to lead", 30*time.Second, func() bool { return c.leader(p) != nil })
+	if st, err := status(p.httpAdr); err != nil || st.Version != grove.Version || st.DataSizeBytes <= 0 || st.UptimeSeconds <= 0 {
+		t.Fatalf("/status: version %q, data size %d, uptime %v, err %v", st.Version, st.DataSizeBytes, st.UptimeSeconds, err)
+	}
 	if out, errOut, code := groveCmd(t, c.bin, "--servers", p.client, "create", "/hello", "world"); code != 0 {
 		t.Fatalf("create: exit %d: %s%s", code, out, errOut)
 	}

@@ -85,17 +85,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/client"
 )
 
@@ -148,6 +152,7 @@ cluster commands:
   backup                 back up the cluster (grove backup -h for flags)
   restore                restore from a backup (grove restore -h for flags)
   inspect                describe a backup (grove inspect -h for flags)
+  version                print grove's version (also grove --version)
 `
 
 func main() {
@@ -211,6 +216,11 @@ func dispatch(ctx context.Context, g *globals, args []string) error {
 	case "help":
 		_, _ = fmt.Fprint(g.stdout, usage)
 		return nil
+	case "version":
+		if len(rest) > 0 {
+			return usagef("version: unexpected argument %q", rest[0])
+		}
+		return printVersion(g.output, g.stdout)
 	}
 	return usagef("unknown command %q", name)
 }
@@ -245,6 +255,7 @@ func parseGlobals(args []string, stdout, stderr io.Writer) (*globals, []string, 
 	tlsCA := fs.String("tls-ca", "", "CA file verifying the client port's TLS certificate (the client port speaks TLS)")
 	tlsCert := fs.String("tls-cert", "", "client certificate for a client port that requires one")
 	tlsKey := fs.String("tls-key", "", "key of --tls-cert")
+	version := fs.Bool("version", false, "print grove's version and exit (as grove version)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil, nil, errHelp
@@ -282,6 +293,9 @@ func parseGlobals(args []string, stdout, stderr io.Writer) (*globals, []string, 
 	if tc != nil {
 		g.opts = append(g.opts, client.WithTLS(tc))
 	}
+	if *version {
+		return g, []string{"version"}, nil
+	}
 	return g, fs.Args(), nil
 }
 
@@ -312,4 +326,26 @@ func oneLine(err error) string {
 		}
 	}
 	return s
+}
+
+// printVersion prints grove's release, the Go that built it and the
+// platform, and the commit when the build recorded one.
+func printVersion(output string, w io.Writer) error {
+	info := map[string]string{"version": grove.Version, "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, st := range bi.Settings {
+			if st.Key == "vcs.revision" {
+				info["commit"] = st.Value
+			}
+		}
+	}
+	if output == "json" {
+		return json.NewEncoder(w).Encode(info)
+	}
+	line := fmt.Sprintf("grove %s (%s, %s", info["version"], info["go"], info["platform"])
+	if c := info["commit"]; c != "" {
+		line += ", commit " + c
+	}
+	_, err := fmt.Fprintln(w, line+")")
+	return err
 }
