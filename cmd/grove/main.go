@@ -217,7 +217,11 @@ func dispatch(ctx context.Context, g *globals, args []string) error {
 		_, _ = fmt.Fprint(g.stdout, usage)
 		return nil
 	case "version":
-		if len(rest) > 0 {
+		switch {
+		case len(rest) == 1 && (rest[0] == "-h" || rest[0] == "--help"):
+			_, _ = fmt.Fprintln(g.stdout, "usage: grove [--output text|json] version")
+			return nil
+		case len(rest) > 0:
 			return usagef("version: unexpected argument %q", rest[0])
 		}
 		return printVersion(g.output, g.stdout)
