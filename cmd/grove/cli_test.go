@@ -138,3 +138,13 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version extra: exit %d", code)
 	}
 }
+
+// TestErrorsSayGroveOnce checks that a library error wrapped by a command
+// keeps one "grove:" prefix.
+func TestErrorsSayGroveOnce(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"create", "nonabs", "x"}, &out, &errb); code == 0 || strings.Count(errb.String(), "grove:") != 1 ||
+		!strings.Contains(errb.String(), `create: invalid path "nonabs"`) {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}

@@ -323,13 +323,11 @@ func envFallback(fs *pflag.FlagSet) error {
 
 // oneLine returns the first line of err's message.
 func oneLine(err error) string {
-	s := err.Error()
-	for i, c := range s {
-		if c == '\n' {
-			return s[:i]
-		}
-	}
-	return s
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	// Errors from the library keep their "grove: " prefix as they are
+	// wrapped; the line already starts with one.
+	s = strings.ReplaceAll(s, ": grove: ", ": ")
+	return strings.TrimPrefix(s, "grove: ")
 }
 
 // printVersion prints grove's release, the Go that built it and the

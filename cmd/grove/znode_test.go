@@ -97,7 +97,7 @@ func TestZnodeCommandsText(t *testing.T) {
 	if got := cc.ok("ls", "/app"); got != "b\n" {
 		t.Fatalf("ls after delete printed %q", got)
 	}
-	noNode := grove.ErrNoNode.Error()
+	noNode := cliErr(grove.ErrNoNode)
 	for _, cmd := range []string{"get", "stat", "ls", "tree", "delete"} {
 		if got, want := cc.fails(1, cmd, "/app/a"), "grove: "+cmd+" /app/a: "+noNode; got != want {
 			t.Fatalf("%s of a missing node: %q, want %q", cmd, got, want)
@@ -105,7 +105,7 @@ func TestZnodeCommandsText(t *testing.T) {
 	}
 	cc.fails(1, "ls", "-R", "/app/a")
 	cc.fails(1, "set", "/app/a", "x")
-	if got := cc.fails(1, "create", "/app", "again"); !strings.Contains(got, grove.ErrNodeExists.Error()) {
+	if got := cc.fails(1, "create", "/app", "again"); !strings.Contains(got, cliErr(grove.ErrNodeExists)) {
 		t.Fatalf("create of an existing node: %q", got)
 	}
 	if got := cc.fails(1, "create", "/none/x"); !strings.Contains(got, noNode) {
@@ -257,7 +257,7 @@ func TestSetAndDeleteVersions(t *testing.T) {
 	cc := mustCluster(t)
 	cc.ok("create", "/v", "a")
 	cc.ok("set", "--version", "0", "/v", "b")
-	badVersion := "grove: set /v: " + grove.ErrBadVersion.Error()
+	badVersion := "grove: set /v: " + cliErr(grove.ErrBadVersion)
 	if got := cc.fails(1, "set", "/v", "c", "--version", "0"); got != badVersion {
 		t.Fatalf("set with a stale version: %q, want %q", got, badVersion)
 	}
@@ -269,7 +269,7 @@ func TestSetAndDeleteVersions(t *testing.T) {
 	if d := cc.mustJSON("set", "/v", "e"); d.Stat.Version != 4 {
 		t.Fatalf("version after four sets: %d", d.Stat.Version)
 	}
-	if got := cc.fails(1, "delete", "--version", "3", "/v"); got != "grove: delete /v: "+grove.ErrBadVersion.Error() {
+	if got := cc.fails(1, "delete", "--version", "3", "/v"); got != "grove: delete /v: "+cliErr(grove.ErrBadVersion) {
 		t.Fatalf("delete with a stale version: %q", got)
 	}
 	cc.ok("delete", "/v", "--version", "4")
@@ -281,7 +281,7 @@ func TestDeleteRecursive(t *testing.T) {
 	for _, p := range []string{"/d", "/d/a", "/d/a/x", "/d/a/x/deep", "/d/b", "/keep"} {
 		cc.ok("create", p)
 	}
-	if got := cc.fails(1, "delete", "/d"); got != "grove: delete /d: "+grove.ErrNotEmpty.Error() {
+	if got := cc.fails(1, "delete", "/d"); got != "grove: delete /d: "+cliErr(grove.ErrNotEmpty) {
 		t.Fatalf("delete of a non-empty node: %q", got)
 	}
 	if got := cc.ok("ls", "-R", "/d"); got != "/d/a\n/d/a/x\n/d/a/x/deep\n/d/b\n" {
