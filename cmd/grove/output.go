@@ -19,11 +19,15 @@ import (
 type output struct {
 	w    *bufio.Writer
 	json bool
+	// terminal is set when the output is a terminal: data that does not
+	// end in a newline gets one, so the prompt does not glue onto it (a
+	// pipe or file gets the bytes as they are).
+	terminal bool
 }
 
 // newOutput returns an output to w in format ("text" or "json").
 func newOutput(w io.Writer, format string) *output {
-	return &output{w: bufio.NewWriter(w), json: format == "json"}
+	return &output{w: bufio.NewWriter(w), json: format == "json", terminal: isTerminal(w)}
 }
 
 // doc writes v as one line of JSON.
@@ -38,9 +42,13 @@ func (o *output) printf(format string, args ...any) {
 	_, _ = fmt.Fprintf(o.w, format, args...)
 }
 
-// write writes b as is; a failed write shows at flush.
-func (o *output) write(b []byte) {
+// data writes a znode's data as it is, and a newline after it on a
+// terminal if it has none; a failed write shows at flush.
+func (o *output) data(b []byte) {
 	_, _ = o.w.Write(b)
+	if o.terminal && (len(b) == 0 || b[len(b)-1] != '\n') {
+		_ = o.w.WriteByte('\n')
+	}
 }
 
 // flush writes out what is buffered.

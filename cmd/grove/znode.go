@@ -197,7 +197,7 @@ func setupGet(*pflag.FlagSet) func([]string) (action, error) {
 			if out.json {
 				return out.doc(nodeDoc{Path: path, dataFields: encodeData(data), Stat: newStatDoc(st)})
 			}
-			out.write(data)
+			out.data(data)
 			return nil
 		}, nil
 	}

@@ -167,3 +167,24 @@ func TestWatchEndsWithSessionExitsOne(t *testing.T) {
 // cliErr is how the CLI prints a library error: without the "grove: "
 // prefix its line already has.
 func cliErr(err error) string { return strings.TrimPrefix(err.Error(), "grove: ") }
+
+// TestGetEndsLinesOnTerminals checks the rule get prints data by: to a
+// pipe or file byte for byte; on a terminal with a newline after data that
+// has none (so the prompt does not glue onto it).
+func TestGetEndsLinesOnTerminals(t *testing.T) {
+	for _, tc := range []struct {
+		terminal bool
+		in, want string
+	}{
+		{false, "hello", "hello"}, {true, "hello", "hello\n"}, {true, "hello\n", "hello\n"}, {true, "", "\n"},
+	} {
+		var buf bytes.Buffer
+		o := newOutput(&buf, "text")
+		o.terminal = tc.terminal
+		o.data([]byte(tc.in))
+		_ = o.flush()
+		if buf.String() != tc.want {
+			t.Errorf("%q (terminal %v): %q, want %q", tc.in, tc.terminal, buf.String(), tc.want)
+		}
+	}
+}
