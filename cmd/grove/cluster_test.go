@@ -526,6 +526,17 @@ func TestSingleNodeJustWorks(t *testing.T) {
 	if out, errOut, code := groveCmd(t, c.bin, "--servers", p.client, "create", "/hello", "world"); code != 0 {
 		t.Fatalf("create: exit %d: %s%s", code, out, errOut)
 	}
+	// status and members honour --output json.
+	out, errOut, code := groveCmd(t, c.bin, "--output", "json", "status", "--http", p.httpAdr)
+	var st server.StatusReply
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Role != "leader" || len(st.Voters) != 1 {
+		t.Fatalf("status --output json: exit %d, %v: %s%s", code, err, out, errOut)
+	}
+	out, errOut, code = groveCmd(t, c.bin, "--output", "json", "members", "--http", p.httpAdr)
+	var members []server.GossipMember
+	if err := json.Unmarshal([]byte(out), &members); code != 0 || err != nil || len(members) != 1 {
+		t.Fatalf("members --output json: exit %d, %v: %s%s", code, err, out, errOut)
+	}
 	c.kill(p)
 	c.start(p)
 	c.waitFor("the restarted node to lead", 30*time.Second, func() bool { return c.leader(p) != nil })

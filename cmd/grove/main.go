@@ -204,9 +204,9 @@ func dispatch(ctx context.Context, g *globals, args []string) error {
 	case "server":
 		return runServer(rest, g.stderr)
 	case "status":
-		return runStatus(rest, g.stdout)
+		return runStatus(rest, g.output, g.stdout)
 	case "members":
-		return runMembers(rest, g.stdout)
+		return runMembers(rest, g.output, g.stdout)
 	case "backup":
 		return runBackup(ctx, rest, g.output, g.stdout, g.stderr)
 	case "restore":

@@ -123,7 +123,7 @@ func getJSON(addr, path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-func runStatus(args []string, stdout io.Writer) error {
+func runStatus(args []string, output string, stdout io.Writer) error {
 	addr, parseArgs := httpFlags("status", "status [--http ADDR]")
 	rest, err := parseArgs(args)
 	if err != nil {
@@ -136,6 +136,9 @@ func runStatus(args []string, stdout io.Writer) error {
 	if err := getJSON(*addr, "/status", &st); err != nil {
 		return err
 	}
+	if output == "json" {
+		return json.NewEncoder(stdout).Encode(st)
+	}
 	fmt.Fprintf(stdout, "node %s (%s): %s, leader %s, term %d, applied %d, commit %d\n",
 		st.Name, st.ID, st.Role, st.Leader, st.Term, st.AppliedIndex, st.CommitIndex)
 	fmt.Fprintf(stdout, "voters %d, learners %d, gossip members %d\n", len(st.Voters), len(st.Learners), len(st.GossipMembers))
@@ -145,7 +148,7 @@ func runStatus(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func runMembers(args []string, stdout io.Writer) error {
+func runMembers(args []string, output string, stdout io.Writer) error {
 	addr, parseArgs := httpFlags("members", "members [--http ADDR] [remove NAME | add NAME]")
 	rest, err := parseArgs(args)
 	if err != nil {
@@ -175,6 +178,9 @@ func runMembers(args []string, stdout io.Writer) error {
 	var members []server.GossipMember
 	if err := getJSON(*addr, "/members", &members); err != nil {
 		return err
+	}
+	if output == "json" {
+		return json.NewEncoder(stdout).Encode(members)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tID\tGOSSIP\tRAFT\tPEER\tHTTP")
