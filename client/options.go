@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
 	"time"
@@ -19,6 +20,7 @@ type options struct {
 	eventBuffer int
 	tls         *tls.Config
 	dialer      func(ctx context.Context, addr string) (net.Conn, error)
+	failFast    bool
 }
 
 type authCred struct {
@@ -54,6 +56,18 @@ func WithEventBuffer(n int) Option { return func(o *options) { o.eventBuffer = n
 // WithTLS makes Dial speak TLS to the client ports with cfg (its
 // ServerName defaults to the host of the address dialled).
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
+
+// WithFailFast makes Dial give up at once, with ErrNoServerListening, when
+// every server refuses the connection (nothing listens at any address: a
+// wrong port, or no server running) instead of retrying until its context
+// ends. Servers that time out or answer still get retried. For tools such
+// as the grove CLI; a service that starts before its cluster should not
+// use it.
+func WithFailFast() Option { return func(o *options) { o.failFast = true } }
+
+// ErrNoServerListening is Dial's error under WithFailFast when every server
+// refused the connection; it wraps the last refusal.
+var ErrNoServerListening = errors.New("client: no server is listening")
 
 // WithDialer makes Dial open connections with dial instead of a plain TCP
 // dialer (for proxies, custom timeouts or tests).

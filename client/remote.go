@@ -11,6 +11,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/grovekit/grove"
@@ -238,10 +239,14 @@ func (r *remote) OpenSession(ctx context.Context, timeout time.Duration, onEvent
 	r.mu.Unlock()
 	var last error
 	for attempt := 0; ; attempt++ {
+		refused := 0
 		for _, addr := range r.shuffled() {
 			c, got, err := r.dial(ctx, addr, &wire.Connect{Version: wire.Version, TimeoutMs: timeout.Milliseconds()})
 			if err != nil {
 				last = err
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					refused++
+				}
 				r.log.Debug("connect failed", "addr", addr, "err", err)
 				continue
 			}
@@ -262,6 +267,9 @@ func (r *remote) OpenSession(ctx context.Context, timeout time.Duration, onEvent
 			r.cur = c
 			r.mu.Unlock()
 			return got.Session, got.Password, r.timeout, nil
+		}
+		if r.o.failFast && refused == len(r.addrs) {
+			return 0, nil, 0, fmt.Errorf("%w: %w", ErrNoServerListening, last)
 		}
 		if err := r.backoff(ctx, attempt); err != nil {
 			return 0, nil, 0, fmt.Errorf("client: no server took the session (last: %v): %w", last, err)

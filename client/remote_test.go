@@ -546,3 +546,26 @@ func TestRemoteTLS(t *testing.T) {
 		t.Fatal("a plain-TCP client connected to a TLS port")
 	}
 }
+
+// TestFailFastWhenNothingListens checks WithFailFast: Dial gives up at once
+// with ErrNoServerListening when every address refuses, and without it
+// keeps retrying until its context ends.
+func TestFailFastWhenNothingListens(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	// A context that outlives any test: only fail-fast can end the dial.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+	defer cancel()
+	if _, err := client.Dial(ctx, []string{addr, addr}, client.WithFailFast()); !errors.Is(err, client.ErrNoServerListening) {
+		t.Fatalf("fail-fast dial: %v, want ErrNoServerListening", err)
+	}
+	short, cancelShort := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancelShort()
+	if _, err := client.Dial(short, []string{addr}); errors.Is(err, client.ErrNoServerListening) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("plain dial: %v, want the context's deadline", err)
+	}
+}

@@ -399,15 +399,9 @@ func (s *Server) forwardClient() *http.Client {
 // auditHTTP records an operator's action on the HTTP port; the identity is
 // "token" when the request carried the bearer token.
 func (s *Server) auditHTTP(r *http.Request, kind, op, detail string, err error) {
-	if s.audit == nil {
-		return
-	}
-	rec := audit.Record{Kind: kind, Op: op, Detail: detail, Client: r.RemoteAddr, Port: "http", Result: "ok"}
+	rec := audit.Record{Kind: kind, Op: op, Detail: detail, Client: r.RemoteAddr, Port: "http"}
 	if len(s.cfg.HTTPToken) > 0 {
 		rec.Identities = []string{"token"}
 	}
-	if err != nil {
-		rec.Result = err.Error()
-	}
-	s.audit.Write(rec)
+	s.auditRecord(rec, err)
 }

@@ -64,6 +64,9 @@ func (s *Server) reconcile() {
 		s.log.Warn("this node was removed from the cluster")
 	}
 	if st.Role != core.RoleLeader {
+		s.mu.Lock()
+		s.joins.awaiting = nil // only a leader admits, and lists who waits
+		s.mu.Unlock()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -130,11 +133,14 @@ func (s *Server) addNewMembers(ctx context.Context, members []membership.Member,
 			continue
 		}
 		delete(j.retryAt, m.RaftID)
-		s.unapprove(m.Name)
 		s.log.Info("adding member as learner", "member", m.Name, "id", m.RaftID)
 		err := s.node.AddLearner(ctx, m.RaftID, m.PeerAddr)
 		if err != nil {
+			// The approval stays: the next round tries again (a lost
+			// leadership or a pending change must not use it up).
 			s.log.Warn("add learner", "member", m.Name, "err", err)
+		} else {
+			s.unapprove(m.Name)
 		}
 		s.auditLeader("add-learner", m.Name, m.RaftID, err)
 		return // one change at a time
@@ -255,10 +261,16 @@ func (s *Server) wasRemoved(id uint64) bool {
 
 // auditLeader records a membership change the leader made on its own.
 func (s *Server) auditLeader(op, name string, id uint64, err error) {
+	s.auditRecord(audit.Record{Kind: "member", Op: op, Detail: strings.TrimSpace(name + " " + idString(id)), Port: "leader"}, err)
+}
+
+// auditRecord writes rec to the audit log, if there is one, with err (or
+// "ok") as its result.
+func (s *Server) auditRecord(rec audit.Record, err error) {
 	if s.audit == nil {
 		return
 	}
-	rec := audit.Record{Kind: "member", Op: op, Detail: strings.TrimSpace(name + " " + idString(id)), Port: "leader", Result: "ok"}
+	rec.Result = "ok"
 	if err != nil {
 		rec.Result = err.Error()
 	}

@@ -44,8 +44,9 @@ type Server struct {
 
 	// audit is the audit log (nil: off).
 	audit *audit.Log
-	// joins is the admission bookkeeping of the reconcile goroutine (only
-	// it touches it).
+	// joins is the admission bookkeeping of the reconcile goroutine; the
+	// HTTP handlers read and write its approved and awaiting fields, under
+	// mu, as the reconcile goroutine does.
 	joins joinState
 	// fwd is the HTTPS client for forwarding writes to the leader.
 	fwdOnce sync.Once
@@ -92,7 +93,7 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	cfg := s.cfg
 	var err error
 	if cfg.AuditLog != "" {
-		if s.audit, err = audit.Open(cfg.AuditLog); err != nil {
+		if s.audit, err = audit.Open(cfg.AuditLog, s.log); err != nil {
 			return configErr(fmt.Errorf("server: --audit-log: %w", err))
 		}
 	}

@@ -70,6 +70,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		inflight: make(chan struct{}, s.cfg.MaxInFlight), work: make(chan *item, s.cfg.MaxInFlight),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}), started: time.Now()}
 	c.out.Init(s.cfg.MaxQueued)
+	c.lat.reset()
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.ids = []grove.Identity{{Scheme: "ip", ID: ap.Addr().Unmap().String()}}
 	}

@@ -9,6 +9,7 @@ import (
 // and the Java-style average.
 func TestLatencyFigures(t *testing.T) {
 	var l latency
+	l.reset()
 	if lmin, avg, lmax := l.figures(); lmin != 0 || avg != "0.0" || lmax != 0 {
 		t.Fatalf("empty: %d/%s/%d, want 0/0.0/0", lmin, avg, lmax)
 	}

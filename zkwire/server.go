@@ -118,6 +118,7 @@ func New(cfg Config) (*Server, error) {
 		port: accept.New[*conn](cfg.Node.Done()), sessions: map[int64]*conn{}}
 	s.port.Limits, s.port.Logger = accept.LimitsOf(cfg.MaxConns, cfg.MaxConnsPerIP), cfg.Logger
 	s.traceMask.Store(defaultTraceMask)
+	s.lat.reset()
 	return s, nil
 }
 

@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/grovekit/grove"
@@ -34,12 +32,12 @@ type conn struct {
 // lags (grove set, then grove get, reads the new data back). Connecting
 // and syncing give up after g.timeout, or when ctx ends.
 func (g *globals) connect(ctx context.Context) (*conn, error) {
-	if err := anyListening(ctx, g.servers, g.timeout); err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", strings.Join(g.servers, ","), err)
-	}
 	dctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	s, err := dial(dctx, g.servers, append([]client.Option{client.WithTimeout(g.timeout)}, g.opts...)...)
+	// A command fails at once, saying so, when nothing listens at any of
+	// its servers, instead of retrying until the timeout.
+	opts := append([]client.Option{client.WithTimeout(g.timeout), client.WithFailFast()}, g.opts...)
+	s, err := dial(dctx, g.servers, opts...)
 	if err == nil {
 		c := &conn{s: s, timeout: g.timeout}
 		if err = s.Sync(dctx); err == nil {
@@ -189,26 +187,4 @@ func cliTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
-}
-
-// anyListening fails fast, with the reason, when every server refuses
-// connections (nothing listens there: a wrong port, or no server running)
-// instead of retrying until the timeout. Any other outcome (a server that
-// accepts, a timeout, an unreachable network) leaves it to the client's
-// dial and its retries.
-func anyListening(ctx context.Context, servers []string, timeout time.Duration) error {
-	d := net.Dialer{Timeout: min(timeout, 2*time.Second)}
-	var refused error
-	for _, addr := range servers {
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err == nil {
-			_ = c.Close()
-			return nil
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			return nil
-		}
-		refused = err
-	}
-	return fmt.Errorf("no server is listening: %w", refused)
 }

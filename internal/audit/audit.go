@@ -8,6 +8,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -45,23 +46,30 @@ type Record struct {
 // Log appends records to a file. A nil *Log discards them, so callers need
 // no check. Safe for concurrent use.
 type Log struct {
-	mu  sync.Mutex
-	f   *os.File
-	enc *json.Encoder
-	err error // the first write error, reported once by Close
+	mu     sync.Mutex
+	f      *os.File
+	enc    *json.Encoder
+	logger *slog.Logger
+	err    error // the first write error, reported again by Close
+	lost   int64 // records not written
 }
 
-// Open appends to the audit log at path, creating it (mode 0600).
-func Open(path string) (*Log, error) {
+// Open appends to the audit log at path, creating it (mode 0600). A record
+// it fails to write is reported on logger (the first failure at once,
+// then every 1,000th lost record), as well as by Close.
+func Open(path string, logger *slog.Logger) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
-	return &Log{f: f, enc: json.NewEncoder(f)}, nil
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Log{f: f, enc: json.NewEncoder(f), logger: logger}, nil
 }
 
-// Write appends r, stamping its time if unset. Errors are kept for Close:
-// auditing never fails the operation it records.
+// Write appends r, stamping its time if unset. Auditing never fails the
+// operation it records; a failed write is logged (see Open).
 func (l *Log) Write(r Record) {
 	if l == nil {
 		return
@@ -71,8 +79,14 @@ func (l *Log) Write(r Record) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.enc.Encode(r); err != nil && l.err == nil {
-		l.err = err
+	if err := l.enc.Encode(r); err != nil {
+		if l.err == nil {
+			l.err = err
+		}
+		if l.lost%1000 == 0 {
+			l.logger.Error("audit: a record could not be written and is lost", "file", l.f.Name(), "lost", l.lost+1, "err", err)
+		}
+		l.lost++
 	}
 }
 
