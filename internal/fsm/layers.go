@@ -115,11 +115,21 @@ func (lb *layerBucket) next(k []byte, inclusive bool) (layerItem, bool) {
 // writes into the newest layer. It is what the state machine runs on
 // between flushes: reads see every applied change, flushed or not.
 //
-// A View is as safe for concurrent use as its layers: readers may share
-// one while nobody writes through it.
+// A View remembers the buckets it has handed out, and looks the package's
+// own buckets (the ones Init creates) up in base only when one is first
+// read: opening a bbolt bucket costs a cursor search and several
+// allocations, and a write touches only some of them. A base that lacks
+// one of those buckets (a store Init never ran on) reads as empty there,
+// and FlushTo fails with an error wrapping grove.ErrCorrupt.
+//
+// A View is not safe for concurrent use.
 type View struct {
 	base   Tx
 	layers []*Layer
+	// own holds the package's buckets once handed out (indexed as
+	// allBuckets), opened keeps any other bucket: each is opened once.
+	own    [len(ownBucketNames)]viewBucket
+	opened []*viewBucket
 }
 
 // NewView returns a view of layers (oldest first) over base. Writes go to
@@ -129,34 +139,81 @@ func NewView(base Tx, layers ...*Layer) *View {
 }
 
 // Bucket returns the named bucket as the view sees it, or nil if neither
-// base nor any layer has it.
+// base nor any layer has it (the package's own buckets are never nil
+// over a base: see View).
 func (v *View) Bucket(name []byte) Bucket {
-	var base Bucket
+	if i, ok := ownIndex[string(name)]; ok && v.base != nil {
+		b := &v.own[i]
+		if b.v == nil {
+			*b = viewBucket{v: v, name: allBuckets[i], counted: countedBuckets[string(name)]}
+		}
+		return b
+	}
+	for _, b := range v.opened {
+		if bytes.Equal(b.name, name) {
+			return b
+		}
+	}
+	b := &viewBucket{v: v, name: name, counted: countedBuckets[string(name)], resolved: true}
 	if v.base != nil {
-		base = v.base.Bucket(name)
+		b.base = v.base.Bucket(name)
 	}
-	if base == nil {
-		has := false
-		for _, l := range v.layers {
-			has = has || l.bucket(name, false) != nil
-		}
-		if !has {
-			return nil
+	if b.base == nil && !v.inLayers(name) {
+		return nil
+	}
+	v.opened = append(v.opened, b)
+	return b
+}
+
+// inLayers reports whether a layer holds changes to the named bucket.
+func (v *View) inLayers(name []byte) bool {
+	for _, l := range v.layers {
+		if l.bucket(name, false) != nil {
+			return true
 		}
 	}
-	return &viewBucket{v: v, name: name, base: base, counted: countedBuckets[string(name)]}
+	return false
 }
 
 // countedBuckets are the buckets whose KeyN the package asks for (Counts):
 // only their writes pay a lookup to keep a layer's key-count delta.
 var countedBuckets = map[string]bool{string(bucketNodes): true, string(bucketSessions): true}
 
+// ownBucketNames lists the buckets Init creates, as allBuckets does (a
+// constant-length array, so View can hold one slot per bucket).
+var ownBucketNames = [...]string{
+	"fsm.nodes", "fsm.children", "fsm.ephemerals", "fsm.reap", "fsm.sessions", "fsm.results", "fsm.tokens", "fsm.meta",
+}
+
+// ownIndex maps each of the package's bucket names to its slot in View.own
+// and its position in allBuckets.
+var ownIndex = func() map[string]int {
+	m := make(map[string]int, len(allBuckets))
+	for i, name := range allBuckets {
+		if ownBucketNames[i] != string(name) {
+			panic("fsm: ownBucketNames and allBuckets disagree at " + string(name))
+		}
+		m[string(name)] = i
+	}
+	return m
+}()
+
 // viewBucket is one bucket of a View.
 type viewBucket struct {
 	v       *View
 	name    []byte
-	base    Bucket // nil when only layers have the bucket
+	base    Bucket // nil when only layers have the bucket; valid once resolved
 	counted bool   // layers keep a key-count delta for it (countedBuckets)
+	// resolved says base has been looked up (see View).
+	resolved bool
+}
+
+// baseBucket returns the bucket in base, looking it up on first use.
+func (b *viewBucket) baseBucket() Bucket {
+	if !b.resolved {
+		b.base, b.resolved = b.v.base.Bucket(b.name), true
+	}
+	return b.base
 }
 
 // lookup returns the newest layer's item for k, if a layer has one.
@@ -178,10 +235,11 @@ func (b *viewBucket) Get(k []byte) []byte {
 		}
 		return it.v
 	}
-	if b.base == nil {
+	base := b.baseBucket()
+	if base == nil {
 		return nil
 	}
-	return b.base.Get(k)
+	return base.Get(k)
 }
 
 // errReadOnly is returned by writes through a view without layers.
@@ -195,12 +253,17 @@ func (b *viewBucket) put(k, v []byte, del, existed bool) error {
 	}
 	top := b.v.layers[len(b.v.layers)-1]
 	lb := top.bucket(b.name, true)
-	it := layerItem{k: bytes.Clone(k), del: del}
+	// One allocation holds the copies of both key and value.
+	n := len(k)
 	if !del {
-		it.v = bytes.Clone(v)
-		if it.v == nil {
-			it.v = []byte{}
-		}
+		n += len(v)
+	}
+	buf := make([]byte, n)
+	copy(buf, k)
+	it := layerItem{k: buf[:len(k):len(k)], del: del}
+	if !del {
+		copy(buf[len(k):], v)
+		it.v = buf[len(k):] // never nil: a put of an empty value is not a tombstone
 	}
 	switch {
 	case !b.counted:
@@ -238,8 +301,8 @@ func (b *viewBucket) KeyN() int {
 		return n
 	}
 	n := 0
-	if b.base != nil {
-		n = b.base.KeyN()
+	if base := b.baseBucket(); base != nil {
+		n = base.KeyN()
 	}
 	for _, l := range b.v.layers {
 		if lb := l.bucket(b.name, false); lb != nil {
@@ -261,8 +324,8 @@ func (b *viewBucket) ForEach(fn func(k, v []byte) error) error {
 
 func (b *viewBucket) Cursor() Cursor {
 	c := &viewCursor{b: b}
-	if b.base != nil {
-		c.base = b.base.Cursor()
+	if base := b.baseBucket(); base != nil {
+		c.base = base.Cursor()
 	}
 	return c
 }
