@@ -23,6 +23,8 @@ type output struct {
 	// end in a newline gets one, so the prompt does not glue onto it (a
 	// pipe or file gets the bytes as they are).
 	terminal bool
+	// stderr is where progress goes (a bar only on a terminal).
+	stderr io.Writer
 }
 
 // newOutput returns an output to w in format ("text" or "json").

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,7 +36,7 @@ var znodeCommands = map[string]znodeCommand{
 	"create": {"create [--ephemeral] [--sequential] [--container] [--ttl D] PATH [DATA]", []string{"PATH", "DATA"}, 1, setupCreate},
 	"get":    {"get PATH", []string{"PATH"}, 1, setupGet},
 	"set":    {"set [--version N] PATH DATA", []string{"PATH", "DATA"}, 2, setupSet},
-	"delete": {"delete [--recursive | --version N] PATH", []string{"PATH"}, 1, setupDelete},
+	"delete": {"delete [--recursive [--atomic] | --version N] PATH", []string{"PATH"}, 1, setupDelete},
 	"stat":   {"stat PATH", []string{"PATH"}, 1, setupStat},
 	"ls":     {"ls [-R] PATH", []string{"PATH"}, 1, setupLs},
 	"tree":   {"tree PATH", []string{"PATH"}, 1, setupTree},
@@ -71,6 +70,7 @@ func (g *globals) runZnode(ctx context.Context, name string, cmd znodeCommand, a
 		return err
 	}
 	out := newOutput(g.stdout, g.output)
+	out.stderr = g.stderr
 	err = act(ctx, c, out)
 	if ferr := out.flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("%s: write output: %w", name, ferr)
@@ -234,7 +234,8 @@ func setupSet(fs *pflag.FlagSet) func([]string) (action, error) {
 
 // setupDelete defines the flags of delete.
 func setupDelete(fs *pflag.FlagSet) func([]string) (action, error) {
-	recursive := fs.BoolP("recursive", "r", false, "first delete everything below PATH, depth-first (not atomic)")
+	recursive := fs.BoolP("recursive", "r", false, "first delete everything below PATH, deepest first, in atomic batches of up to 1000")
+	atomic := fs.Bool("atomic", false, "with --recursive: delete the whole subtree in one transaction, or nothing")
 	version := fs.Int32("version", -1, "delete only if the znode's version is this (-1: any)")
 	return func(args []string) (action, error) {
 		path := args[0]
@@ -244,11 +245,20 @@ func setupDelete(fs *pflag.FlagSet) func([]string) (action, error) {
 		switch {
 		case *recursive && fs.Changed("version"):
 			return nil, usagef("delete: --recursive and --version do not go together")
+		case *atomic && !*recursive:
+			return nil, usagef("delete: --atomic goes with --recursive")
 		case *recursive && path == "/":
 			return nil, usagef("delete: refusing to delete everything below /")
 		}
 		return func(ctx context.Context, c *conn, out *output) error {
-			n, err := c.deleteTree(ctx, path, *recursive, *version)
+			n := 1
+			var err error
+			if *recursive {
+				progress := deleteProgress(out.stderr, !out.json && isTerminal(out.stderr))
+				n, err = c.deleteTreeBatched(ctx, path, -1, *atomic, progress)
+			} else {
+				err = c.do(ctx, func(ctx context.Context) error { return c.s.Delete(ctx, path, *version) })
+			}
 			if err != nil {
 				return fmt.Errorf("delete %s: %w", path, err)
 			}
@@ -258,34 +268,6 @@ func setupDelete(fs *pflag.FlagSet) func([]string) (action, error) {
 			return nil
 		}, nil
 	}
-}
-
-// deleteTree deletes path, if recursive after everything below it
-// (children before their parents), and returns how many znodes it
-// deleted. A descendant deleted meanwhile by someone else is no error.
-func (c *conn) deleteTree(ctx context.Context, path string, recursive bool, version int32) (int, error) {
-	del := func(p string, version int32) error {
-		return c.do(ctx, func(ctx context.Context) error { return c.s.Delete(ctx, p, version) })
-	}
-	n := 0
-	if recursive {
-		err := c.walk(ctx, path, 0, walkFuncs{leave: func(w walkNode) error {
-			switch err := del(w.path, -1); {
-			case err == nil:
-				n++
-			case !errors.Is(err, grove.ErrNoNode):
-				return fmt.Errorf("delete %s: %w", w.path, err)
-			}
-			return nil
-		}})
-		if err != nil {
-			return n, err
-		}
-	}
-	if err := del(path, version); err != nil {
-		return n, err
-	}
-	return n + 1, nil
 }
 
 // setupStat defines the flags of stat (none).
