@@ -58,8 +58,10 @@ type proposal struct {
 type confRequest struct {
 	progress chan map[uint64]uint64
 	campaign bool
-	cc       pb.ConfChangeI
-	errc     chan error
+	// transferTo, if not 0, asks raft to hand leadership to that voter.
+	transferTo uint64
+	cc         pb.ConfChangeI
+	errc       chan error
 }
 
 type readBatch struct {
@@ -283,6 +285,8 @@ func (n *Node) conf(r confRequest) {
 		return
 	case r.campaign:
 		err = n.rn.Campaign()
+	case r.transferTo != 0:
+		n.rn.TransferLeader(r.transferTo)
 	case r.cc != nil:
 		err = n.rn.ProposeConfChange(r.cc)
 	}

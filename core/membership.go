@@ -127,3 +127,63 @@ func (n *Node) Progress(ctx context.Context) (map[uint64]uint64, error) {
 		return nil, n.stopErr()
 	}
 }
+
+// TransferLeadership hands leadership over to the voter to, or with to 0
+// to the voter whose log is most caught up (ties: the lowest ID), and
+// waits until another node leads, ctx ends or the node stops. Raft first
+// brings the target's log up to date and then tells it to campaign at
+// once, so the cluster has a leader again within a round trip or two
+// instead of an election timeout; proposals arriving meanwhile are
+// dropped and retried. It must be called on the leader (grove.ErrNotLeader
+// otherwise) and returns the new leader's ID. With no other voter it
+// returns grove.ErrBadArguments.
+func (n *Node) TransferLeadership(ctx context.Context, to uint64) (uint64, error) {
+	match, err := n.Progress(ctx)
+	if err != nil {
+		return 0, err
+	}
+	st := n.Status()
+	if to == 0 {
+		to = mostCaughtUp(st.Voters, match, n.cfg.ID)
+		if to == 0 {
+			return 0, fmt.Errorf("core: no other voter to hand leadership to: %w", grove.ErrBadArguments)
+		}
+	} else if to == n.cfg.ID || !slices.Contains(st.Voters, to) {
+		return 0, fmt.Errorf("core: %x is not another voter: %w", to, grove.ErrBadArguments)
+	}
+	select {
+	case n.confc <- confRequest{transferTo: to}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-n.donec:
+		return 0, n.stopErr()
+	}
+	for {
+		changed := n.leaderChanged()
+		if lead := n.Leader(); lead != 0 && lead != n.cfg.ID {
+			return lead, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("core: leadership transfer to %x: %w", to, ctx.Err())
+		case <-n.donec:
+			return 0, n.stopErr()
+		}
+	}
+}
+
+// mostCaughtUp returns the voter other than self with the highest match
+// index (ties: the lowest ID), or 0 if there is none.
+func mostCaughtUp(voters []uint64, match map[uint64]uint64, self uint64) uint64 {
+	var best uint64
+	for _, id := range voters {
+		if id == self {
+			continue
+		}
+		if best == 0 || match[id] > match[best] || (match[id] == match[best] && id < best) {
+			best = id
+		}
+	}
+	return best
+}

@@ -46,6 +46,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /members", s.handleMembers)
 	mux.HandleFunc("POST /members/remove", s.handleRemove)
 	mux.HandleFunc("POST /members/add", s.handleAdd)
+	mux.HandleFunc("POST /members/transfer-leader", s.handleTransferLeader)
 	mux.HandleFunc("GET /v1/digest", s.handleDigest)
 	mux.HandleFunc("GET /v1/backup", s.handleBackup)
 	mux.HandleFunc("/v1/znode/", s.handleZnode)
@@ -264,6 +265,48 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	s.auditHTTP(r, "member", "approve", name, nil)
 	writeJSON(w, http.StatusAccepted, map[string]any{"approved": name,
 		"note": "the leader adds it as a learner once it has proved itself on the peer port, and promotes it once caught up"})
+}
+
+// handleTransferLeader hands leadership to the member named by ?name= or
+// ?id=, or without either to the most caught-up voter, and answers once
+// it leads. Forwarded to the leader.
+func (s *Server) handleTransferLeader(w http.ResponseWriter, r *http.Request) {
+	var to uint64
+	if name, hexID := r.URL.Query().Get("name"), r.URL.Query().Get("id"); name != "" || hexID != "" {
+		id, err := s.resolveMember(name, hexID)
+		if err != nil {
+			writeError(w, http.StatusNotFound, err)
+			return
+		}
+		to = id
+	}
+	if !s.node.IsLeader() {
+		s.forwardToLeader(w, r)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.handOffTimeout())
+	defer cancel()
+	lead, err := s.node.TransferLeadership(ctx, to)
+	s.auditHTTP(r, "member", "transfer-leader", idString(to), err)
+	switch {
+	case errors.Is(err, grove.ErrBadArguments):
+		writeError(w, http.StatusBadRequest, err)
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err)
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"leader": idString(lead), "name": s.memberName(lead)})
+	}
+}
+
+// memberName returns the gossip name of the member with raft ID id, or
+// "" if gossip does not know it.
+func (s *Server) memberName(id uint64) string {
+	for _, m := range s.gossip.Members() {
+		if m.RaftID == id {
+			return m.Name
+		}
+	}
+	return ""
 }
 
 func (s *Server) resolveMember(name, hexID string) (uint64, error) {

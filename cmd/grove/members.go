@@ -149,14 +149,17 @@ func runStatus(args []string, output string, stdout io.Writer) error {
 }
 
 func runMembers(args []string, output string, stdout io.Writer) error {
-	addr, parseArgs := httpFlags("members", "members [--http ADDR] [remove NAME | add NAME]")
+	addr, parseArgs := httpFlags("members", "members [--http ADDR] [remove NAME | add NAME | transfer-leader [NAME]]")
 	rest, err := parseArgs(args)
 	if err != nil {
 		return err
 	}
+	if len(rest) > 0 && rest[0] == "transfer-leader" {
+		return transferLeader(*addr, rest[1:], output, stdout)
+	}
 	if len(rest) > 0 {
 		if (rest[0] != "remove" && rest[0] != "add") || len(rest) != 2 {
-			return usagef("usage: grove members [remove NAME | add NAME]")
+			return usagef("usage: grove members [remove NAME | add NAME | transfer-leader [NAME]]")
 		}
 		resp, err := httpClient.Post(adminURL(*addr, "/members/"+rest[0]+"?name="+url.QueryEscape(rest[1])), "", nil)
 		if err != nil {
@@ -188,4 +191,36 @@ func runMembers(args []string, output string, stdout io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, m.State, m.RaftRole, m.PeerAddr, m.HTTPAddr)
 	}
 	return tw.Flush()
+}
+
+// transferLeader implements grove members transfer-leader [NAME]: the
+// leader hands leadership to NAME, or to the most caught-up voter, and
+// the command prints the new leader once it leads.
+func transferLeader(addr string, args []string, output string, stdout io.Writer) error {
+	if len(args) > 1 {
+		return usagef("usage: grove members transfer-leader [NAME]")
+	}
+	path := "/members/transfer-leader"
+	if len(args) == 1 {
+		path += "?name=" + url.QueryEscape(args[0])
+	}
+	resp, err := httpClient.Post(adminURL(addr, path), "", nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var body struct {
+		Leader string `json:"leader"`
+		Name   string `json:"name"`
+		Error  string `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("transfer-leader: %s %s", resp.Status, body.Error)
+	}
+	if output == "json" {
+		return json.NewEncoder(stdout).Encode(map[string]string{"leader": body.Leader, "name": body.Name})
+	}
+	fmt.Fprintf(stdout, "leader is now %s (%s)\n", body.Name, body.Leader)
+	return nil
 }

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/client"
+)
+
+// TestRollingRestartUnderWriters restarts every node of a three-process
+// cluster in turn with SIGTERM while four writers create znodes through
+// one native session: no write may fail (the client's own retries
+// aside), every acknowledged write is there afterwards, all three nodes
+// are still voters, and the leader's stop handed leadership over instead
+// of leaving the others to an election timeout.
+func TestRollingRestartUnderWriters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	c := newProcCluster(t)
+	all := c.startThree("roll")
+	addrs := []string{all[0].client, all[1].client, all[2].client}
+	ctx := t.Context()
+	s, err := client.Dial(ctx, addrs, client.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close(context.Background()) }()
+
+	var (
+		mu     sync.Mutex
+		acked  []string
+		failed []error
+	)
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; wctx.Err() == nil; i++ {
+				p := fmt.Sprintf("/roll-%d-%d", w, i)
+				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				_, err := s.Create(cctx, p, []byte("x"), grove.ModePersistent, grove.OpenACLUnsafe)
+				cancel()
+				mu.Lock()
+				if err != nil {
+					failed = append(failed, fmt.Errorf("create %s: %w", p, err))
+				} else {
+					acked = append(acked, p)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	defer func() { stop(); wg.Wait() }()
+
+	var leaderStopped *proc
+	for _, p := range all {
+		before := count()
+		c.waitFor("writes before the restart of "+p.name, 30*time.Second, func() bool { return count() >= before+50 })
+		if c.leader(all...) == p {
+			leaderStopped = p
+		}
+		c.terminate(p)
+		c.start(p)
+		c.waitFor(p.name+" back and caught up", 60*time.Second, func() bool {
+			lead := c.leader(all...)
+			if lead == nil || lead == p {
+				return lead == p
+			}
+			ls, err := status(lead.httpAdr)
+			if err != nil {
+				return false
+			}
+			ps, err := status(p.httpAdr)
+			return err == nil && ps.LeaderID != "" && ps.AppliedIndex+1000 >= ls.CommitIndex
+		})
+	}
+	before := count()
+	c.waitFor("writes after the last restart", 30*time.Second, func() bool { return count() >= before+50 })
+	stop()
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failed) > 0 {
+		t.Fatalf("%d writes failed during the rolling restart, first: %v", len(failed), failed[0])
+	}
+	for _, p := range acked {
+		if ok, _, err := s.Exists(ctx, p); err != nil || !ok {
+			t.Fatalf("acknowledged %s: exists %v, %v", p, ok, err)
+		}
+	}
+	st, err := status(c.leader(all...).httpAdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := voterNames(st); len(names) != 3 {
+		t.Fatalf("voters after the rolling restart: %v", names)
+	}
+	if leaderStopped == nil {
+		t.Fatal("no restart found its node leading")
+	}
+	logb, err := os.ReadFile(filepath.Join(c.base, leaderStopped.name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(logb), "handed leadership over") {
+		t.Fatalf("%s was stopped leading but did not hand leadership over", leaderStopped.name)
+	}
+	t.Logf("%d writes acknowledged, none failed, through three restarts", len(acked))
+}
+
+// TestMembersTransferLeader hands leadership over with the CLI, first to
+// whichever voter is most caught up (asked of a follower, which forwards
+// to the leader), then to a named one.
+func TestMembersTransferLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	c := newProcCluster(t)
+	all := c.startThree("tl")
+	old := c.leader(all...)
+	var follower *proc
+	for _, p := range all {
+		if p != old {
+			follower = p
+			break
+		}
+	}
+	out, errOut, code := groveCmd(t, c.bin, "members", "--http", follower.httpAdr, "transfer-leader")
+	if code != 0 || !strings.HasPrefix(out, "leader is now tl") {
+		t.Fatalf("transfer-leader: exit %d, %q %q", code, out, errOut)
+	}
+	c.waitFor("a new leader", 30*time.Second, func() bool { l := c.leader(all...); return l != nil && l != old })
+	if now := c.leader(all...); !strings.Contains(out, now.name) {
+		t.Fatalf("transfer-leader said %q, %s leads", out, now.name)
+	}
+	out, errOut, code = groveCmd(t, c.bin, "--output", "json", "members", "--http", old.httpAdr, "transfer-leader", old.name)
+	if code != 0 || !strings.Contains(out, `"name":"`+old.name+`"`) {
+		t.Fatalf("transfer-leader %s: exit %d, %q %q", old.name, code, out, errOut)
+	}
+	c.waitFor(old.name+" leading again", 30*time.Second, func() bool { return c.leader(all...) == old })
+	if _, errOut, code = groveCmd(t, c.bin, "members", "--http", old.httpAdr, "transfer-leader", "nobody"); code != 1 || !strings.Contains(errOut, "no member named") {
+		t.Fatalf("transfer-leader to a stranger: exit %d, %q", code, errOut)
+	}
+}

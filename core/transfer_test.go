@@ -1,0 +1,72 @@
+package core_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/core/coretest"
+)
+
+// A transfer under writers hands leadership to another voter in one term,
+// loses no acknowledged write and leaves the writers working.
+func TestTransferLeadershipUnderWriters(t *testing.T) {
+	c := coretest.NewCluster(t, 3)
+	leader := c.WaitLeader(t.Context())
+	termBefore := leader.Status().Term
+	a := newAcked()
+	stop := make(chan struct{})
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	for _, nd := range c.Nodes() {
+		wg.Go(func() { errc <- writer(t.Context(), nd, fmt.Sprintf("/w%d", nd.ID()), a, stop) })
+	}
+	writeN(t, leader, "/before", 10, a)
+	to, err := leader.TransferLeadership(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to == leader.ID() || to == 0 {
+		t.Fatalf("transfer reported leader %x", to)
+	}
+	newLeader := c.WaitLeader(t.Context())
+	if newLeader.ID() != to {
+		t.Fatalf("transfer said %x leads, the cluster says %x", to, newLeader.ID())
+	}
+	if term := newLeader.Status().Term; term != termBefore+1 {
+		t.Fatalf("term %d after the transfer, was %d: an election beyond the transfer's own", term, termBefore)
+	}
+	writeN(t, newLeader, "/after", 10, a)
+	close(stop)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.WaitConverged(t.Context())
+	a.check(t, c)
+}
+
+func TestTransferLeadershipRefusals(t *testing.T) {
+	c := coretest.NewCluster(t, 3)
+	leader := c.WaitLeader(t.Context())
+	follower := c.WaitFollower(t.Context())
+	if _, err := follower.TransferLeadership(t.Context(), 0); !errors.Is(err, grove.ErrNotLeader) {
+		t.Fatalf("transfer on a follower: %v, want ErrNotLeader", err)
+	}
+	if _, err := leader.TransferLeadership(t.Context(), leader.ID()); !errors.Is(err, grove.ErrBadArguments) {
+		t.Fatalf("transfer to itself: %v, want ErrBadArguments", err)
+	}
+	if _, err := leader.TransferLeadership(t.Context(), 0xdead); !errors.Is(err, grove.ErrBadArguments) {
+		t.Fatalf("transfer to a stranger: %v, want ErrBadArguments", err)
+	}
+	// A named voter gets it.
+	to, err := leader.TransferLeadership(t.Context(), follower.ID())
+	if err != nil || to != follower.ID() {
+		t.Fatalf("transfer to %x: leader %x, %v", follower.ID(), to, err)
+	}
+}
