@@ -140,6 +140,7 @@ func (r *logRecords) all() []capturedRecord {
 
 // persistLog is a core.Observer keeping every Ready commit of one node.
 type persistLog struct {
+	core.NopObserver
 	mu  sync.Mutex
 	end []time.Time
 	dur []time.Duration

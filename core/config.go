@@ -77,7 +77,7 @@ type Config struct {
 	// negative turns the background scrub off.
 	ScrubInterval time.Duration
 
-	// Observer, if set, is told about every persisted Ready (for metrics).
+	// Observer, if set, gets the node's measurements (for metrics).
 	Observer Observer
 
 	// Logger receives the node's logs. Nil discards them.
@@ -169,12 +169,50 @@ func setInt(p *int, d int) {
 	}
 }
 
-// Observer receives measurements from the node. Its methods are called from
-// the node's log writer goroutine, one call at a time, and must not block.
+// Observer receives measurements from the node, for metrics. Its methods
+// are called from several of the node's goroutines (the loop, the log and
+// state writers, snapshot streams), possibly at once, and must not block.
+// Embed NopObserver to implement only some of them.
 type Observer interface {
-	// ObservePersist reports one log transaction: how long the commit
-	// (with its fsync) took and how many entries it appended. applied is
-	// always 0: entries are applied in memory, apart from the log's
-	// transactions.
+	// ObservePersist reports one log write: how long the append and its
+	// fsync took and how many entries it appended. applied is always 0:
+	// entries are applied in memory, apart from the log's writes.
 	ObservePersist(d time.Duration, appended, applied int)
+	// ObserveStateCommit reports one commit of applied changes to the
+	// state file (off the write path) and how long it took, fsync included.
+	ObserveStateCommit(d time.Duration)
+	// ObserveApply reports applying a batch of committed entries to the
+	// in-memory state and answering their waiters.
+	ObserveApply(d time.Duration, entries int)
+	// ObserveSnapshot reports a snapshot streamed to a follower ("send")
+	// or installed from the leader ("install").
+	ObserveSnapshot(kind string, d time.Duration)
+	// ObservePeerRTT reports a heartbeat's round trip from this leader to
+	// peer and back.
+	ObservePeerRTT(peer uint64, d time.Duration)
+	// ObserveLeaderChange reports that this node learned of a new leader
+	// (0: none known).
+	ObserveLeaderChange(leader uint64)
 }
+
+// NopObserver implements Observer doing nothing; embed it in an observer
+// that wants only some of the measurements.
+type NopObserver struct{}
+
+// ObservePersist implements Observer.
+func (NopObserver) ObservePersist(time.Duration, int, int) {}
+
+// ObserveStateCommit implements Observer.
+func (NopObserver) ObserveStateCommit(time.Duration) {}
+
+// ObserveApply implements Observer.
+func (NopObserver) ObserveApply(time.Duration, int) {}
+
+// ObserveSnapshot implements Observer.
+func (NopObserver) ObserveSnapshot(string, time.Duration) {}
+
+// ObservePeerRTT implements Observer.
+func (NopObserver) ObservePeerRTT(uint64, time.Duration) {}
+
+// ObserveLeaderChange implements Observer.
+func (NopObserver) ObserveLeaderChange(uint64) {}

@@ -17,14 +17,17 @@ import (
 
 // loopState is owned by the loop goroutine.
 type loopState struct {
-	isLeader    bool
-	lead        uint64
-	readBatches map[uint64]*readBatch
-	nextReadID  uint64
-	snapFiles   map[uint64]string // received snapshot files by index
-	sending     map[uint64]bool   // peers we are streaming a snapshot to
-	compactTo   uint64            // log entries to delete, queued for the writer
-	compacting  bool              // a truncation is queued or being written
+	isLeader bool
+	lead     uint64
+	// heartbeatSent is when the oldest unanswered heartbeat went to each
+	// peer, for the round-trip measurement (Observer.ObservePeerRTT).
+	heartbeatSent map[uint64]time.Time
+	readBatches   map[uint64]*readBatch
+	nextReadID    uint64
+	snapFiles     map[uint64]string // received snapshot files by index
+	sending       map[uint64]bool   // peers we are streaming a snapshot to
+	compactTo     uint64            // log entries to delete, queued for the writer
+	compacting    bool              // a truncation is queued or being written
 	// quickCampaignAt, if non-zero, is the tick at which this follower
 	// campaigns because its leader, downLeader, is known to be down
 	// (peerDown).
@@ -210,6 +213,10 @@ func (n *Node) propose(first proposal) {
 // step feeds an inbound raft message; the leader stamps forwarded proposals.
 func (n *Node) step(m *pb.Message) {
 	switch m.GetType() {
+	case pb.MsgHeartbeatResp:
+		if n.cfg.Observer != nil {
+			n.heartbeatBack(m.GetFrom())
+		}
 	case pb.MsgUnreachable:
 		n.rn.ReportUnreachable(m.GetFrom())
 		return
@@ -457,6 +464,7 @@ func (n *Node) applyAndPublish(ents []*pb.Entry) error {
 		return nil
 	}
 	var outcomes []*fsm.Outcome
+	start := time.Now()
 	err := n.applyState(func(tx fsm.Tx) error {
 		for _, e := range ents {
 			o, err := n.applyEntry(tx, e)
@@ -477,6 +485,9 @@ func (n *Node) applyAndPublish(ents []*pb.Entry) error {
 	n.updateStatus(nil) // a conf change shows in Status before its index does
 	n.applied.Store(ents[len(ents)-1].GetIndex())
 	n.publish(outcomes)
+	if o := n.cfg.Observer; o != nil {
+		o.ObserveApply(time.Since(start), len(ents))
+	}
 	return nil
 }
 
@@ -534,6 +545,9 @@ func (n *Node) publish(outcomes []*fsm.Outcome) {
 		for _, id := range o.Closed {
 			n.sessions.remove(id)
 			n.watches.removeSession(id)
+		}
+		if o.Kind == command.KindExpire {
+			n.stats.expired.Add(uint64(len(o.Closed)))
 		}
 	}
 	n.dispatched.set(n.applied.Load())

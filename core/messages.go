@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -75,12 +76,38 @@ func (n *Node) send(msgs []*pb.Message) {
 		if n.tr == nil {
 			continue
 		}
+		if m.GetType() == pb.MsgHeartbeat && n.cfg.Observer != nil {
+			n.heartbeatOut(m.GetTo())
+		}
 		b, err := proto.Marshal(m)
 		if err != nil {
 			n.log.Error("encode raft message", "err", err)
 			continue
 		}
 		n.tr.Send(m.GetTo(), append([]byte{envRaft}, b...))
+	}
+}
+
+// heartbeatOut notes when a heartbeat went to peer, unless an earlier one
+// is still unanswered; one unanswered for a heartbeat interval counts as
+// lost (loop only).
+func (n *Node) heartbeatOut(peer uint64) {
+	if n.loopState.heartbeatSent == nil {
+		n.loopState.heartbeatSent = map[uint64]time.Time{}
+	}
+	now := time.Now()
+	lost := time.Duration(n.cfg.HeartbeatTicks) * n.cfg.TickInterval
+	if sent, ok := n.loopState.heartbeatSent[peer]; !ok || now.Sub(sent) > lost {
+		n.loopState.heartbeatSent[peer] = now
+	}
+}
+
+// heartbeatBack reports the round trip of the heartbeat peer answered
+// (loop only).
+func (n *Node) heartbeatBack(peer uint64) {
+	if sent, ok := n.loopState.heartbeatSent[peer]; ok {
+		delete(n.loopState.heartbeatSent, peer)
+		n.cfg.Observer.ObservePeerRTT(peer, time.Since(sent))
 	}
 }
 

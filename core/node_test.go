@@ -272,6 +272,10 @@ func TestSessionExpiryRemovesEphemerals(t *testing.T) {
 	if err != nil || left <= 0 {
 		t.Fatalf("keepalive: %v %v", left, err)
 	}
+	st, err := n.Stats()
+	if err != nil || st.SessionsExpired != 1 {
+		t.Fatalf("stats count %d expired sessions (%v), want 1", st.SessionsExpired, err)
+	}
 }
 
 func TestRestartFromDisk(t *testing.T) {

@@ -105,6 +105,9 @@ func (n *Node) streamSnapshot(m *pb.Message) error {
 	<-written // the transaction must outlive WriteTo
 	if err == nil {
 		n.stats.snapsSent.Add(1)
+		if o := n.cfg.Observer; o != nil {
+			o.ObserveSnapshot("send", time.Since(start))
+		}
 		n.log.Info("snapshot sent", "to", m.GetTo(), "index", index, "size", tx.Size(), "took", time.Since(start))
 	}
 	return err
@@ -234,6 +237,7 @@ func checkSnapshotFile(path string, index uint64) (err error) {
 // Ready's transaction (loop goroutine). The caller holds stateMu and
 // discards the state layers once the transaction commits.
 func (n *Node) installSnapshot(tx *bbolt.Tx, snap *pb.Snapshot) error {
+	start := time.Now()
 	meta := snap.GetMetadata()
 	path, ok := n.loopState.snapFiles[meta.GetIndex()]
 	if !ok {
@@ -268,6 +272,9 @@ func (n *Node) installSnapshot(tx *bbolt.Tx, snap *pb.Snapshot) error {
 	n.confState = meta.GetConfState()
 	if err := saveConfState(fsm.Bolt(tx), n.confState); err != nil {
 		return err
+	}
+	if o := n.cfg.Observer; o != nil {
+		o.ObserveSnapshot("install", time.Since(start))
 	}
 	n.log.Info("installed snapshot", "index", meta.GetIndex(), "term", meta.GetTerm())
 	return nil

@@ -62,7 +62,10 @@ func TestStartDoesNotRaceTheLoop(t *testing.T) {
 }
 
 // persistSignal sends on c for every persisted Ready, never blocking.
-type persistSignal struct{ c chan struct{} }
+type persistSignal struct {
+	core.NopObserver
+	c chan struct{}
+}
 
 func (p *persistSignal) ObservePersist(time.Duration, int, int) {
 	select {

@@ -86,6 +86,12 @@ func (n *Node) updateSoftState(ss *raft.SoftState) {
 		n.leaderChange = make(chan struct{})
 	}
 	n.mu.Unlock()
+	if leaderChanged {
+		n.stats.leaderChanges.Add(1)
+		if o := n.cfg.Observer; o != nil {
+			o.ObserveLeaderChange(ss.Lead)
+		}
+	}
 }
 
 // becomeLeader starts the leader's duties. Session deadlines are not
@@ -162,6 +168,14 @@ type counters struct {
 	applied   atomic.Uint64
 	snapsSent atomic.Uint64
 	snapsIn   atomic.Uint64
+	// leaderChanges counts the leader changes this node saw (a node that
+	// learns of a leader after having none counts one).
+	leaderChanges atomic.Uint64
+	// proposalsDropped counts proposals raft refused (no leader, or a
+	// leadership transfer under way); their writes are proposed again.
+	proposalsDropped atomic.Uint64
+	// expired counts sessions closed by expiry, applied here.
+	expired atomic.Uint64
 	// peerMessagesRefused counts peer messages dropped by the checks of
 	// peercheck.go.
 	peerMessagesRefused atomic.Uint64
@@ -184,9 +198,19 @@ type Stats struct {
 	// CorruptRecords counts znode records found damaged (checksum
 	// mismatch) by reads and scrubs, in this process.
 	CorruptRecords uint64
-	Sessions       int // open sessions
-	Znodes         int // znodes in the tree
-	Watches        int // watches registered on this node
+	// LeaderChanges counts the leader changes this node saw.
+	LeaderChanges uint64
+	// ProposalsDropped counts proposals raft refused (no leader, or a
+	// leadership transfer under way); their writes were proposed again.
+	ProposalsDropped uint64
+	// ProposalsPending counts writes proposed through this node and not
+	// yet answered.
+	ProposalsPending int
+	// SessionsExpired counts sessions closed by expiry (applied here).
+	SessionsExpired uint64
+	Sessions        int // open sessions
+	Znodes          int // znodes in the tree
+	Watches         int // watches registered on this node
 }
 
 // Stats returns running totals and, by reading the state, the current
@@ -202,6 +226,10 @@ func (n *Node) Stats() (Stats, error) {
 		PeerMessagesRefused: n.stats.peerMessagesRefused.Load(),
 		CorruptRecords:      fsm.CorruptRecords(),
 		Watches:             n.watches.size(),
+		LeaderChanges:       n.stats.leaderChanges.Load(),
+		ProposalsDropped:    n.stats.proposalsDropped.Load(),
+		ProposalsPending:    n.waits.size(),
+		SessionsExpired:     n.stats.expired.Load(),
 	}
 	err := n.readState(func(tx fsm.Tx) error {
 		var err error

@@ -108,6 +108,7 @@ func (p *Pending) Wait(ctx context.Context) (*Result, error) {
 			proposed = true
 		case errors.Is(err, raft.ErrProposalDropped):
 			// No leader took it: waitProposal proposes again.
+			n.stats.proposalsDropped.Add(1)
 		default:
 			return nil, err // ctx or the node ended; the verdict stays pending
 		}
@@ -178,6 +179,7 @@ func (n *Node) waitProposal(ctx context.Context, key waitKey, data []byte, ch ch
 			if !errors.Is(err, raft.ErrProposalDropped) {
 				return nil, err
 			}
+			n.stats.proposalsDropped.Add(1)
 			// No leader yet: hold the request until one emerges.
 			if err := n.waitLeaderChange(ctx, n.cfg.TickInterval); err != nil {
 				return nil, err

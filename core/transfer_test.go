@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/core/coretest"
 )
 
@@ -68,5 +70,60 @@ func TestTransferLeadershipRefusals(t *testing.T) {
 	to, err := leader.TransferLeadership(t.Context(), follower.ID())
 	if err != nil || to != follower.ID() {
 		t.Fatalf("transfer to %x: leader %x, %v", follower.ID(), to, err)
+	}
+}
+
+// roundTrips records the observer calls TestObserverSeesElectionsAndPeers
+// checks.
+type roundTrips struct {
+	core.NopObserver
+	mu      sync.Mutex
+	peers   map[uint64]int
+	leaders int
+	applies int
+}
+
+func (r *roundTrips) ObservePeerRTT(peer uint64, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d > 0 {
+		r.peers[peer]++
+	}
+}
+
+func (r *roundTrips) ObserveLeaderChange(uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.leaders++
+}
+
+func (r *roundTrips) ObserveApply(time.Duration, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.applies++
+}
+
+// The observer hears of leader changes, applies and each follower's
+// heartbeat round trips, and Stats counts the leader changes.
+func TestObserverSeesElectionsAndPeers(t *testing.T) {
+	obs := &roundTrips{peers: map[uint64]int{}}
+	c := coretest.NewCluster(t, 3, coretest.WithConfig(func(cfg *core.Config) { cfg.Observer = obs }))
+	leader := c.WaitLeader(t.Context())
+	writeN(t, leader, "/obs", 3, newAcked())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		obs.mu.Lock()
+		peers, leaders, applies := len(obs.peers), obs.leaders, obs.applies
+		obs.mu.Unlock()
+		if peers == 2 && leaders >= 3 && applies > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("observer saw round trips to %d peers, %d leader changes, %d applies", peers, leaders, applies)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st, err := leader.Stats(); err != nil || st.LeaderChanges == 0 {
+		t.Fatalf("leader's stats: %d leader changes, %v", st.LeaderChanges, err)
 	}
 }

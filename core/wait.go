@@ -115,3 +115,10 @@ func (nt *notifier) wait(ctx context.Context, v uint64, stop <-chan struct{}, st
 		}
 	}
 }
+
+// size returns how many requests are waiting for their outcome.
+func (w *waitRegistry) size() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.m)
+}

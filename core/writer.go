@@ -269,6 +269,7 @@ func (n *Node) writeState(batch []*appendJob) error {
 	if last == nil {
 		return nil
 	}
+	start := time.Now()
 	err := n.db.Update(func(tx *bbolt.Tx) error {
 		for _, j := range batch {
 			if j.frozen != nil {
@@ -283,6 +284,9 @@ func (n *Node) writeState(batch []*appendJob) error {
 	})
 	if err != nil {
 		return fmt.Errorf("core: flush state: %w", err)
+	}
+	if o := n.cfg.Observer; o != nil {
+		o.ObserveStateCommit(time.Since(start))
 	}
 	if last.idle {
 		crashPoint("idle-flush-committed")

@@ -53,6 +53,7 @@ type workItem struct {
 	req     *command.Request // that write, for the audit log
 	reply   []byte           // an answer the reader already made (auth, errors)
 	ids     []grove.Identity // the connection's identities when it arrived
+	start   time.Time        // when it arrived (only with Config.ObserveRequest)
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -269,6 +270,9 @@ func (c *conn) reader() error {
 			continue
 		}
 		it := &workItem{xid: xid, typ: t, body: body, ids: c.ids}
+		if c.s.cfg.ObserveRequest != nil {
+			it.start = time.Now()
+		}
 		switch t {
 		case wire.TWrite:
 			if err := c.beginWrite(it); err != nil {
@@ -340,6 +344,15 @@ func (c *conn) ping(xid uint64) {
 }
 
 // completer answers the requests in order.
+// opName names the item's operation for metrics: a write's kind
+// ("create", "setData", ...) or the message type ("read", "sync", ...).
+func (it *workItem) opName() string {
+	if it.req != nil {
+		return it.req.Op.String()
+	}
+	return it.typ.String()
+}
+
 func (c *conn) completer() {
 	for {
 		var it *workItem
@@ -367,6 +380,9 @@ func (c *conn) completer() {
 			}
 		} else {
 			c.push(msg)
+		}
+		if observe := c.s.cfg.ObserveRequest; observe != nil {
+			observe(it.opName(), time.Since(it.start))
 		}
 		<-c.inflight
 	}

@@ -58,6 +58,10 @@ type Config struct {
 	// state than this node waits for the node to catch up before it is
 	// refused with grove.ErrServerBehind (default 200ms).
 	BehindWait time.Duration
+	// ObserveRequest, if set, is told each answered request's operation
+	// and how long it took from arrival to answer (for metrics). It is
+	// called from every connection's goroutines and must not block.
+	ObserveRequest func(op string, d time.Duration)
 	// Logger gets connection errors (default: discard).
 	Logger *slog.Logger
 }

@@ -2,43 +2,126 @@ package server
 
 import (
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.etcd.io/bbolt"
 
+	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/core"
 )
 
 // metrics exposes the node's numbers in Prometheus format, on a registry of
-// its own (never the global one).
+// its own (never the global one): the node's own families (grove_*), build
+// information, and the Go runtime and process collectors. docs/operations.md
+// lists every family and what to alert on.
 type metrics struct {
-	reg     *prometheus.Registry
-	persist prometheus.Histogram
-	batch   prometheus.Histogram
+	reg          *prometheus.Registry
+	logFsync     prometheus.Histogram
+	batch        prometheus.Histogram
+	stateCommit  prometheus.Histogram
+	apply        prometheus.Histogram
+	snapshot     *prometheus.HistogramVec
+	peerRTT      *prometheus.HistogramVec
+	requests     *prometheus.HistogramVec
+	leaderChange prometheus.Counter
 }
+
+// latencyBuckets span 50 µs to about 1.6 s.
+var latencyBuckets = prometheus.ExponentialBuckets(0.00005, 2, 16)
 
 func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
-	m.persist = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "grove_fsync_seconds",
-		Help:    "Duration of each Ready transaction commit, fsync included.",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	m.logFsync = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "grove_log_fsync_duration_seconds",
+		Help:    "Duration of each raft log write with its fsync: the only fsync a write waits for.",
+		Buckets: latencyBuckets,
 	})
 	m.batch = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "grove_persist_entries",
-		Help:    "Log entries appended per Ready transaction (group commit size).",
+		Name:    "grove_log_append_entries",
+		Help:    "Log entries appended per log write (group commit size).",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
 	})
-	m.reg.MustRegister(m.persist, m.batch, &nodeCollector{s: s})
+	m.stateCommit = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "grove_state_commit_duration_seconds",
+		Help:    "Duration of each commit of applied changes to the state file (off the write path), fsync included.",
+		Buckets: latencyBuckets,
+	})
+	m.apply = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "grove_apply_duration_seconds",
+		Help:    "Duration of applying a batch of committed entries in memory and answering their waiters.",
+		Buckets: latencyBuckets,
+	})
+	m.snapshot = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "grove_snapshot_duration_seconds",
+		Help:    "Duration of streaming a snapshot to a follower (kind=send) or installing one from the leader (kind=install).",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+	}, []string{"kind"})
+	m.peerRTT = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "grove_peer_round_trip_seconds",
+		Help:    "Heartbeat round trip from this leader to each peer and back.",
+		Buckets: latencyBuckets,
+	}, []string{"peer"})
+	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "grove_request_duration_seconds",
+		Help:    "Client requests from arrival to answer, by protocol (native, zookeeper) and operation.",
+		Buckets: latencyBuckets,
+	}, []string{"protocol", "op"})
+	m.leaderChange = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "grove_leader_changes_total",
+		Help: "Leader changes this node saw (learning of a leader after having none counts one).",
+	})
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "grove_build_info",
+		Help:        "Always 1; the labels name the Grove release and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": grove.Version, "goversion": runtime.Version()},
+	})
+	build.Set(1)
+	for _, kind := range []string{"send", "install"} {
+		m.snapshot.WithLabelValues(kind) // exported before the first snapshot
+	}
+	m.reg.MustRegister(m.logFsync, m.batch, m.stateCommit, m.apply, m.snapshot, m.peerRTT, m.requests, m.leaderChange, build,
+		&nodeCollector{s: s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // ObservePersist implements core.Observer.
 func (m *metrics) ObservePersist(d time.Duration, appended, _ int) {
-	m.persist.Observe(d.Seconds())
+	m.logFsync.Observe(d.Seconds())
 	if appended > 0 {
 		m.batch.Observe(float64(appended))
+	}
+}
+
+// ObserveStateCommit implements core.Observer.
+func (m *metrics) ObserveStateCommit(d time.Duration) { m.stateCommit.Observe(d.Seconds()) }
+
+// ObserveApply implements core.Observer.
+func (m *metrics) ObserveApply(d time.Duration, _ int) { m.apply.Observe(d.Seconds()) }
+
+// ObserveSnapshot implements core.Observer.
+func (m *metrics) ObserveSnapshot(kind string, d time.Duration) {
+	m.snapshot.WithLabelValues(kind).Observe(d.Seconds())
+}
+
+// ObservePeerRTT implements core.Observer.
+func (m *metrics) ObservePeerRTT(peer uint64, d time.Duration) {
+	m.peerRTT.WithLabelValues(idString(peer)).Observe(d.Seconds())
+}
+
+// ObserveLeaderChange implements core.Observer.
+func (m *metrics) ObserveLeaderChange(uint64) { m.leaderChange.Inc() }
+
+// observeRequests returns the request observer of a client port speaking
+// protocol.
+func (m *metrics) observeRequests(protocol string) func(op string, d time.Duration) {
+	return func(op string, d time.Duration) {
+		m.requests.WithLabelValues(protocol, op).Observe(d.Seconds())
 	}
 }
 
@@ -55,6 +138,15 @@ var (
 	descCommit    = prometheus.NewDesc("grove_raft_commit_index", "Raft commit index.", nil, nil)
 	descApplied   = prometheus.NewDesc("grove_raft_applied_index", "Applied index (zxid of the newest readable state).", nil, nil)
 	descLeader    = prometheus.NewDesc("grove_raft_is_leader", "1 if this node is the leader.", nil, nil)
+	descHasLeader = prometheus.NewDesc("grove_leader_present", "1 if this node knows a leader (0 during an election or without quorum).", nil, nil)
+	descDropped   = prometheus.NewDesc("grove_proposals_dropped_total", "Proposals raft refused (no leader, or a leadership transfer under way); their writes were proposed again.", nil, nil)
+	descPending   = prometheus.NewDesc("grove_proposals_pending", "Writes proposed through this node and not yet answered.", nil, nil)
+	descWritten   = prometheus.NewDesc("grove_log_entries_written_total", "Raft log entries made durable on this node.", nil, nil)
+	descAppliedN  = prometheus.NewDesc("grove_entries_applied_total", "Committed entries applied on this node.", nil, nil)
+	descSnapsSent = prometheus.NewDesc("grove_snapshots_sent_total", "Snapshots streamed to followers.", nil, nil)
+	descSnapsIn   = prometheus.NewDesc("grove_snapshots_installed_total", "Snapshots this node caught up from.", nil, nil)
+	descExpired   = prometheus.NewDesc("grove_session_expiries_total", "Sessions closed because their client stopped sending heartbeats (applied on this node).", nil, nil)
+	descStateSize = prometheus.NewDesc("grove_state_file_size_bytes", "Size of the node's state file (grove.db); it never shrinks by itself.", nil, nil)
 	descProposals = prometheus.NewDesc("grove_proposals_total", "Entries proposed through this node.", nil, nil)
 	descSessions  = prometheus.NewDesc("grove_sessions", "Open sessions.", nil, nil)
 	descZnodes    = prometheus.NewDesc("grove_znodes", "Znodes in the tree.", nil, nil)
@@ -75,6 +167,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTerm, descCommit, descApplied, descLeader, descProposals, descSessions, descZnodes, descWatches,
+		descHasLeader, descDropped, descPending, descWritten, descAppliedN, descSnapsSent, descSnapsIn, descExpired, descStateSize,
 		descPeerRefused, descPeerAuthFailures, descPeerHandshakeFailures, descJoinsRefused, descCorrupt} {
 		ch <- d
 	}
@@ -91,6 +184,14 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCommit, prometheus.GaugeValue, float64(st.Commit))
 	ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.Applied))
 	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, leader)
+	hasLeader := 0.0
+	if st.Leader != 0 {
+		hasLeader = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descHasLeader, prometheus.GaugeValue, hasLeader)
+	var size int64
+	_ = c.s.node.View(func(tx *bbolt.Tx) error { size = tx.Size(); return nil })
+	ch <- prometheus.MustNewConstMetric(descStateSize, prometheus.GaugeValue, float64(size))
 	ts := c.s.tr.Stats()
 	ch <- prometheus.MustNewConstMetric(descPeerAuthFailures, prometheus.CounterValue, float64(ts.AuthFailures))
 	ch <- prometheus.MustNewConstMetric(descPeerHandshakeFailures, prometheus.CounterValue, float64(ts.HandshakeFailures))
@@ -101,6 +202,13 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descProposals, prometheus.CounterValue, float64(stats.Proposals))
+	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(stats.ProposalsDropped))
+	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(stats.ProposalsPending))
+	ch <- prometheus.MustNewConstMetric(descWritten, prometheus.CounterValue, float64(stats.EntriesWritten))
+	ch <- prometheus.MustNewConstMetric(descAppliedN, prometheus.CounterValue, float64(stats.EntriesApplied))
+	ch <- prometheus.MustNewConstMetric(descSnapsSent, prometheus.CounterValue, float64(stats.SnapshotsSent))
+	ch <- prometheus.MustNewConstMetric(descSnapsIn, prometheus.CounterValue, float64(stats.SnapshotsInstalled))
+	ch <- prometheus.MustNewConstMetric(descExpired, prometheus.CounterValue, float64(stats.SessionsExpired))
 	ch <- prometheus.MustNewConstMetric(descPeerRefused, prometheus.CounterValue, float64(stats.PeerMessagesRefused))
 	ch <- prometheus.MustNewConstMetric(descCorrupt, prometheus.CounterValue, float64(stats.CorruptRecords))
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(stats.Sessions))

@@ -173,6 +173,7 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	if s.clientLn != nil {
 		fc := cfg.Front
 		fc.Node, fc.TLS, fc.Logger, fc.Audit = s.node, cfg.ClientTLS, s.log, s.audit
+		fc.ObserveRequest = s.met.observeRequests("native")
 		if s.front, err = front.New(fc); err != nil {
 			return configErr(err)
 		}
@@ -186,6 +187,7 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 	if s.zkLn != nil || s.zkTLSLn != nil {
 		zc := cfg.ZK
 		zc.Node, zc.Logger, zc.Audit = s.node, s.log, s.audit
+		zc.ObserveRequest = s.met.observeRequests("zookeeper")
 		dc := core.DefaultConfig()
 		minTO, maxTO := cmp.Or(cfg.Core.MinSessionTimeout, dc.MinSessionTimeout), cmp.Or(cfg.Core.MaxSessionTimeout, dc.MaxSessionTimeout)
 		zc.Conf = map[string]string{"dataDir": cfg.DataDir,

@@ -203,7 +203,7 @@ func TestStatusHealthMetricsAndData(t *testing.T) {
 	}
 	_, metrics := httpGet(t, leader, "/metrics")
 	for _, name := range []string{"grove_raft_term", "grove_raft_commit_index", "grove_raft_applied_index",
-		"grove_proposals_total", "grove_fsync_seconds_bucket", "grove_sessions", "grove_znodes", "grove_watches"} {
+		"grove_proposals_total", "grove_log_fsync_duration_seconds_bucket", "grove_sessions", "grove_znodes", "grove_watches"} {
 		if !strings.Contains(string(metrics), name) {
 			t.Errorf("/metrics lacks %s", name)
 		}

@@ -374,6 +374,9 @@ func (c *conn) completer() {
 		c.s.sent.Add(1)
 		c.lat.add(it.start)
 		c.s.lat.add(it.start)
+		if observe := c.s.cfg.ObserveRequest; observe != nil {
+			observe(opName(it.op), time.Since(it.start))
+		}
 		if it.last {
 			c.finish(msg)
 			c.drain()

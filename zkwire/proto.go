@@ -100,3 +100,25 @@ func isWrite(op int32) bool {
 	}
 	return false
 }
+
+// opNames are ZooKeeper's names of its opcodes (OpCode.java), for metrics.
+var opNames = map[int32]string{
+	opNotification: "notification", opCreate: "create", opDelete: "delete", opExists: "exists",
+	opGetData: "getData", opSetData: "setData", opGetACL: "getACL", opSetACL: "setACL",
+	opGetChildren: "getChildren", opSync: "sync", opPing: "ping", opGetChildren2: "getChildren2",
+	opCheck: "check", opMulti: "multi", opCreate2: "create2", opReconfig: "reconfig",
+	opCheckWatches: "checkWatches", opRemoveWatches: "removeWatches", opCreateContainer: "createContainer",
+	opDeleteContainer: "deleteContainer", opCreateTTL: "createTTL", opMultiRead: "multiRead",
+	opAuth: "auth", opSetWatches: "setWatches", opSASL: "sasl", opGetEphemerals: "getEphemerals",
+	opGetAllChildrenNum: "getAllChildrenNumber", opSetWatches2: "setWatches2", opAddWatch: "addWatch",
+	opWhoAmI: "whoAmI", opCloseSession: "closeSession",
+}
+
+// opName names op for metrics; an opcode ZooKeeper does not have is
+// "unknown", so a client cannot mint new label values.
+func opName(op int32) string {
+	if name, ok := opNames[op]; ok {
+		return name
+	}
+	return "unknown"
+}

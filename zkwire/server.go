@@ -67,6 +67,10 @@ type Config struct {
 	// Conf lists extra key=value lines for the conf four-letter word
 	// (client port, data dir, ...).
 	Conf map[string]string
+	// ObserveRequest, if set, is told each answered request's operation
+	// and how long it took from arrival to answer (for metrics). It is
+	// called from every connection's goroutines and must not block.
+	ObserveRequest func(op string, d time.Duration)
 	// Logger gets connection errors (default: discard).
 	Logger *slog.Logger
 }

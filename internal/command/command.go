@@ -67,6 +67,32 @@ const (
 	OpFence OpKind = 9
 )
 
+// String names the kind as ZooKeeper names its operations, for metrics
+// and logs.
+func (k OpKind) String() string {
+	switch k {
+	case OpCreate:
+		return "create"
+	case OpDelete:
+		return "delete"
+	case OpSetData:
+		return "setData"
+	case OpSetACL:
+		return "setACL"
+	case OpMulti:
+		return "multi"
+	case OpCloseSession:
+		return "closeSession"
+	case OpCheck:
+		return "check"
+	case OpReject:
+		return "reject"
+	case OpFence:
+		return "fence"
+	}
+	return "unknown"
+}
+
 // Request is a write of one session. Seq is the session's request sequence
 // number: requests apply in Seq order and a repeated Seq is answered with the
 // original result.
