@@ -125,3 +125,26 @@ func TestDeleteRecursiveAtomicIsAllOrNothing(t *testing.T) {
 		t.Fatalf("--atomic alone: %q", got)
 	}
 }
+
+// create --ephemeral --hold keeps its znode until interrupted, and the
+// znode goes at once when it is.
+func TestCreateEphemeralHold(t *testing.T) {
+	cc := mustCluster(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out, errs, done := cc.background(ctx, "create", "--ephemeral", "--hold", "/held", "me")
+	waitFor(t, "the path printed", func() bool { return out.String() == "/held\n" })
+	if got := cc.ok("get", "/held"); got != "me" {
+		t.Fatalf("held ephemeral: %q", got)
+	}
+	cancel()
+	if code := waitExit(t, done); code != 0 || errs.String() != "" {
+		t.Fatalf("interrupted hold: exit %d, stderr %q", code, errs.String())
+	}
+	if got := cc.fails(1, "get", "/held"); !strings.Contains(got, cliErr(grove.ErrNoNode)) {
+		t.Fatalf("after the hold: %q", got)
+	}
+	if got := cc.fails(2, "create", "--hold", "/x"); !strings.Contains(got, "--hold goes with --ephemeral") {
+		t.Fatalf("--hold alone: %q", got)
+	}
+}

@@ -126,19 +126,30 @@ global flags (before COMMAND; also from GROVE_SERVERS, GROVE_OUTPUT, GROVE_TIMEO
                          client certificate, for a port that requires one
 
 znode commands (flags may also follow the arguments):
-  create [--ephemeral] [--sequential] [--container] [--ttl D] PATH [DATA]
+  create [--ephemeral [--hold]] [--sequential] [--container] [--ttl D] PATH [DATA]
                          create a znode and print its path; an ephemeral one
-                         dies with this command's session, i.e. at once
+                         dies with this command's session: at once, or with
+                         --hold when interrupted
   get PATH               print a znode's data exactly as stored, no newline added
   set [--version N] PATH DATA
                          replace a znode's data (N: the expected version, -1 any)
-  delete [--recursive | --version N] PATH
-                         delete a znode (--recursive: and everything below it)
+  delete [--recursive [--atomic] | --version N] PATH
+                         delete a znode (--recursive: and everything below it,
+                         in atomic batches; --atomic: in one transaction)
   ls [-R] PATH           list the children, one per line (-R: every descendant's path)
   stat PATH              print a znode's Stat, one "name: value" per line
   tree PATH              draw the subtree
   watch [--recursive] PATH
                          print every change, one per line, until interrupted
+  lock [--try] DIR [-- COMMAND [ARG...]]
+                         take the lock at DIR (FIFO, no herd), run COMMAND with
+                         GROVE_LOCK_TOKEN (the fencing token) and GROVE_LOCK_PATH
+                         set, release it, and exit with COMMAND's status; the
+                         command is stopped if the lock is lost. Without
+                         COMMAND: print the token and hold until interrupted
+  elect DIR VALUE        campaign at DIR, print once elected, lead until
+                         interrupted, then resign
+  elect --listen DIR     print each new leader's value as it changes
 
   DATA is the data itself, @FILE for a file's contents, or - for standard input.
   --output json prints one JSON document per command (watch: one per event),
@@ -149,6 +160,8 @@ cluster commands:
   status                 show a node's view of the cluster
   members                list gossip members and their raft roles
   members remove NAME    remove a member from the cluster (through the leader)
+  members transfer-leader [NAME]
+                         hand leadership to NAME or the most caught-up voter
   backup                 back up the cluster (grove backup -h for flags)
   restore                restore from a backup (grove restore -h for flags)
   inspect                describe a backup (grove inspect -h for flags)
@@ -185,6 +198,10 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if err == nil || errors.Is(err, errHelp) {
 		return 0
+	}
+	var ce commandExit
+	if errors.As(err, &ce) {
+		return ce.code // the command grove lock ran printed its own errors
 	}
 	_, _ = fmt.Fprintln(stderr, "grove:", oneLine(err))
 	var ue usageError

@@ -23,8 +23,9 @@ type output struct {
 	// end in a newline gets one, so the prompt does not glue onto it (a
 	// pipe or file gets the bytes as they are).
 	terminal bool
-	// stderr is where progress goes (a bar only on a terminal).
-	stderr io.Writer
+	// stdout and stderr are the command's own streams, unbuffered: a
+	// command grove lock runs writes to them, and progress goes to stderr.
+	stdout, stderr io.Writer
 }
 
 // newOutput returns an output to w in format ("text" or "json").

@@ -25,6 +25,7 @@ type znodeCommand struct {
 	synopsis string   // the usage line after "grove "
 	args     []string // names of the positional arguments
 	minArgs  int      // how many of them are required
+	variadic bool     // the last argument takes the rest (lock's COMMAND...)
 	// setup defines the command's flags on fs and returns check, which
 	// validates the flags and the positional arguments before anything
 	// connects and returns the command's action.
@@ -33,14 +34,16 @@ type znodeCommand struct {
 
 // znodeCommands are the znode commands by name.
 var znodeCommands = map[string]znodeCommand{
-	"create": {"create [--ephemeral] [--sequential] [--container] [--ttl D] PATH [DATA]", []string{"PATH", "DATA"}, 1, setupCreate},
-	"get":    {"get PATH", []string{"PATH"}, 1, setupGet},
-	"set":    {"set [--version N] PATH DATA", []string{"PATH", "DATA"}, 2, setupSet},
-	"delete": {"delete [--recursive [--atomic] | --version N] PATH", []string{"PATH"}, 1, setupDelete},
-	"stat":   {"stat PATH", []string{"PATH"}, 1, setupStat},
-	"ls":     {"ls [-R] PATH", []string{"PATH"}, 1, setupLs},
-	"tree":   {"tree PATH", []string{"PATH"}, 1, setupTree},
-	"watch":  {"watch [--recursive] PATH", []string{"PATH"}, 1, setupWatch},
+	"create": {"create [--ephemeral [--hold]] [--sequential] [--container] [--ttl D] PATH [DATA]", []string{"PATH", "DATA"}, 1, false, setupCreate},
+	"get":    {"get PATH", []string{"PATH"}, 1, false, setupGet},
+	"set":    {"set [--version N] PATH DATA", []string{"PATH", "DATA"}, 2, false, setupSet},
+	"delete": {"delete [--recursive [--atomic] | --version N] PATH", []string{"PATH"}, 1, false, setupDelete},
+	"stat":   {"stat PATH", []string{"PATH"}, 1, false, setupStat},
+	"ls":     {"ls [-R] PATH", []string{"PATH"}, 1, false, setupLs},
+	"tree":   {"tree PATH", []string{"PATH"}, 1, false, setupTree},
+	"watch":  {"watch [--recursive] PATH", []string{"PATH"}, 1, false, setupWatch},
+	"lock":   {"lock [--try] DIR [-- COMMAND [ARG...]]", []string{"DIR", "COMMAND"}, 1, true, setupLock},
+	"elect":  {"elect DIR VALUE | elect --listen DIR", []string{"DIR", "VALUE"}, 1, false, setupElect},
 }
 
 // runZnode runs the znode command name with args: it checks the flags and
@@ -58,7 +61,7 @@ func (g *globals) runZnode(ctx context.Context, name string, cmd znodeCommand, a
 	switch {
 	case len(pos) < cmd.minArgs:
 		return usagef("%s: missing %s (usage: grove %s)", name, cmd.args[len(pos)], cmd.synopsis)
-	case len(pos) > len(cmd.args):
+	case len(pos) > len(cmd.args) && !cmd.variadic:
 		return usagef("%s: unexpected argument %q (usage: grove %s)", name, pos[len(cmd.args)], cmd.synopsis)
 	}
 	act, err := check(pos)
@@ -70,7 +73,7 @@ func (g *globals) runZnode(ctx context.Context, name string, cmd znodeCommand, a
 		return err
 	}
 	out := newOutput(g.stdout, g.output)
-	out.stderr = g.stderr
+	out.stdout, out.stderr = g.stdout, g.stderr
 	err = act(ctx, c, out)
 	if ferr := out.flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("%s: write output: %w", name, ferr)
@@ -109,7 +112,8 @@ func readData(arg string) ([]byte, error) {
 
 // setupCreate defines the flags of create.
 func setupCreate(fs *pflag.FlagSet) func([]string) (action, error) {
-	eph := fs.BoolP("ephemeral", "e", false, "an ephemeral znode: deleted when this command's session closes, i.e. at once")
+	eph := fs.BoolP("ephemeral", "e", false, "an ephemeral znode: deleted when this command's session closes (at once, unless --hold)")
+	hold := fs.Bool("hold", false, "keep the session, and so an ephemeral znode, until interrupted (Ctrl-C, SIGTERM)")
 	seq := fs.BoolP("sequential", "s", false, "append a sequence number to the name")
 	cont := fs.BoolP("container", "c", false, "a container znode: deleted once its last child is")
 	ttl := fs.Duration("ttl", 0, "a TTL znode: deleted once it has had no children and no change for this long")
@@ -117,6 +121,9 @@ func setupCreate(fs *pflag.FlagSet) func([]string) (action, error) {
 		mode, err := createMode(*eph, *seq, *cont, fs.Changed("ttl"), *ttl)
 		if err != nil {
 			return nil, err
+		}
+		if *hold && !*eph {
+			return nil, usagef("create: --hold goes with --ephemeral")
 		}
 		path := args[0]
 		if err := grove.ValidateCreatePath(path, mode.IsSequential()); err != nil {
@@ -142,11 +149,30 @@ func setupCreate(fs *pflag.FlagSet) func([]string) (action, error) {
 				return fmt.Errorf("create %s: %w", path, err)
 			}
 			if out.json {
-				return out.doc(nodeDoc{Path: created})
+				err = out.doc(nodeDoc{Path: created})
+			} else {
+				out.printf("%s\n", created)
 			}
-			out.printf("%s\n", created)
-			return nil
+			if err != nil || !*hold {
+				return err
+			}
+			return holdSession(ctx, c, out, created)
 		}, nil
+	}
+}
+
+// holdSession keeps the command's session open until ctx ends (the user
+// interrupted: nil, and closing the session then deletes its ephemeral
+// znodes at once) or the session ends first (an error naming why).
+func holdSession(ctx context.Context, c *conn, out *output, path string) error {
+	if err := out.flush(); err != nil {
+		return fmt.Errorf("create %s: write output: %w", path, err)
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-c.s.Done():
+		return fmt.Errorf("create %s: session ended while holding it: %w", path, c.s.Err())
 	}
 }
 

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// grove lock runs its command with the fencing token in the environment,
+// exits with the command's status, and releases the lock after.
+func TestLockRunsCommand(t *testing.T) {
+	cc := mustCluster(t)
+	out, errs, code := cc.grove("lock", "/locks/a", "--", "sh", "-c", `echo "token=$GROVE_LOCK_TOKEN path=$GROVE_LOCK_PATH"; exit 3`)
+	if code != 3 || errs != "" {
+		t.Fatalf("lock -- sh: exit %d, stderr %q", code, errs)
+	}
+	token, ok := strings.CutPrefix(strings.TrimSpace(out), "token=")
+	if !ok || !strings.HasSuffix(token, " path=/locks/a") {
+		t.Fatalf("command output %q", out)
+	}
+	if n, err := strconv.ParseInt(strings.TrimSuffix(token, " path=/locks/a"), 10, 64); err != nil || n <= 0 {
+		t.Fatalf("fencing token %q: %v", token, err)
+	}
+	if got := cc.ok("ls", "/locks/a"); got != "" {
+		t.Fatalf("the lock's node outlived the command: %q", got)
+	}
+	if got := cc.fails(2, "lock", "relative"); !strings.Contains(got, "must start with /") {
+		t.Fatalf("lock of a bad path: %q", got)
+	}
+}
+
+// Commands run under one lock never overlap, and take their turns.
+func TestLockExcludes(t *testing.T) {
+	cc := mustCluster(t)
+	journal := filepath.Join(t.TempDir(), "journal")
+	script := fmt.Sprintf(`echo start >> %[1]s; sleep 0.1; echo end >> %[1]s`, journal)
+	var wg sync.WaitGroup
+	codes := make(chan int, 4)
+	for range 4 {
+		wg.Go(func() {
+			_, _, code := cc.grove("lock", "/locks/b", "--", "sh", "-c", script)
+			codes <- code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != 0 {
+			t.Fatalf("a locked command exited %d", code)
+		}
+	}
+	b, err := os.ReadFile(journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); got != strings.Repeat("start\nend\n", 4) {
+		t.Fatalf("the commands overlapped:\n%s", got)
+	}
+}
+
+// grove lock without a command holds the lock until interrupted; --try
+// fails meanwhile instead of waiting.
+func TestLockHoldAndTry(t *testing.T) {
+	cc := mustCluster(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out, errs, done := cc.background(ctx, "lock", "/locks/c")
+	waitFor(t, "the lock held", func() bool { return strings.HasPrefix(out.String(), "locked /locks/c, fencing token ") })
+	if got := cc.fails(1, "lock", "--try", "/locks/c", "--", "true"); !strings.Contains(got, "lock /locks/c") {
+		t.Fatalf("--try on a held lock: %q", got)
+	}
+	cancel()
+	if code := waitExit(t, done); code != 0 || errs.String() != "" {
+		t.Fatalf("interrupted lock: exit %d, stderr %q", code, errs.String())
+	}
+	if _, errOut, code := cc.grove("lock", "--try", "/locks/c", "--", "true"); code != 0 {
+		t.Fatalf("--try on a free lock: exit %d, %q", code, errOut)
+	}
+}
+
+// grove elect leads until interrupted and then hands over to the next
+// candidate; grove elect --listen prints each leader.
+func TestElect(t *testing.T) {
+	cc := mustCluster(t)
+	ctx := t.Context()
+	listenCtx, stopListen := context.WithCancel(ctx)
+	defer stopListen()
+	aliceCtx, stopAlice := context.WithCancel(ctx)
+	defer stopAlice()
+	bobCtx, stopBob := context.WithCancel(ctx)
+	defer stopBob()
+
+	alice, _, aliceDone := cc.background(aliceCtx, "elect", "/e", "alice")
+	waitFor(t, "alice elected", func() bool { return strings.HasPrefix(alice.String(), "elected in /e as alice, term ") })
+	heard, _, listenDone := cc.background(listenCtx, "elect", "--listen", "/e")
+	waitFor(t, "the listener hearing alice", func() bool { return heard.String() == "alice\n" })
+	bob, _, bobDone := cc.background(bobCtx, "elect", "/e", "bob")
+	stopAlice()
+	if code := waitExit(t, aliceDone); code != 0 {
+		t.Fatalf("alice exited %d", code)
+	}
+	waitFor(t, "bob elected", func() bool { return strings.HasPrefix(bob.String(), "elected in /e as bob, term ") })
+	waitFor(t, "the listener hearing bob", func() bool { return heard.String() == "alice\nbob\n" })
+	stopBob()
+	stopListen()
+	for _, done := range []<-chan int{bobDone, listenDone} {
+		if code := waitExit(t, done); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+	}
+	if got := cc.fails(2, "elect", "/e"); !strings.Contains(got, "missing VALUE") {
+		t.Fatalf("elect without a value: %q", got)
+	}
+}
