@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -216,7 +217,14 @@ func TestShellBlocksParse(t *testing.T) {
 						args[i] = strings.Trim(a, `"'`)
 					}
 					calls++
-					cmd := exec.Command(bin, append(args, "-h")...)
+					// -h goes before a "--": what follows is a command's
+					// own arguments (grove lock DIR -- CMD).
+					if i := slices.Index(args, "--"); i >= 0 {
+						args = slices.Insert(args, i, "-h")
+					} else {
+						args = append(args, "-h")
+					}
+					cmd := exec.Command(bin, args...)
 					if out, err := cmd.CombinedOutput(); err != nil {
 						t.Errorf("%s:%d: grove %s: %v\n%s", bl.file, bl.line, strings.Join(args, " "), err, out)
 					}
