@@ -135,6 +135,9 @@ func (c *conn) walk(ctx context.Context, path string, depth int, fns walkFuncs) 
 	if depth > 0 && errors.Is(err, grove.ErrNoNode) {
 		return nil // deleted while we walked
 	}
+	if depth > 0 && err != nil {
+		return fmt.Errorf("list %s: %w", path, err) // name the znode below the root that failed
+	}
 	return err
 }
 

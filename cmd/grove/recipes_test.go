@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/grovekit/grove"
 )
 
 // grove lock runs its command with the fencing token in the environment,
@@ -115,5 +117,26 @@ func TestElect(t *testing.T) {
 	}
 	if got := cc.fails(2, "elect", "/e"); !strings.Contains(got, "missing VALUE") {
 		t.Fatalf("elect without a value: %q", got)
+	}
+}
+
+// A walk that meets a znode it may not list names that znode.
+func TestTreeNamesTheUnreadableZnode(t *testing.T) {
+	cc := mustCluster(t)
+	s := cc.c.Session()
+	defer func() { _ = s.Close(context.Background()) }()
+	ctx := t.Context()
+	if _, err := s.Create(ctx, "/t", nil, grove.ModePersistent, grove.OpenACLUnsafe); err != nil {
+		t.Fatal(err)
+	}
+	noRead := []grove.ACL{{Perms: grove.PermAll &^ grove.PermRead, Scheme: "world", ID: "anyone"}}
+	if _, err := s.Create(ctx, "/t/secret", nil, grove.ModePersistent, noRead); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"tree", "/t"}, {"ls", "-R", "/t"}} {
+		out, errs, code := cc.grove(args...)
+		if code != 1 || !strings.Contains(errs, "list /t/secret: "+cliErr(grove.ErrNoAuth)) {
+			t.Fatalf("grove %q: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
 	}
 }
