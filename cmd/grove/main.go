@@ -118,7 +118,7 @@ const usage = `usage: grove [--servers host:port,...] [--output text|json] [--ti
 
 global flags (before COMMAND; also from GROVE_SERVERS, GROVE_OUTPUT, GROVE_TIMEOUT):
   --servers LIST         native client ports, comma separated (default 127.0.0.1:2281)
-  --output FORMAT        text or json (default text)
+  --output FORMAT        text, json or yaml (default text)
   --timeout D            give up connecting, and each request, after D (default 10s)
   --auth SCHEME:CRED     authenticate the session, e.g. digest:alice:secret (repeatable)
   --tls-ca FILE          the client port speaks TLS; verify it with this CA
@@ -270,7 +270,7 @@ func parseGlobals(args []string, stdout, stderr io.Writer) (*globals, []string, 
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	servers := fs.String("servers", defaultServers, "native client ports, comma separated")
-	output := fs.String("output", "text", "text or json")
+	output := fs.String("output", "text", "text, json or yaml")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up connecting, and each request, after this")
 	auth := fs.StringArray("auth", nil, "scheme:credential to authenticate the session with, e.g. digest:alice:secret (repeatable)")
 	tlsCA := fs.String("tls-ca", "", "CA file verifying the client port's TLS certificate (the client port speaks TLS)")
@@ -287,14 +287,19 @@ func parseGlobals(args []string, stdout, stderr io.Writer) (*globals, []string, 
 		return nil, nil, err
 	}
 	g := &globals{output: *output, timeout: *timeout, stdout: stdout, stderr: stderr}
+	if g.output == "yaml" {
+		// Every command writes its JSON documents one per line; YAML is
+		// each of them converted on the way out.
+		g.output, g.stdout = "json", &yamlWriter{w: stdout}
+	}
 	for _, s := range strings.Split(*servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			g.servers = append(g.servers, s)
 		}
 	}
 	switch {
-	case g.output != "text" && g.output != "json":
-		return nil, nil, usagef("--output %q: want text or json", g.output)
+	case g.output != "text" && g.output != "json" && g.output != "yaml":
+		return nil, nil, usagef("--output %q: want text, json or yaml", g.output)
 	case len(g.servers) == 0:
 		return nil, nil, usagef("--servers: no address given")
 	case g.timeout <= 0:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/grovekit/grove"
 )
@@ -170,4 +173,34 @@ func (o *output) printStat(st grove.Stat) {
 	o.printf("data_length: %d\n", st.DataLength)
 	o.printf("num_children: %d\n", st.NumChildren)
 	o.printf("pzxid: %d\n", st.Pzxid)
+}
+
+// yamlWriter turns each line of JSON written to it into a YAML document
+// ("---" and the document): --output yaml is --output json converted on
+// the way out, so every command gets it with the same keys. A line is
+// converted once its newline arrives.
+type yamlWriter struct {
+	w    io.Writer
+	line []byte
+}
+
+func (y *yamlWriter) Write(p []byte) (int, error) {
+	y.line = append(y.line, p...)
+	for {
+		i := bytes.IndexByte(y.line, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		doc, err := yaml.JSONToYAML(y.line[:i])
+		if err != nil {
+			return 0, fmt.Errorf("convert output to YAML: %w", err)
+		}
+		y.line = y.line[i+1:]
+		if _, err := io.WriteString(y.w, "---\n"); err != nil {
+			return 0, err
+		}
+		if _, err := y.w.Write(doc); err != nil {
+			return 0, err
+		}
+	}
 }

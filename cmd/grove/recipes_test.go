@@ -140,3 +140,22 @@ func TestTreeNamesTheUnreadableZnode(t *testing.T) {
 		}
 	}
 }
+
+// --output yaml prints each JSON document as a YAML one, same keys.
+func TestOutputYAML(t *testing.T) {
+	cc := mustCluster(t)
+	cc.ok("create", "/y", "hello")
+	cc.ok("create", "/y/a")
+	got := cc.ok("--output", "yaml", "get", "/y")
+	for _, want := range []string{"---\n", "\ndata: hello\n", "\npath: /y\n", "  data_length: 5\n"} {
+		if !strings.Contains("\n"+got, want) {
+			t.Fatalf("get as YAML lacks %q:\n%s", want, got)
+		}
+	}
+	if got := cc.ok("--output", "yaml", "ls", "/y"); got != "---\nchildren:\n- a\npath: /y\n" {
+		t.Fatalf("ls as YAML:\n%s", got)
+	}
+	if got := cc.fails(2, "--output", "xml", "ls", "/"); !strings.Contains(got, "want text, json or yaml") {
+		t.Fatalf("--output xml: %q", got)
+	}
+}
