@@ -150,6 +150,9 @@ znode commands (flags may also follow the arguments):
   elect DIR VALUE        campaign at DIR, print once elected, lead until
                          interrupted, then resign
   elect --listen DIR     print each new leader's value as it changes
+  txn                    apply the operations on standard input all or nothing,
+                         one per line: check PATH VERSION, create [-e] [-s] [-c]
+                         PATH [DATA], set PATH DATA [VERSION], delete PATH [VERSION]
 
   DATA is the data itself, @FILE for a file's contents, or - for standard input.
   --output json prints one JSON document per command (watch: one per event),

@@ -159,3 +159,55 @@ func TestOutputYAML(t *testing.T) {
 		t.Fatalf("--output xml: %q", got)
 	}
 }
+
+// grove txn applies the operations on standard input all or nothing.
+func TestTxn(t *testing.T) {
+	cc := mustCluster(t)
+	cc.ok("create", "/cfg", "v1")
+	setStdin(t, "# move the config\ncheck /cfg 0\nset /cfg \"v2 with spaces\\n\" 0\ncreate -s /cfg-audit- moved\n\ncreate /cfg-new\ndelete /cfg-new\n")
+	out := cc.ok("txn")
+	if !strings.HasPrefix(out, "check /cfg\nset /cfg version 1\ncreate /cfg-audit-0000000") || !strings.HasSuffix(out, "\ncreate /cfg-new\ndelete /cfg-new\n") {
+		t.Fatalf("txn printed %q", out)
+	}
+	if got := cc.ok("get", "/cfg"); got != "v2 with spaces\n" {
+		t.Fatalf("after the txn: %q", got)
+	}
+	// A failing check applies nothing and names the operation.
+	setStdin(t, "set /cfg v3\ncheck /cfg 0\n")
+	if got := cc.fails(1, "txn"); got != "grove: txn: operation 2 (check /cfg) failed, nothing applied: "+cliErr(grove.ErrBadVersion) {
+		t.Fatalf("failed txn: %q", got)
+	}
+	if got := cc.ok("get", "/cfg"); got != "v2 with spaces\n" {
+		t.Fatalf("a failed txn changed /cfg: %q", got)
+	}
+	setStdin(t, "frobnicate /x\n")
+	if got := cc.fails(2, "txn"); !strings.Contains(got, `line 1: unknown operation "frobnicate"`) {
+		t.Fatalf("bad operation: %q", got)
+	}
+	setStdin(t, "set /cfg \"unterminated\n")
+	if got := cc.fails(2, "txn"); !strings.Contains(got, "line 1: bad quoted string") {
+		t.Fatalf("bad quoting: %q", got)
+	}
+	setStdin(t, "")
+	if got := cc.fails(2, "txn"); !strings.Contains(got, "no operations") {
+		t.Fatalf("empty txn: %q", got)
+	}
+}
+
+// parseTxn never panics, and what it accepts has only valid paths.
+func FuzzParseTxn(f *testing.F) {
+	f.Add("check /a 0\ncreate -e -s /b \"x y\"\nset /a v 3\ndelete /a\n")
+	f.Add("create\nset /a\n\"\n")
+	f.Add("# c\n\n  delete   /a   -1  ")
+	f.Fuzz(func(t *testing.T, in string) {
+		ops, err := parseTxn(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		for _, op := range ops {
+			if grove.ValidatePath(op.Path) != nil && !(op.Type == grove.OpCreate && op.Mode.IsSequential()) {
+				t.Fatalf("accepted an invalid path %q", op.Path)
+			}
+		}
+	})
+}

@@ -43,6 +43,7 @@ var znodeCommands = map[string]znodeCommand{
 	"tree":   {"tree PATH", []string{"PATH"}, 1, false, setupTree},
 	"watch":  {"watch [--recursive] PATH", []string{"PATH"}, 1, false, setupWatch},
 	"lock":   {"lock [--try] DIR [-- COMMAND [ARG...]]", []string{"DIR", "COMMAND"}, 1, true, setupLock},
+	"txn":    {"txn < OPERATIONS", nil, 0, false, setupTxn},
 	"elect":  {"elect DIR VALUE | elect --listen DIR", []string{"DIR", "VALUE"}, 1, false, setupElect},
 }
 
