@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 
@@ -208,9 +209,11 @@ type Stats struct {
 	ProposalsPending int
 	// SessionsExpired counts sessions closed by expiry (applied here).
 	SessionsExpired uint64
-	Sessions        int // open sessions
-	Znodes          int // znodes in the tree
-	Watches         int // watches registered on this node
+	// StateFileBytes is the size of the state file (grove.db).
+	StateFileBytes int64
+	Sessions       int // open sessions
+	Znodes         int // znodes in the tree
+	Watches        int // watches registered on this node
 }
 
 // Stats returns running totals and, by reading the state, the current
@@ -231,6 +234,7 @@ func (n *Node) Stats() (Stats, error) {
 		ProposalsPending:    n.waits.size(),
 		SessionsExpired:     n.stats.expired.Load(),
 	}
+	_ = n.db.View(func(tx *bbolt.Tx) error { s.StateFileBytes = tx.Size(); return nil })
 	err := n.readState(func(tx fsm.Tx) error {
 		var err error
 		s.Sessions, s.Znodes, err = fsm.Counts(tx)

@@ -44,6 +44,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.Handle("GET /metrics", s.met.handler())
 	mux.HandleFunc("GET /members", s.handleMembers)
+	mux.HandleFunc("GET /sessions", s.handleSessions)
 	mux.HandleFunc("POST /members/remove", s.handleRemove)
 	mux.HandleFunc("POST /members/add", s.handleAdd)
 	mux.HandleFunc("POST /members/transfer-leader", s.handleTransferLeader)
@@ -265,6 +266,48 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	s.auditHTTP(r, "member", "approve", name, nil)
 	writeJSON(w, http.StatusAccepted, map[string]any{"approved": name,
 		"note": "the leader adds it as a learner once it has proved itself on the peer port, and promotes it once caught up"})
+}
+
+// SessionInfo is one open session in GET /sessions.
+type SessionInfo struct {
+	// ID is the session ID in hex, as ZooKeeper tools show it.
+	ID        string `json:"id"`
+	TimeoutMs int64  `json:"timeout_ms"`
+	// EphemeralCount is how many ephemeral znodes the session owns;
+	// Ephemerals lists their paths with ?ephemerals=1.
+	EphemeralCount int      `json:"ephemeral_count"`
+	Ephemerals     []string `json:"ephemerals,omitempty"`
+}
+
+// handleSessions lists the cluster's open sessions (the replicated
+// state, as of every change applied here), in ID order, with their
+// ephemeral znodes' count, or paths with ?ephemerals=1.
+func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
+	withPaths := r.URL.Query().Get("ephemerals") == "1"
+	out := []SessionInfo{}
+	err := s.node.View(func(tx *bbolt.Tx) error {
+		sessions, err := fsm.Sessions(fsm.Bolt(tx))
+		if err != nil {
+			return err
+		}
+		for _, ss := range sessions {
+			paths, err := fsm.Ephemerals(fsm.Bolt(tx), ss.ID, "/")
+			if err != nil {
+				return err
+			}
+			info := SessionInfo{ID: fmt.Sprintf("0x%x", ss.ID), TimeoutMs: int64(ss.TimeoutMs), EphemeralCount: len(paths)}
+			if withPaths {
+				info.Ephemerals = paths
+			}
+			out = append(out, info)
+		}
+		return nil
+	})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleTransferLeader hands leadership to the member named by ?name= or

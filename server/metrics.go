@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.etcd.io/bbolt"
 
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/core"
@@ -189,9 +188,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		hasLeader = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descHasLeader, prometheus.GaugeValue, hasLeader)
-	var size int64
-	_ = c.s.node.View(func(tx *bbolt.Tx) error { size = tx.Size(); return nil })
-	ch <- prometheus.MustNewConstMetric(descStateSize, prometheus.GaugeValue, float64(size))
+
 	ts := c.s.tr.Stats()
 	ch <- prometheus.MustNewConstMetric(descPeerAuthFailures, prometheus.CounterValue, float64(ts.AuthFailures))
 	ch <- prometheus.MustNewConstMetric(descPeerHandshakeFailures, prometheus.CounterValue, float64(ts.HandshakeFailures))
@@ -209,6 +206,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSnapsSent, prometheus.CounterValue, float64(stats.SnapshotsSent))
 	ch <- prometheus.MustNewConstMetric(descSnapsIn, prometheus.CounterValue, float64(stats.SnapshotsInstalled))
 	ch <- prometheus.MustNewConstMetric(descExpired, prometheus.CounterValue, float64(stats.SessionsExpired))
+	ch <- prometheus.MustNewConstMetric(descStateSize, prometheus.GaugeValue, float64(stats.StateFileBytes))
 	ch <- prometheus.MustNewConstMetric(descPeerRefused, prometheus.CounterValue, float64(stats.PeerMessagesRefused))
 	ch <- prometheus.MustNewConstMetric(descCorrupt, prometheus.CounterValue, float64(stats.CorruptRecords))
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(stats.Sessions))

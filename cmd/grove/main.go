@@ -162,6 +162,8 @@ cluster commands:
   server                 run a Grove node (grove server -h for flags)
   status                 show a node's view of the cluster
   members                list gossip members and their raft roles
+  sessions [--ephemerals]
+                         list open sessions, their timeouts and ephemeral znodes
   members remove NAME    remove a member from the cluster (through the leader)
   members transfer-leader [NAME]
                          hand leadership to NAME or the most caught-up voter
@@ -227,6 +229,8 @@ func dispatch(ctx context.Context, g *globals, args []string) error {
 		return runStatus(rest, g.output, g.stdout)
 	case "members":
 		return runMembers(rest, g.output, g.stdout)
+	case "sessions":
+		return runSessions(rest, g.output, g.stdout)
 	case "backup":
 		return runBackup(ctx, rest, g.output, g.stdout, g.stderr)
 	case "restore":

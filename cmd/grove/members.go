@@ -224,3 +224,41 @@ func transferLeader(addr string, args []string, output string, stdout io.Writer)
 	fmt.Fprintf(stdout, "leader is now %s (%s)\n", body.Name, body.Leader)
 	return nil
 }
+
+// runSessions implements grove sessions: the cluster's open sessions with
+// their timeouts and ephemeral znodes.
+func runSessions(args []string, output string, stdout io.Writer) error {
+	fs := newCmdFlags("sessions")
+	addr := fs.String("http", "127.0.0.1:8080", "a node's HTTP address")
+	ephemerals := fs.BoolP("ephemerals", "e", false, "list each session's ephemeral znodes")
+	useToken := tokenFileFlag(fs)
+	if err := parseCmd(fs, "sessions [--http ADDR] [--ephemerals]", args); err != nil {
+		return err
+	}
+	if err := useToken(); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("sessions: unexpected argument %q", fs.Arg(0))
+	}
+	path := "/sessions"
+	if *ephemerals {
+		path += "?ephemerals=1"
+	}
+	var sessions []server.SessionInfo
+	if err := getJSON(*addr, path, &sessions); err != nil {
+		return err
+	}
+	if output == "json" {
+		return json.NewEncoder(stdout).Encode(sessions)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SESSION\tTIMEOUT\tEPHEMERALS")
+	for _, s := range sessions {
+		fmt.Fprintf(tw, "%s\t%v\t%d\n", s.ID, time.Duration(s.TimeoutMs)*time.Millisecond, s.EphemeralCount)
+		for _, p := range s.Ephemerals {
+			fmt.Fprintf(tw, "\t\t%s\n", p)
+		}
+	}
+	return tw.Flush()
+}

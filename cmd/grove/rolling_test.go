@@ -156,3 +156,32 @@ func TestMembersTransferLeader(t *testing.T) {
 		t.Fatalf("transfer-leader to a stranger: exit %d, %q", code, errOut)
 	}
 }
+
+// grove sessions lists open sessions with their ephemeral znodes.
+func TestSessionsCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	c := newProcCluster(t)
+	all := c.startThree("se")
+	ctx := t.Context()
+	s, err := client.Dial(ctx, []string{all[1].client}, client.WithTimeout(7*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close(context.Background()) }()
+	for _, p := range []string{"/eph-a", "/eph-b"} {
+		if _, err := s.Create(ctx, p, nil, grove.ModeEphemeral, grove.OpenACLUnsafe); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := fmt.Sprintf("0x%x", s.ID())
+	out, errOut, code := groveCmd(t, c.bin, "sessions", "--http", all[2].httpAdr, "--ephemerals")
+	if code != 0 || !strings.Contains(strings.Join(strings.Fields(out), " "), id+" 7s 2 /eph-a /eph-b") {
+		t.Fatalf("sessions --ephemerals: exit %d, %q %q", code, out, errOut)
+	}
+	out, errOut, code = groveCmd(t, c.bin, "--output", "json", "sessions", "--http", all[0].httpAdr)
+	if code != 0 || !strings.Contains(out, `{"id":"`+id+`","timeout_ms":7000,"ephemeral_count":2}`) {
+		t.Fatalf("sessions --output json: exit %d, %q %q", code, out, errOut)
+	}
+}
