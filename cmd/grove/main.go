@@ -171,6 +171,9 @@ cluster commands:
   restore                restore from a backup (grove restore -h for flags)
   inspect                describe a backup (grove inspect -h for flags)
   version                print grove's version (also grove --version)
+  completion SHELL       print the completion script for bash, zsh or fish:
+                         source <(grove completion bash); commands, flags and
+                         znode paths (asked of --servers) complete
 `
 
 func main() {
@@ -189,6 +192,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 // cancels ctx on SIGINT and SIGTERM), and returns its exit code. It prints
 // results on stdout and at most one error line on stderr.
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "__complete" {
+		runComplete(args[1:], stdout) // the shells' completion scripts ask this
+		return 0
+	}
 	g, rest, err := parseGlobals(args, stdout, stderr)
 	if errors.Is(err, errHelp) {
 		_, _ = fmt.Fprint(stdout, usage)
@@ -231,6 +238,8 @@ func dispatch(ctx context.Context, g *globals, args []string) error {
 		return runMembers(rest, g.output, g.stdout)
 	case "sessions":
 		return runSessions(rest, g.output, g.stdout)
+	case "completion":
+		return runCompletion(rest, g.stdout)
 	case "backup":
 		return runBackup(ctx, rest, g.output, g.stdout, g.stderr)
 	case "restore":
