@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
+	"net/url"
 	"sort"
 	"sync"
 	"syscall"
@@ -68,6 +70,7 @@ type remote struct {
 	password []byte
 	timeout  time.Duration
 	maxFrame int
+	adminURL string // the connected server's HTTP admin address (adminURLFor)
 	onEvent  func(grove.Event)
 	watches  map[watchKey]bool // registered watches → Existed (data watches)
 	auths    []authCred        // replayed after a reconnect
@@ -263,6 +266,7 @@ func (r *remote) OpenSession(ctx context.Context, timeout time.Duration, onEvent
 			r.session, r.password = got.Session, got.Password
 			r.timeout = time.Duration(got.TimeoutMs) * time.Millisecond
 			r.maxFrame = got.MaxFrame
+			r.adminURL = adminURLFor(got.AdminURL, addr)
 			r.lastZxid = max(r.lastZxid, got.Zxid)
 			r.cur = c
 			r.mu.Unlock()
@@ -586,4 +590,31 @@ func (r *remote) internalLocked(c *rconn, t wire.Type, body any) {
 		case <-r.life.Done():
 		}
 	})
+}
+
+// adminURLFor returns the admin URL a server announced, its unspecified
+// host (0.0.0.0, ::) replaced by the host of dialed, the address the
+// client reached it at.
+func adminURLFor(announced, dialed string) string {
+	u, err := url.Parse(announced)
+	if announced == "" || err != nil || u.Host == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		if dh, _, err := net.SplitHostPort(dialed); err == nil {
+			u.Host = net.JoinHostPort(dh, port)
+		}
+	}
+	return u.String()
+}
+
+// adminURLOf reports the connected server's announced admin URL.
+func (r *remote) adminURLOf() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.adminURL
 }

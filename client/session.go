@@ -371,3 +371,16 @@ func (s *Session) rel(path string) string {
 	}
 	return p
 }
+
+// AdminURL returns the HTTP admin address ("http://HOST:PORT" or https)
+// of the server a remote session is connected to, as the server announced
+// it (a host it listens on as 0.0.0.0 or :: replaced by the one the client
+// dialed), or "" for an embedded session or a server that announces none.
+// Tools use it to reach /status, /members or /v1/backup through the
+// cluster's client ports alone.
+func (s *Session) AdminURL() string {
+	if r, ok := s.b.(*remote); ok {
+		return r.adminURLOf()
+	}
+	return ""
+}

@@ -215,6 +215,7 @@ func (c *conn) handshake() error {
 	msg, err := wire.Append(nil, wire.TConnected, 0, &wire.Connected{
 		Session: info.ID, Password: info.Password, TimeoutMs: info.Timeout.Milliseconds(),
 		LeftMs: left.Milliseconds(), Server: c.n.ID(), Zxid: c.n.AppliedIndex(), MaxFrame: c.s.cfg.MaxFrame,
+		AdminURL: c.s.cfg.AdminURL,
 	})
 	if err != nil {
 		return err

@@ -58,6 +58,10 @@ type Config struct {
 	// state than this node waits for the node to catch up before it is
 	// refused with grove.ErrServerBehind (default 200ms).
 	BehindWait time.Duration
+	// AdminURL is the node's HTTP admin address, told to every client in
+	// its Connected ("http://HOST:PORT" or https; empty: none). A host of
+	// 0.0.0.0 or :: stands for the one the client dialed.
+	AdminURL string
 	// ObserveRequest, if set, is told each answered request's operation
 	// and how long it took from arrival to answer (for metrics). It is
 	// called from every connection's goroutines and must not block.

@@ -174,6 +174,7 @@ func (s *Server) start(ctx context.Context, fresh bool) error {
 		fc := cfg.Front
 		fc.Node, fc.TLS, fc.Logger, fc.Audit = s.node, cfg.ClientTLS, s.log, s.audit
 		fc.ObserveRequest = s.met.observeRequests("native")
+		fc.AdminURL = s.adminURL()
 		if s.front, err = front.New(fc); err != nil {
 			return configErr(err)
 		}
@@ -286,6 +287,20 @@ func (s *Server) ID() uint64 { return s.id }
 
 // HTTPAddr returns the address the HTTP endpoints listen on.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// adminURL is the HTTP port's address as a URL, with https when it speaks
+// TLS; the native client port tells it to clients (grove status
+// --servers finds the HTTP port this way).
+func (s *Server) adminURL() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	scheme := "http://"
+	if s.cfg.HTTPTLS != nil {
+		scheme = "https://"
+	}
+	return scheme + s.HTTPAddr()
+}
 
 // GossipAddr returns the address gossip listens on.
 func (s *Server) GossipAddr() string { return s.gossip.Addr() }

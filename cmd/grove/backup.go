@@ -71,9 +71,10 @@ func loadKeyFlag(path string) ([]byte, error) {
 
 // runBackup implements grove backup: one backup to FILE, or with --every a
 // backup into DIR at every interval, keeping the newest --keep.
-func runBackup(ctx context.Context, args []string, output string, stdout, stderr io.Writer) error {
+func runBackup(ctx context.Context, g *globals, args []string) error {
+	output, stdout, stderr := g.output, g.stdout, g.stderr
 	fs := newCmdFlags("backup")
-	addr := fs.String("http", "127.0.0.1:8080", "HTTP address of the node to back up (any live node)")
+	addr := httpFlag(fs)
 	gz := fs.Bool("gzip", false, "compress the backup")
 	keyFile := fs.String("encrypt-key-file", "", "encrypt with AES-256-GCM using this key file (32 bytes or 64 hex digits)")
 	every := fs.Duration("every", 0, "take a backup at this interval into the directory given, until interrupted")
@@ -95,6 +96,9 @@ func runBackup(ctx context.Context, args []string, output string, stdout, stderr
 	key, err := loadKeyFlag(*keyFile)
 	if err != nil {
 		return usageError{err}
+	}
+	if err := g.adminAddr(fs, addr); err != nil {
+		return err
 	}
 	opts := backup.Options{Gzip: *gz, Key: key}
 	out := newOutput(stdout, output)

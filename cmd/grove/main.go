@@ -233,15 +233,15 @@ func dispatch(ctx context.Context, g *globals, args []string) error {
 	case "server":
 		return runServer(rest, g.stderr)
 	case "status":
-		return runStatus(rest, g.output, g.stdout)
+		return runStatus(g, rest)
 	case "members":
-		return runMembers(rest, g.output, g.stdout)
+		return runMembers(g, rest)
 	case "sessions":
-		return runSessions(rest, g.output, g.stdout)
+		return runSessions(g, rest)
 	case "completion":
 		return runCompletion(rest, g.stdout)
 	case "backup":
-		return runBackup(ctx, rest, g.output, g.stdout, g.stderr)
+		return runBackup(ctx, g, rest)
 	case "restore":
 		return runRestore(rest, g.output, g.stdout, g.stderr)
 	case "inspect":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/grovekit/grove/client"
 	"github.com/grovekit/grove/server"
 )
 
@@ -65,6 +67,15 @@ func tokenFileFlag(fs *pflag.FlagSet) func() error {
 
 // adminURL is the URL of path on the node at addr: addr is host:port (plain
 // HTTP) or a URL base such as https://host:port.
+// notHTTP explains a reply that was not HTTP at all: the address is most
+// likely a client port given where an HTTP port belongs.
+func notHTTP(addr string, err error) error {
+	if strings.Contains(err.Error(), "malformed HTTP") {
+		return fmt.Errorf("%s does not speak HTTP (a client port? those go in --servers; --http takes a node's HTTP port): %w", addr, err)
+	}
+	return err
+}
+
 func adminURL(addr, path string) string {
 	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
 		return strings.TrimSuffix(addr, "/") + path
@@ -93,26 +104,59 @@ func (t adminTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // httpFlags returns the --http flag of a command that talks to one node's
-// HTTP port, and the parser of its arguments (flags may follow them).
-func httpFlags(name, synopsis string) (fsAddr *string, parseFn func([]string) ([]string, error)) {
+// HTTP port, the parser of its arguments (flags may follow them), and
+// resolve, which the command calls once its arguments check out: without
+// --http (or GROVE_HTTP) it asks the servers of --servers for the HTTP
+// port of one of them (adminAddr).
+func httpFlags(g *globals, name, synopsis string) (fsAddr *string, parseFn func([]string) ([]string, error), resolve func() error) {
 	fs := newCmdFlags(name)
-	addr := fs.String("http", "127.0.0.1:8080", "a node's HTTP address")
+	addr := httpFlag(fs)
 	useToken := tokenFileFlag(fs)
 	return addr, func(args []string) ([]string, error) {
-		if err := parseCmd(fs, synopsis, args); err != nil {
-			return nil, err
+			if err := parseCmd(fs, synopsis, args); err != nil {
+				return nil, err
+			}
+			if err := useToken(); err != nil {
+				return nil, err
+			}
+			return fs.Args(), nil
+		}, func() error {
+			return g.adminAddr(fs, addr)
 		}
-		if err := useToken(); err != nil {
-			return nil, err
-		}
-		return fs.Args(), nil
+}
+
+// httpFlag defines --http on fs.
+func httpFlag(fs *pflag.FlagSet) *string {
+	return fs.String("http", "", "a node's HTTP address, http[s]://HOST:PORT or HOST:PORT (default: the HTTP port of a server of --servers, which tells it)")
+}
+
+// adminAddr fills *addr, when --http was not given, with the HTTP admin
+// address of one of the servers of --servers, which each client port
+// announces: the client ports are the one address a user needs to give.
+// It fails at once, naming the servers, when none is listening.
+func (g *globals) adminAddr(fs *pflag.FlagSet, addr *string) error {
+	if fs.Changed("http") {
+		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
+	defer cancel()
+	servers := strings.Join(g.servers, ",")
+	opts := append([]client.Option{client.WithTimeout(g.timeout), client.WithFailFast()}, g.opts...)
+	s, err := dial(ctx, g.servers, opts...)
+	if err != nil {
+		return fmt.Errorf("find a node's HTTP port through --servers %s: %w", servers, err)
+	}
+	defer func() { _ = s.Close(context.WithoutCancel(ctx)) }()
+	if *addr = s.AdminURL(); *addr == "" {
+		return fmt.Errorf("the server reached through --servers %s announces no HTTP port; give --http", servers)
+	}
+	return nil
 }
 
 func getJSON(addr, path string, v any) error {
 	resp, err := httpClient.Get(adminURL(addr, path))
 	if err != nil {
-		return err
+		return notHTTP(addr, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
@@ -123,14 +167,18 @@ func getJSON(addr, path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-func runStatus(args []string, output string, stdout io.Writer) error {
-	addr, parseArgs := httpFlags("status", "status [--http ADDR]")
+func runStatus(g *globals, args []string) error {
+	output, stdout := g.output, g.stdout
+	addr, parseArgs, resolve := httpFlags(g, "status", "status [--http ADDR]")
 	rest, err := parseArgs(args)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
 		return usagef("status: unexpected argument %q", rest[0])
+	}
+	if err := resolve(); err != nil {
+		return err
 	}
 	var st server.StatusReply
 	if err := getJSON(*addr, "/status", &st); err != nil {
@@ -148,22 +196,29 @@ func runStatus(args []string, output string, stdout io.Writer) error {
 	return nil
 }
 
-func runMembers(args []string, output string, stdout io.Writer) error {
-	addr, parseArgs := httpFlags("members", "members [--http ADDR] [remove NAME | add NAME | transfer-leader [NAME]]")
+func runMembers(g *globals, args []string) error {
+	output, stdout := g.output, g.stdout
+	addr, parseArgs, resolve := httpFlags(g, "members", "members [--http ADDR] [remove NAME | add NAME | transfer-leader [NAME]]")
 	rest, err := parseArgs(args)
 	if err != nil {
+		return err
+	}
+	switch {
+	case len(rest) > 0 && rest[0] == "transfer-leader" && len(rest) > 2:
+		return usagef("usage: grove members transfer-leader [NAME]")
+	case len(rest) > 0 && rest[0] != "transfer-leader" && ((rest[0] != "remove" && rest[0] != "add") || len(rest) != 2):
+		return usagef("usage: grove members [remove NAME | add NAME | transfer-leader [NAME]]")
+	}
+	if err := resolve(); err != nil {
 		return err
 	}
 	if len(rest) > 0 && rest[0] == "transfer-leader" {
 		return transferLeader(*addr, rest[1:], output, stdout)
 	}
 	if len(rest) > 0 {
-		if (rest[0] != "remove" && rest[0] != "add") || len(rest) != 2 {
-			return usagef("usage: grove members [remove NAME | add NAME | transfer-leader [NAME]]")
-		}
 		resp, err := httpClient.Post(adminURL(*addr, "/members/"+rest[0]+"?name="+url.QueryEscape(rest[1])), "", nil)
 		if err != nil {
-			return err
+			return notHTTP(*addr, err)
 		}
 		defer func() { _ = resp.Body.Close() }()
 		var body map[string]any
@@ -206,7 +261,7 @@ func transferLeader(addr string, args []string, output string, stdout io.Writer)
 	}
 	resp, err := httpClient.Post(adminURL(addr, path), "", nil)
 	if err != nil {
-		return err
+		return notHTTP(addr, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	var body struct {
@@ -227,9 +282,10 @@ func transferLeader(addr string, args []string, output string, stdout io.Writer)
 
 // runSessions implements grove sessions: the cluster's open sessions with
 // their timeouts and ephemeral znodes.
-func runSessions(args []string, output string, stdout io.Writer) error {
+func runSessions(g *globals, args []string) error {
+	output, stdout := g.output, g.stdout
 	fs := newCmdFlags("sessions")
-	addr := fs.String("http", "127.0.0.1:8080", "a node's HTTP address")
+	addr := httpFlag(fs)
 	ephemerals := fs.BoolP("ephemerals", "e", false, "list each session's ephemeral znodes")
 	useToken := tokenFileFlag(fs)
 	if err := parseCmd(fs, "sessions [--http ADDR] [--ephemerals]", args); err != nil {
@@ -240,6 +296,9 @@ func runSessions(args []string, output string, stdout io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("sessions: unexpected argument %q", fs.Arg(0))
+	}
+	if err := g.adminAddr(fs, addr); err != nil {
+		return err
 	}
 	path := "/sessions"
 	if *ephemerals {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -184,4 +185,54 @@ func TestSessionsCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `{"id":"`+id+`","timeout_ms":7000,"ephemeral_count":2}`) {
 		t.Fatalf("sessions --output json: exit %d, %q %q", code, out, errOut)
 	}
+}
+
+// TestOneAddressContract: every command reaches the cluster through
+// --servers (client ports) alone; the HTTP port is found from the cluster.
+// An HTTP flag pointed at a client port, or servers where nothing
+// listens, fail at once saying what is wrong.
+func TestOneAddressContract(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	c := newProcCluster(t)
+	all := c.startThree("ac")
+	servers := all[0].client + "," + all[1].client
+	if out, errOut, code := groveCmd(t, c.bin, "--servers", servers, "create", "/contract", "x"); code != 0 {
+		t.Fatalf("create: exit %d: %s%s", code, out, errOut)
+	}
+	for _, args := range [][]string{
+		{"status"}, {"members"}, {"sessions"}, {"--output", "json", "status"},
+	} {
+		out, errOut, code := groveCmd(t, c.bin, append([]string{"--servers", servers}, args...)...)
+		if code != 0 || out == "" {
+			t.Fatalf("grove --servers %s %q: exit %d: %q %q", servers, args, code, out, errOut)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "b.grove")
+	if out, errOut, code := groveCmd(t, c.bin, "--servers", servers, "backup", "--no-progress", file); code != 0 {
+		t.Fatalf("backup through --servers: exit %d: %s%s", code, out, errOut)
+	}
+	if st, err := os.Stat(file); err != nil || st.Size() == 0 {
+		t.Fatalf("backup file: %v", err)
+	}
+	// GROVE_SERVERS does the same.
+	cmd := exec.Command(c.bin, "status")
+	cmd.Env = append(os.Environ(), "GROVE_SERVERS="+all[2].client)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "node ac3") {
+		t.Fatalf("status with GROVE_SERVERS: %v: %s", err, out)
+	}
+	// --http at a client port.
+	_, errOut, code := groveCmd(t, c.bin, "status", "--http", all[0].client)
+	if code != 1 || !strings.Contains(errOut, "does not speak HTTP (a client port?") {
+		t.Fatalf("status --http CLIENT-PORT: exit %d: %q", code, errOut)
+	}
+	// Nothing listening: at once, naming the address.
+	dead := freePort(t)
+	start := time.Now()
+	_, errOut, code = groveCmd(t, c.bin, "--servers", dead, "status")
+	if code != 1 || !strings.Contains(errOut, "--servers "+dead) || !strings.Contains(errOut, "no server is listening") {
+		t.Fatalf("status with nothing listening: exit %d: %q", code, errOut)
+	}
+	t.Logf("failed in %v", time.Since(start))
 }

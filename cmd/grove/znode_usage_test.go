@@ -48,7 +48,7 @@ func TestZnodeUsageErrorsExitTwo(t *testing.T) {
 		"tree unknown flag":           {"tree", "--depth", "2", "/"},
 		"watch without path":          {"watch"},
 		"watch unknown flag":          {"watch", "--once", "/a"},
-		"bad output":                  {"--output", "yaml", "get", "/a"},
+		"bad output":                  {"--output", "xml", "get", "/a"},
 		"unknown global flag":         {"--server", nowhere, "get", "/a"},
 		"bad timeout":                 {"--timeout", "soon", "get", "/a"},
 		"zero timeout":                {"--timeout", "0s", "get", "/a"},

@@ -108,6 +108,10 @@ type Connected struct {
 	Server    uint64 `msgpack:"n"` // the server's raft ID
 	Zxid      uint64 `msgpack:"z"` // the server's applied zxid
 	MaxFrame  int    `msgpack:"f"` // the largest frame the server reads
+	// AdminURL is the server's HTTP admin address ("http://HOST:PORT" or
+	// https), for tools that reach the cluster through a client port;
+	// empty if it has none.
+	AdminURL string `msgpack:"h,omitempty"`
 }
 
 // Read is a read request.
