@@ -97,7 +97,11 @@ func (n *Node) BeginOrReject(ctx context.Context, req *Request) (*Pending, error
 	if err == nil || req.Seq == 0 || req.Session == 0 || errors.Is(err, grove.ErrStopped) || ctx.Err() != nil {
 		return p, err
 	}
-	return n.Begin(ctx, &command.Request{Session: req.Session, Seq: req.Seq, Op: command.OpReject, Code: grove.ErrorCode(err)})
+	rp, rerr := n.Begin(ctx, &command.Request{Session: req.Session, Seq: req.Seq, Op: command.OpReject, Code: grove.ErrorCode(err)})
+	if rp != nil {
+		rp.rejection = err
+	}
+	return rp, rerr
 }
 
 // WatchedAt answers ZooKeeper's checkWatches as ZooKeeper 3.8 does: true

@@ -46,7 +46,15 @@ type Pending struct {
 	// errc carries raft's verdict on the first proposal until a Wait has
 	// read it (then nil).
 	errc chan error
+	// rejection is why BeginOrReject turned the write into a rejection.
+	rejection error
 }
+
+// Rejection returns the error a write was refused with before raft (by
+// BeginOrReject: too large, malformed), whose code its result carries, so
+// a front can answer with the whole message (sizes and limits); nil for
+// a write that went to raft as it was.
+func (p *Pending) Rejection() error { return p.rejection }
 
 // Begin hands a session write to raft without waiting for it to apply, so
 // a client front end can pipeline: requests begun in order from one

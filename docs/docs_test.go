@@ -237,3 +237,39 @@ func TestShellBlocksParse(t *testing.T) {
 	}
 	t.Logf("%d grove invocations parse", calls)
 }
+
+// Every flag of grove server is in docs/cluster.md's table, written as
+// `--name` or in a group like `--peer-tls-ca/-cert/-key`.
+func TestClusterDocListsEveryServerFlag(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "grove")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/grove")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build grove: %v\n%s", err, out)
+	}
+	help, _ := exec.Command(bin, "server", "-h").CombinedOutput()
+	flags := regexp.MustCompile(`(?m)^\s+-([a-z][a-z0-9-]*)`).FindAllStringSubmatch(string(help), -1)
+	if len(flags) < 20 {
+		t.Fatalf("found %d flags in grove server -h: the scan is broken\n%s", len(flags), help)
+	}
+	doc, err := os.ReadFile("cluster.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `(--[^`]+)`").FindAllStringSubmatch(string(doc), -1) {
+		// "--peer-tls-ca/-cert/-key" names --peer-tls-ca, --peer-tls-cert
+		// and --peer-tls-key.
+		parts := strings.Split(m[1], "/")
+		documented = append(documented, parts[0])
+		stem := parts[0][:strings.LastIndex(parts[0], "-")]
+		for _, p := range parts[1:] {
+			documented = append(documented, stem+p)
+		}
+	}
+	for _, f := range flags {
+		if !slices.Contains(documented, "--"+f[1]) {
+			t.Errorf("docs/cluster.md's flag table lacks --%s", f[1])
+		}
+	}
+}

@@ -434,6 +434,11 @@ func (c *conn) answer(it *workItem) ([]byte, any, error) {
 			if a := c.s.cfg.Audit; a != nil { // no address string per write unless auditing
 				a.Request("native", c.nc.RemoteAddr().String(), it.req, r)
 			}
+			if rej := it.pending.Rejection(); rej != nil && r.Code == grove.ErrorCode(rej) {
+				// Refused before raft: the whole message (sizes, limits)
+				// rather than the bare code its result carries.
+				return errorMsg(it.xid, rej), nil, nil
+			}
 		}
 		res = r
 	case wire.TRead:

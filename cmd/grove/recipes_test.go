@@ -211,3 +211,14 @@ func FuzzParseTxn(f *testing.F) {
 		}
 	})
 }
+
+// A write refused for its size says the size and the limit.
+func TestTooLargeNamesSizeAndLimit(t *testing.T) {
+	cc := mustCluster(t)
+	setStdin(t, strings.Repeat("x", 2<<20))
+	got := cc.fails(1, "create", "/big", "-")
+	if !strings.Contains(got, "data of 2097152 bytes exceeds the 1048576 byte limit") {
+		t.Fatalf("too large: %q", got)
+	}
+	cc.ok("create", "/small", "x") // the session's sequence has no gap
+}

@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -182,10 +183,11 @@ func (e *Error) Err() error {
 	if base == nil {
 		base = grove.ErrSystemError
 	}
-	if e.Message == "" || e.Message == base.Error() {
+	msg := strings.TrimSuffix(e.Message, ": "+base.Error()) // the sentinel shows once
+	if msg == "" || msg == base.Error() {
 		return base
 	}
-	return fmt.Errorf("%w (server: %s)", base, e.Message)
+	return fmt.Errorf("%w (server: %s)", base, msg)
 }
 
 // ErrorOf turns err into an Error message body.
