@@ -130,6 +130,10 @@ func (n *Node) run() {
 			n.peerDown(id)
 		case errc := <-n.flushc:
 			n.queueFlush(errc, false)
+		case rc := <-n.defragc:
+			res := n.defrag()
+			err = res.fatal
+			rc <- res
 		case <-n.stopc:
 			// The log holds every applied entry; flushing spares the next
 			// start replaying them. A failure here loses nothing.
@@ -420,7 +424,7 @@ func (n *Node) installInline(m *pb.Message) error {
 	n.loopState.watched = n.watches.beginInstall()
 	n.loopState.installing = true
 	n.stateMu.Lock()
-	err := n.db.Update(func(tx *bbolt.Tx) error { return n.installSnapshot(tx, snap) })
+	err := n.data().Update(func(tx *bbolt.Tx) error { return n.installSnapshot(tx, snap) })
 	idx := snap.GetMetadata().GetIndex()
 	if err == nil {
 		n.discardLayersLocked()

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,10 +27,15 @@ import (
 type Node struct {
 	cfg Config
 	log *slog.Logger
-	db  *bbolt.DB // the state file
-	wal *wal.WAL  // the log; the log writer's after start
-	ms  *raft.MemoryStorage
-	tr  Transport
+	// stateDB is the state file; Defrag swaps it for a compacted copy, so
+	// every use loads it (data).
+	stateDB atomic.Pointer[bbolt.DB]
+	// retired waits for state files Defrag replaced to close once their
+	// last reader is done.
+	retired sync.WaitGroup
+	wal     *wal.WAL // the log; the log writer's after start
+	ms      *raft.MemoryStorage
+	tr      Transport
 
 	// Owned by the loop goroutine.
 	rn        *raft.RawNode
@@ -51,6 +58,7 @@ type Node struct {
 	snapc       chan snapReport
 	snapInc     chan snapIncoming
 	flushc      chan chan error
+	defragc     chan chan defragResult
 	peerDownc   chan uint64
 	writer      *logWriter // the log writer
 	stateWriter *logWriter // the state writer
@@ -117,6 +125,7 @@ func StartNode(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	removeStaleSnapshots(cfg.DataDir)
+	_ = os.Remove(filepath.Join(cfg.DataDir, dataFileName+defragSuffix)) // a defrag a crash cut short
 	if err := startSeeded(db, w, cfg.DataDir, cfg.Peers); err != nil {
 		_ = w.Close()
 		_ = db.Close()
@@ -145,7 +154,6 @@ func newNode(cfg Config, db *bbolt.DB, w *wal.WAL, rp *wal.Replay) (*Node, error
 	n := &Node{
 		cfg:          cfg,
 		log:          cfg.Logger.With(slog.Uint64("node", cfg.ID)),
-		db:           db,
 		wal:          w,
 		ms:           ms,
 		tr:           cfg.Transport,
@@ -157,6 +165,7 @@ func newNode(cfg Config, db *bbolt.DB, w *wal.WAL, rp *wal.Replay) (*Node, error
 		snapc:        make(chan snapReport, 16),
 		snapInc:      make(chan snapIncoming),
 		flushc:       make(chan chan error),
+		defragc:      make(chan chan defragResult),
 		peerDownc:    make(chan uint64, 16),
 		lastHS:       rs.hard,
 		stopc:        make(chan struct{}),
@@ -166,6 +175,7 @@ func newNode(cfg Config, db *bbolt.DB, w *wal.WAL, rp *wal.Replay) (*Node, error
 		kaWaits:      newKeepAliveWaits(),
 		leaderChange: make(chan struct{}),
 	}
+	n.stateDB.Store(db)
 	n.writer = newLogWriter(n.writeLog)
 	n.stateWriter = newLogWriter(n.writeState)
 	n.sessions = newSessionTracker()
@@ -290,7 +300,8 @@ func (n *Node) Close() error {
 		if err := n.wal.Close(); err != nil {
 			n.log.Warn("close log", "err", err)
 		}
-		if err := closeDB(n.db); err != nil {
+		n.retired.Wait()
+		if err := closeDB(n.data()); err != nil {
 			n.log.Warn("close data file", "err", err)
 		}
 	})

@@ -300,5 +300,5 @@ func (n *Node) View(fn func(tx *bbolt.Tx) error) error {
 	if err := n.flushPending(); err != nil {
 		return err
 	}
-	return n.db.View(fn)
+	return n.data().View(fn)
 }

@@ -18,7 +18,7 @@ func (n *Node) Scrub() (int, error) {
 	bad := 0
 	start := time.Now()
 	var read int
-	err := n.db.View(func(tx *bbolt.Tx) error {
+	err := n.data().View(func(tx *bbolt.Tx) error {
 		var err error
 		read, err = fsm.Scrub(fsm.Bolt(tx), func(path string, err error) {
 			bad++

@@ -219,7 +219,7 @@ func copyClusterID(dst, src *bbolt.Tx) error {
 // before its first snapshot, or a data dir older than cluster IDs).
 func (n *Node) ClusterID() string {
 	var id string
-	_ = n.db.View(func(tx *bbolt.Tx) error {
+	_ = n.data().View(func(tx *bbolt.Tx) error {
 		id = string(tx.Bucket(bucketMeta).Get(keyCluster))
 		return nil
 	})

@@ -73,7 +73,7 @@ func (n *Node) streamSnapshot(m *pb.Message) error {
 		case <-ctx.Done():
 		}
 	}()
-	tx, err := n.db.Begin(false)
+	tx, err := n.data().Begin(false)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ var flushInterval = 100 * time.Millisecond
 func (n *Node) readState(fn func(tx fsm.Tx) error) error {
 	n.stateMu.RLock()
 	defer n.stateMu.RUnlock()
-	return n.db.View(func(btx *bbolt.Tx) error {
+	return n.data().View(func(btx *bbolt.Tx) error {
 		return fn(fsm.NewView(fsm.Bolt(btx), n.layers...))
 	})
 }
@@ -68,7 +68,7 @@ func (n *Node) applyState(fn func(tx fsm.Tx) error) error {
 	if top.Empty() {
 		n.state.since = time.Now()
 	}
-	btx, err := n.db.Begin(false)
+	btx, err := n.data().Begin(false)
 	if err != nil {
 		return fmt.Errorf("core: read state: %w", err)
 	}
@@ -117,7 +117,7 @@ func (n *Node) flushNow() error {
 		return nil
 	}
 	frozen, index := n.freeze()
-	if err := n.db.Update(frozen.FlushTo); err != nil {
+	if err := n.data().Update(frozen.FlushTo); err != nil {
 		return fmt.Errorf("core: flush state: %w", err)
 	}
 	n.flushed(index)

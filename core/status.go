@@ -234,7 +234,7 @@ func (n *Node) Stats() (Stats, error) {
 		ProposalsPending:    n.waits.size(),
 		SessionsExpired:     n.stats.expired.Load(),
 	}
-	_ = n.db.View(func(tx *bbolt.Tx) error { s.StateFileBytes = tx.Size(); return nil })
+	_ = n.data().View(func(tx *bbolt.Tx) error { s.StateFileBytes = tx.Size(); return nil })
 	err := n.readState(func(tx fsm.Tx) error {
 		var err error
 		s.Sessions, s.Znodes, err = fsm.Counts(tx)

@@ -199,7 +199,7 @@ func TestOldLayoutIsMigrated(t *testing.T) {
 	if after != before || applied2 < applied {
 		t.Fatalf("state after migration %x@%d, want %x@%d", after, applied2, before, applied)
 	}
-	err = n.db.View(func(tx *bbolt.Tx) error {
+	err = n.data().View(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketLog) != nil || tx.Bucket(bucketMeta).Get(keyHard) != nil {
 			t.Error("the old log is still in the data file")
 		}

@@ -270,7 +270,7 @@ func (n *Node) writeState(batch []*appendJob) error {
 		return nil
 	}
 	start := time.Now()
-	err := n.db.Update(func(tx *bbolt.Tx) error {
+	err := n.data().Update(func(tx *bbolt.Tx) error {
 		for _, j := range batch {
 			if j.frozen != nil {
 				if err := j.frozen.FlushTo(tx); err != nil {

@@ -45,6 +45,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", s.met.handler())
 	mux.HandleFunc("GET /members", s.handleMembers)
 	mux.HandleFunc("GET /sessions", s.handleSessions)
+	mux.HandleFunc("POST /defrag", s.handleDefrag)
 	mux.HandleFunc("POST /members/remove", s.handleRemove)
 	mux.HandleFunc("POST /members/add", s.handleAdd)
 	mux.HandleFunc("POST /members/transfer-leader", s.handleTransferLeader)
@@ -266,6 +267,41 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	s.auditHTTP(r, "member", "approve", name, nil)
 	writeJSON(w, http.StatusAccepted, map[string]any{"approved": name,
 		"note": "the leader adds it as a learner once it has proved itself on the peer port, and promotes it once caught up"})
+}
+
+// DefragReply is the JSON of POST /defrag.
+type DefragReply struct {
+	BeforeBytes int64 `json:"before_bytes"`
+	AfterBytes  int64 `json:"after_bytes"`
+	// HandedOverTo names the member this node, leading, handed leadership
+	// to first ("" if it was not leading).
+	HandedOverTo string `json:"handed_over_to,omitempty"`
+}
+
+// handleDefrag compacts this node's state file online (core.Node.Defrag).
+// A leader of a cluster with other voters first hands leadership over, so
+// its pause does not cost the cluster an election.
+func (s *Server) handleDefrag(w http.ResponseWriter, r *http.Request) {
+	var reply DefragReply
+	if s.node.IsLeader() && len(s.node.Status().Voters) > 1 {
+		ctx, cancel := context.WithTimeout(r.Context(), s.handOffTimeout())
+		to, err := s.node.TransferLeadership(ctx, 0)
+		cancel()
+		if err != nil {
+			s.auditHTTP(r, "node", "defrag", s.cfg.Name, err)
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("server: hand leadership over before the defrag: %w", err))
+			return
+		}
+		reply.HandedOverTo = s.memberName(to)
+	}
+	before, after, err := s.node.Defrag(r.Context())
+	s.auditHTTP(r, "node", "defrag", s.cfg.Name, err)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	reply.BeforeBytes, reply.AfterBytes = before, after
+	writeJSON(w, http.StatusOK, reply)
 }
 
 // SessionInfo is one open session in GET /sessions.

@@ -64,7 +64,7 @@ func runCompletion(args []string, stdout io.Writer) error {
 // words that may follow them.
 var clusterCommands = map[string][]string{
 	"server": nil, "status": nil, "members": {"remove", "add", "transfer-leader"}, "sessions": nil,
-	"backup": nil, "restore": nil, "inspect": nil, "version": nil, "completion": {"bash", "zsh", "fish"},
+	"backup": nil, "defrag": nil, "restore": nil, "inspect": nil, "version": nil, "completion": {"bash", "zsh", "fish"},
 }
 
 // globalFlagsWithValue are the global flags that take a value (the word

@@ -167,6 +167,8 @@ cluster commands:
   members remove NAME    remove a member from the cluster (through the leader)
   members transfer-leader [NAME]
                          hand leadership to NAME or the most caught-up voter
+  defrag                 compact the state file of the node reached, online (a
+                         leader hands leadership over first)
   backup                 back up the cluster (grove backup -h for flags)
   restore                restore from a backup (grove restore -h for flags)
   inspect                describe a backup (grove inspect -h for flags)
@@ -238,6 +240,8 @@ func dispatch(ctx context.Context, g *globals, args []string) error {
 		return runMembers(g, rest)
 	case "sessions":
 		return runSessions(g, rest)
+	case "defrag":
+		return runDefrag(g, rest)
 	case "completion":
 		return runCompletion(rest, g.stdout)
 	case "backup":

@@ -321,3 +321,42 @@ func runSessions(g *globals, args []string) error {
 	}
 	return tw.Flush()
 }
+
+// runDefrag implements grove defrag: compact the state file of the node
+// reached through --servers (or --http), online.
+func runDefrag(g *globals, args []string) error {
+	addr, parseArgs, resolve := httpFlags(g, "defrag", "defrag [--http ADDR]")
+	rest, err := parseArgs(args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("defrag: unexpected argument %q", rest[0])
+	}
+	if err := resolve(); err != nil {
+		return err
+	}
+	patient := *httpClient
+	patient.Timeout = 0 // a big file takes as long as it takes
+	resp, err := patient.Post(adminURL(*addr, "/defrag"), "", nil)
+	if err != nil {
+		return notHTTP(*addr, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var reply struct {
+		server.DefragReply
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&reply)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("defrag: %s %s", resp.Status, reply.Error)
+	}
+	if g.output == "json" {
+		return json.NewEncoder(g.stdout).Encode(reply.DefragReply)
+	}
+	if reply.HandedOverTo != "" {
+		fmt.Fprintf(g.stdout, "handed leadership to %s first\n", reply.HandedOverTo)
+	}
+	fmt.Fprintf(g.stdout, "state file %d -> %d bytes\n", reply.BeforeBytes, reply.AfterBytes)
+	return nil
+}

@@ -236,3 +236,53 @@ func TestOneAddressContract(t *testing.T) {
 	}
 	t.Logf("failed in %v", time.Since(start))
 }
+
+// grove defrag compacts the reached node's state file online; a leader
+// hands leadership over first; the data stays.
+func TestDefragCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	c := newProcCluster(t)
+	all := c.startThree("df")
+	leader := c.leader(all...)
+	ctx := t.Context()
+	s, err := client.Dial(ctx, []string{leader.client}, client.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close(context.Background()) }()
+	data := make([]byte, 16<<10)
+	var ops []grove.Op
+	for i := range 1200 {
+		ops = append(ops, grove.CreateOp(fmt.Sprintf("/big%04d", i), data, grove.ModePersistent, grove.OpenACLUnsafe))
+		if len(ops) == 100 {
+			if _, err := s.Multi(ctx, ops...); err != nil {
+				t.Fatal(err)
+			}
+			ops = ops[:0]
+		}
+	}
+	for i := range 1199 {
+		ops = append(ops, grove.DeleteOp(fmt.Sprintf("/big%04d", i), -1))
+		if len(ops) == 100 || i == 1198 {
+			if _, err := s.Multi(ctx, ops...); err != nil {
+				t.Fatal(err)
+			}
+			ops = ops[:0]
+		}
+	}
+	out, errOut, code := groveCmd(t, c.bin, "--servers", leader.client, "defrag")
+	if code != 0 || !strings.Contains(out, "handed leadership to df") || !strings.Contains(out, "state file ") {
+		t.Fatalf("defrag: exit %d: %q %q", code, out, errOut)
+	}
+	var before, after int64
+	if _, err := fmt.Sscanf(out[strings.Index(out, "state file "):], "state file %d -> %d bytes", &before, &after); err != nil || after >= before {
+		t.Fatalf("defrag printed %q (%v)", out, err)
+	}
+	c.waitFor("a leader after the defrag", 30*time.Second, func() bool { l := c.leader(all...); return l != nil && l != leader })
+	if got, _, err := s.Get(ctx, "/big1199"); err != nil || len(got) != len(data) {
+		t.Fatalf("data after the defrag: %d bytes, %v", len(got), err)
+	}
+	c.waitFor("the replicas equal", 30*time.Second, func() bool { return c.converged(all...) })
+}
