@@ -57,10 +57,11 @@ func WithEventBuffer(n int) Option { return func(o *options) { o.eventBuffer = n
 // ServerName defaults to the host of the address dialled).
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
-// WithFailFast makes Dial give up at once, with ErrNoServerListening, when
-// every server refuses the connection (nothing listens at any address: a
-// wrong port, or no server running) instead of retrying until its context
-// ends. Servers that time out or answer still get retried. For tools such
+// WithFailFast makes Dial give up, with ErrNoServerListening, once every
+// server has refused the connection for FailFastGrace (nothing listens at
+// any address: a wrong port, or no server running) instead of retrying
+// until its context ends. The grace covers a server that is starting
+// (grove server & followed at once by a command). Servers that time out or answer still get retried. For tools such
 // as the grove CLI; a service that starts before its cluster should not
 // use it.
 func WithFailFast() Option { return func(o *options) { o.failFast = true } }
@@ -68,6 +69,10 @@ func WithFailFast() Option { return func(o *options) { o.failFast = true } }
 // ErrNoServerListening is Dial's error under WithFailFast when every server
 // refused the connection; it wraps the last refusal.
 var ErrNoServerListening = errors.New("client: no server is listening")
+
+// FailFastGrace is how long every server must have refused before
+// WithFailFast gives up.
+const FailFastGrace = time.Second
 
 // WithDialer makes Dial open connections with dial instead of a plain TCP
 // dialer (for proxies, custom timeouts or tests).

@@ -241,6 +241,7 @@ func (r *remote) OpenSession(ctx context.Context, timeout time.Duration, onEvent
 	r.onEvent = onEvent
 	r.mu.Unlock()
 	var last error
+	var allRefusedSince time.Time // when rounds of refusals began (WithFailFast)
 	for attempt := 0; ; attempt++ {
 		refused := 0
 		for _, addr := range r.shuffled() {
@@ -273,7 +274,13 @@ func (r *remote) OpenSession(ctx context.Context, timeout time.Duration, onEvent
 			return got.Session, got.Password, r.timeout, nil
 		}
 		if r.o.failFast && refused == len(r.addrs) {
-			return 0, nil, 0, fmt.Errorf("%w: %w", ErrNoServerListening, last)
+			if allRefusedSince.IsZero() {
+				allRefusedSince = time.Now()
+			} else if time.Since(allRefusedSince) >= FailFastGrace {
+				return 0, nil, 0, fmt.Errorf("%w: %w", ErrNoServerListening, last)
+			}
+		} else {
+			allRefusedSince = time.Time{}
 		}
 		if err := r.backoff(ctx, attempt); err != nil {
 			return 0, nil, 0, fmt.Errorf("client: no server took the session (last: %v): %w", last, err)

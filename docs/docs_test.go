@@ -25,6 +25,9 @@ type block struct {
 	line int
 	lang string
 	code string
+	// notRun is the reason given in a "<!-- not run: REASON -->" line
+	// right before the block ("" for a block TestDocsRunForReal runs).
+	notRun string
 }
 
 // docFiles returns README.md and docs/*.md, relative to the repository root.
@@ -49,17 +52,22 @@ func blocks(t *testing.T, root, path string) []block {
 	}
 	var out []block
 	var cur *block
+	prev := ""
 	for i, line := range strings.Split(string(b), "\n") {
 		trimmed := strings.TrimSpace(line)
 		switch {
 		case cur == nil && strings.HasPrefix(trimmed, "```"):
 			cur = &block{file: path, line: i + 1, lang: strings.TrimPrefix(trimmed, "```")}
+			if reason, ok := strings.CutPrefix(prev, "<!-- not run: "); ok {
+				cur.notRun = strings.TrimSuffix(reason, " -->")
+			}
 		case cur != nil && trimmed == "```":
 			out = append(out, *cur)
 			cur = nil
 		case cur != nil:
 			cur.code += line + "\n"
 		}
+		prev = trimmed
 	}
 	if cur != nil {
 		t.Fatalf("%s:%d: unclosed code block", path, cur.line)
