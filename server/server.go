@@ -76,6 +76,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, configErr(err)
 	}
+	if err := core.CheckDataDirFree(cfg.DataDir); err != nil {
+		return nil, configErr(err) // before anything announces this node
+	}
 	id, fresh, err := loadIdentity(cfg.DataDir)
 	if err != nil {
 		return nil, configErr(err)

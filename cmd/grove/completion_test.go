@@ -80,3 +80,40 @@ complete_words grove --servers "$SERVERS" get /apps/
 		t.Fatalf("bash completion printed %q, want %q", out, want)
 	}
 }
+
+// The fish script, loaded in a real fish, completes commands and flags
+// (fish's complete -C asks for a command line's completions); the zsh
+// script is at least valid zsh. Each skips without its shell, unless
+// GROVE_REQUIRE_COMPAT=1 (CI installs them).
+func TestFishAndZshCompletionScripts(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "grove")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	env := append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "HOME="+dir)
+	shell := func(name string) string {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			if os.Getenv("GROVE_REQUIRE_COMPAT") == "1" {
+				t.Fatalf("%s not found (GROVE_REQUIRE_COMPAT=1)", name)
+			}
+			t.Skipf("%s not installed", name)
+		}
+		return p
+	}
+	fish := exec.Command(shell("fish"), "--no-config", "-c", `grove completion fish | source; complete -C "grove tr"; complete -C "grove members tr"; complete -C "grove delete --r"`)
+	fish.Env = env
+	out, err := fish.CombinedOutput()
+	if err != nil {
+		t.Fatalf("fish: %v\n%s", err, out)
+	}
+	if got := strings.Fields(string(out)); !slices.Equal(got, []string{"tree", "transfer-leader", "--recursive"}) {
+		t.Fatalf("fish completions: %q", got)
+	}
+	zsh := exec.Command(shell("zsh"), "-f", "-c", `autoload -U compinit && compinit -u && source <(grove completion zsh) && whence -w _grove`)
+	zsh.Env = env
+	if out, err := zsh.CombinedOutput(); err != nil || !strings.Contains(string(out), "_grove: function") {
+		t.Fatalf("zsh: %v\n%s", err, out)
+	}
+}

@@ -222,3 +222,16 @@ func TestTooLargeNamesSizeAndLimit(t *testing.T) {
 	}
 	cc.ok("create", "/small", "x") // the session's sequence has no gap
 }
+
+// stat decodes a TTL node's owner field into its TTL, as zkCli does not.
+func TestStatShowsTTL(t *testing.T) {
+	cc := mustCluster(t)
+	cc.ok("create", "--ttl", "90m", "/leased")
+	got := cc.ok("stat", "/leased")
+	if !strings.Contains(got, "ephemeral_owner: 0x0\nttl: 1h30m0s\n") {
+		t.Fatalf("stat of a TTL node:\n%s", got)
+	}
+	if got := cc.ok("--output", "json", "stat", "/leased"); !strings.Contains(got, `"ttl_ms":5400000`) {
+		t.Fatalf("stat --output json of a TTL node: %s", got)
+	}
+}

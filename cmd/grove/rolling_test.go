@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -285,4 +287,41 @@ func TestDefragCommand(t *testing.T) {
 		t.Fatalf("data after the defrag: %d bytes, %v", len(got), err)
 	}
 	c.waitFor("the replicas equal", 30*time.Second, func() bool { return c.converged(all...) })
+}
+
+// A second server on a data dir in use exits at once with one line and
+// status 2, and the first goes on serving.
+func TestBusyDataDirRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	c := newProcCluster(t)
+	all := c.startThree("bz")
+	p := all[0]
+	cmd := exec.Command(c.bin, "server", "--name", "intruder", "--data-dir", p.dir,
+		"--gossip-addr", freePort(t), "--peer-addr", freePort(t), "--http-addr", freePort(t),
+		"--client-addr", freePort(t), "--zk-addr", freePort(t), "--join", p.gossip)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Fatalf("second server on a busy data dir: %v, stderr %q", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("second server on a busy data dir did not exit; stderr %q", stderr.String())
+	}
+	if got := stderr.String(); !strings.HasPrefix(got, "grove: ") || strings.Count(got, "\n") != 1 || !strings.Contains(got, "in use") {
+		t.Fatalf("stderr %q: want one grove: line saying the data dir is in use", got)
+	}
+	if out, errOut, code := groveCmd(t, c.bin, "--servers", p.client, "create", "/still-serving"); code != 0 {
+		t.Fatalf("the first server after the intruder: exit %d %s%s", code, out, errOut)
+	}
 }
