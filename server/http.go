@@ -49,6 +49,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /members/remove", s.handleRemove)
 	mux.HandleFunc("POST /members/add", s.handleAdd)
 	mux.HandleFunc("POST /members/transfer-leader", s.handleTransferLeader)
+	mux.HandleFunc("POST /members/leave", s.handleLeave)
 	mux.HandleFunc("GET /v1/digest", s.handleDigest)
 	mux.HandleFunc("GET /v1/backup", s.handleBackup)
 	mux.HandleFunc("/v1/znode/", s.handleZnode)
@@ -344,6 +345,21 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// handleLeave makes this node leave the cluster for good, as SIGTERM does
+// under --leave-on-terminate: it answers first, then leaves and its
+// process exits. The cluster's last voter cannot leave.
+func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
+	if st := s.node.Status(); len(st.Voters) == 1 && st.Voters[0] == s.id {
+		err := fmt.Errorf("server: %s is the cluster's last voter; it cannot leave: %w", s.cfg.Name, grove.ErrBadArguments)
+		s.auditHTTP(r, "member", "leave", s.cfg.Name, err)
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	s.auditHTTP(r, "member", "leave", s.cfg.Name, nil)
+	writeJSON(w, http.StatusAccepted, map[string]any{"leaving": s.cfg.Name})
+	s.Leave()
 }
 
 // handleTransferLeader hands leadership to the member named by ?name= or

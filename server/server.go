@@ -66,6 +66,11 @@ type Server struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
+	// leaving is set when POST /members/leave asked this node to leave;
+	// left is closed once it has (Close returned).
+	leaving   atomic.Bool
+	left      chan struct{}
+	leaveOnce sync.Once
 }
 
 // Start brings a node up: identity, transport, gossip, then either
@@ -84,7 +89,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, configErr(err)
 	}
 	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("name", cfg.Name), removed: map[uint64]bool{}, members: map[uint64]bool{}, stopc: make(chan struct{}),
-		started: time.Now()}
+		started: time.Now(), left: make(chan struct{})}
 	if err := s.start(ctx, fresh); err != nil {
 		s.shutdown()
 		return nil, err
@@ -346,6 +351,27 @@ func (s *Server) Close() error {
 	})
 	return s.closeErr
 }
+
+// Leave makes the node leave the cluster for good in the background, as
+// Close does, and returns at once; Left is closed once it has. It is what
+// POST /members/leave (grove members leave) does.
+func (s *Server) Leave() {
+	s.leaveOnce.Do(func() {
+		s.leaving.Store(true)
+		go func() {
+			if err := s.Close(); err != nil {
+				s.log.Warn("leave", "err", err)
+			}
+			close(s.left)
+		}()
+	})
+}
+
+// Leaving reports whether Leave was called.
+func (s *Server) Leaving() bool { return s.leaving.Load() }
+
+// Left returns a channel closed once a Leave has finished.
+func (s *Server) Left() <-chan struct{} { return s.left }
 
 // Stop stops the node without leaving the cluster, as a restart or a crash
 // would: it stays a member and can come back from its data dir.

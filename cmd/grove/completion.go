@@ -63,7 +63,7 @@ func runCompletion(args []string, stdout io.Writer) error {
 // clusterCommands are the commands that are not znode commands, with the
 // words that may follow them.
 var clusterCommands = map[string][]string{
-	"server": nil, "status": nil, "members": {"remove", "add", "transfer-leader"}, "sessions": nil,
+	"server": nil, "status": nil, "members": {"remove", "add", "transfer-leader", "leave"}, "sessions": nil,
 	"backup": nil, "defrag": nil, "restore": nil, "inspect": nil, "version": nil, "completion": {"bash", "zsh", "fish"},
 }
 

@@ -165,6 +165,7 @@ cluster commands:
   sessions [--ephemerals]
                          list open sessions, their timeouts and ephemeral znodes
   members remove NAME    remove a member from the cluster (through the leader)
+  members leave          the node reached leaves the cluster for good
   members transfer-leader [NAME]
                          hand leadership to NAME or the most caught-up voter
   defrag                 compact the state file of the node reached, online (a

@@ -198,22 +198,27 @@ func runStatus(g *globals, args []string) error {
 
 func runMembers(g *globals, args []string) error {
 	output, stdout := g.output, g.stdout
-	addr, parseArgs, resolve := httpFlags(g, "members", "members [--http ADDR] [remove NAME | add NAME | transfer-leader [NAME]]")
+	addr, parseArgs, resolve := httpFlags(g, "members", "members [--http ADDR] [remove NAME | add NAME | transfer-leader [NAME] | leave]")
 	rest, err := parseArgs(args)
 	if err != nil {
 		return err
 	}
 	switch {
+	case len(rest) > 0 && rest[0] == "leave" && len(rest) > 1:
+		return usagef("usage: grove members leave (the node reached through --servers or --http leaves)")
 	case len(rest) > 0 && rest[0] == "transfer-leader" && len(rest) > 2:
 		return usagef("usage: grove members transfer-leader [NAME]")
-	case len(rest) > 0 && rest[0] != "transfer-leader" && ((rest[0] != "remove" && rest[0] != "add") || len(rest) != 2):
-		return usagef("usage: grove members [remove NAME | add NAME | transfer-leader [NAME]]")
+	case len(rest) > 0 && rest[0] != "transfer-leader" && rest[0] != "leave" && ((rest[0] != "remove" && rest[0] != "add") || len(rest) != 2):
+		return usagef("usage: grove members [remove NAME | add NAME | transfer-leader [NAME] | leave]")
 	}
 	if err := resolve(); err != nil {
 		return err
 	}
 	if len(rest) > 0 && rest[0] == "transfer-leader" {
 		return transferLeader(*addr, rest[1:], output, stdout)
+	}
+	if len(rest) > 0 && rest[0] == "leave" {
+		return leaveCluster(*addr, stdout)
 	}
 	if len(rest) > 0 {
 		resp, err := httpClient.Post(adminURL(*addr, "/members/"+rest[0]+"?name="+url.QueryEscape(rest[1])), "", nil)
@@ -358,5 +363,25 @@ func runDefrag(g *globals, args []string) error {
 		fmt.Fprintf(g.stdout, "handed leadership to %s first\n", reply.HandedOverTo)
 	}
 	fmt.Fprintf(g.stdout, "state file %d -> %d bytes\n", reply.BeforeBytes, reply.AfterBytes)
+	return nil
+}
+
+// leaveCluster implements grove members leave: the node reached leaves the
+// cluster for good and its process exits.
+func leaveCluster(addr string, stdout io.Writer) error {
+	resp, err := httpClient.Post(adminURL(addr, "/members/leave"), "", nil)
+	if err != nil {
+		return notHTTP(addr, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var body struct {
+		Leaving string `json:"leaving"`
+		Error   string `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("leave: %s %s", resp.Status, body.Error)
+	}
+	fmt.Fprintf(stdout, "%s is leaving the cluster\n", body.Leaving)
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -323,5 +324,50 @@ func TestBusyDataDirRefused(t *testing.T) {
 	}
 	if out, errOut, code := groveCmd(t, c.bin, "--servers", p.client, "create", "/still-serving"); code != 0 {
 		t.Fatalf("the first server after the intruder: exit %d %s%s", code, out, errOut)
+	}
+}
+
+// grove members leave makes the node reached (here the leader) leave for
+// good: its process exits 0, the others go on with two voters, and its
+// data dir will not start again.
+func TestMembersLeave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
+	c := newProcCluster(t)
+	all := c.startThree("lv")
+	leaver := c.leader(all...)
+	out, errOut, code := groveCmd(t, c.bin, "--servers", leaver.client, "members", "leave")
+	if code != 0 || out != leaver.name+" is leaving the cluster\n" {
+		t.Fatalf("members leave: exit %d: %q %q", code, out, errOut)
+	}
+	select {
+	case <-leaver.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not exit after leaving", leaver.name)
+	}
+	if st := leaver.cmd.ProcessState; st == nil || st.ExitCode() != 0 {
+		t.Fatalf("%s exited with %v after leaving", leaver.name, st)
+	}
+	var rest []*proc
+	for _, p := range all {
+		if p != leaver {
+			rest = append(rest, p)
+		}
+	}
+	c.waitFor("two voters without the leaver", 30*time.Second, func() bool {
+		l := c.leader(rest...)
+		if l == nil {
+			return false
+		}
+		st, err := status(l.httpAdr)
+		return err == nil && len(voterNames(st)) == 2 && !slices.Contains(voterNames(st), leaver.name)
+	})
+	if out, errOut, code := groveCmd(t, c.bin, "--servers", rest[0].client, "create", "/after-leave"); code != 0 {
+		t.Fatalf("write after the leave: exit %d %s%s", code, out, errOut)
+	}
+	cmd := exec.Command(c.bin, leaver.args...)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "new data dir") {
+		t.Fatalf("restart on a left data dir: %v\n%s", err, out)
 	}
 }

@@ -202,7 +202,15 @@ func runServer(args []string, stderr io.Writer) error {
 			return s.Close()
 		}
 		return s.Stop()
+	case <-s.Left():
+		cfg.Logger.Info("left the cluster (grove members leave)")
+		return nil
 	case <-s.Done():
+		if s.Leaving() { // the node stops as part of the leave
+			<-s.Left()
+			cfg.Logger.Info("left the cluster (grove members leave)")
+			return nil
+		}
 		err := s.Stop()
 		if err == nil {
 			err = errors.New("node stopped")
