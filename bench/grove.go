@@ -12,23 +12,24 @@ import (
 	"strings"
 )
 
-// buildGrove builds ./cmd/grove of the module the harness runs in, without
-// -race (so a race-built test still runs fast servers), into dir.
+// buildGrove builds ./cmd/grove of the grove module the harness uses (the
+// repository it runs in: bench's go.mod replaces the module with ..),
+// without -race (so a race-built test still runs fast servers), into dir.
 func buildGrove(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/grovekit/grove").Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", fmt.Errorf("find the grove module: %w; run from the repository", err)
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside the grove module; run from the repository")
+	root := strings.TrimSpace(string(out))
+	if root == "" {
+		return "", fmt.Errorf("not inside the grove repository; run from it")
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "bin", "grove")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/grove")
-	cmd.Dir = filepath.Dir(gomod)
+	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/grove: %w\n%s", err, out)
 	}
