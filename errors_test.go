@@ -80,7 +80,7 @@ func TestErrorCodeRoundTripsEverySentinel(t *testing.T) {
 			if got := ErrorCode(s.err); got != s.code {
 				t.Errorf("ErrorCode = %d, want %d", got, s.code)
 			}
-			if got := CodeError(s.code); got != s.err { //nolint:errorlint // identity is the point
+			if got := CodeError(s.code); got != s.err { // identity is the point
 				t.Errorf("CodeError(%d) = %v, want the sentinel itself", s.code, got)
 			}
 			wrapped := fmt.Errorf("core: get %q: %w", "/a", s.err)

@@ -110,7 +110,7 @@ func (s *sealer) flush(last bool) error {
 	s.n++
 	var hdr [5]byte
 	hdr[0] = aad(last)[0]
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(sealed))) //nolint:gosec // at most chunkSize+16
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(sealed))) // at most chunkSize+16
 	if _, err := s.w.Write(hdr[:]); err != nil {
 		return err
 	}

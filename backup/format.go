@@ -122,7 +122,7 @@ func NewWriter(w io.Writer, h Header, opts Options) (*Writer, error) {
 		flags |= flagEncrypt
 	}
 	pre := append([]byte(magic), Version, flags)
-	pre = binary.BigEndian.AppendUint32(pre, uint32(len(hdr))) //nolint:gosec // a small JSON document
+	pre = binary.BigEndian.AppendUint32(pre, uint32(len(hdr))) // a small JSON document
 	if _, err := bw.hw.Write(append(pre, hdr...)); err != nil {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ func (bw *Writer) record(typ byte, payload ...[]byte) error {
 		size += len(p)
 	}
 	bw.buf = append(bw.buf[:0], typ)
-	bw.buf = binary.AppendUvarint(bw.buf, uint64(size)) //nolint:gosec // a length
+	bw.buf = binary.AppendUvarint(bw.buf, uint64(size)) // a length
 	if _, err := bw.bw.Write(bw.buf); err != nil {
 		return err
 	}
@@ -168,12 +168,12 @@ func (bw *Writer) Node(path string, rec []byte, dataLen int) error {
 		return err
 	}
 	bw.totals.Znodes++
-	bw.totals.DataBytes += uint64(dataLen) //nolint:gosec // a length
+	bw.totals.DataBytes += uint64(dataLen) // a length
 	return nil
 }
 
 // SkipEphemerals counts ephemerals left out of the file.
-func (bw *Writer) SkipEphemerals(n int) { bw.totals.Ephemerals += uint64(n) } //nolint:gosec // a count
+func (bw *Writer) SkipEphemerals(n int) { bw.totals.Ephemerals += uint64(n) } // a count
 
 // Totals returns what was written so far.
 func (bw *Writer) Totals() Totals { return bw.totals }

@@ -92,7 +92,7 @@ func Copy(w io.Writer, r io.Reader, key []byte, opts Options, progress func(int6
 			progress(rd.Read())
 		}
 	}
-	bw.SkipEphemerals(int(rd.Totals().Ephemerals)) //nolint:gosec // a count
+	bw.SkipEphemerals(int(rd.Totals().Ephemerals)) // a count
 	if err := bw.Close(); err != nil {
 		return rd.Header(), Totals{}, err
 	}

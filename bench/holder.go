@@ -157,16 +157,16 @@ func startHolders(ctx context.Context, n, per int, addrs []string) ([]*holder, e
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
-			stopHolders(hs)
+			_, _ = stopHolders(hs) // the start error is the one to report
 			return nil, err
 		}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
-			stopHolders(hs)
+			_, _ = stopHolders(hs) // the start error is the one to report
 			return nil, err
 		}
 		if err := cmd.Start(); err != nil {
-			stopHolders(hs)
+			_, _ = stopHolders(hs) // the start error is the one to report
 			return nil, fmt.Errorf("start session holder: %w", err)
 		}
 		hs = append(hs, &holder{cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)})
@@ -176,7 +176,7 @@ func startHolders(ctx context.Context, n, per int, addrs []string) ([]*holder, e
 	}
 	for _, h := range hs {
 		if _, err := h.expect("READY"); err != nil {
-			stopHolders(hs)
+			_, _ = stopHolders(hs) // the start error is the one to report
 			return nil, err
 		}
 	}

@@ -79,7 +79,7 @@ func startCrashNodes(ctx context.Context, dir string, n int, withPeers bool) ([]
 		}
 		nd, err := core.StartNode(ctx, cfg)
 		if err != nil {
-			closeNodes(nodes)
+			_ = closeNodes(nodes) // the start's error is the one to report
 			return nil, nil, fmt.Errorf("start node %d: %w", id, err)
 		}
 		nodes = append(nodes, nd)

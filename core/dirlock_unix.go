@@ -27,7 +27,7 @@ func CheckDataDirFree(dir string) error {
 	defer func() { _ = f.Close() }() // closing releases the probe's lock
 	// A running node holds an exclusive lock (bbolt's flock): a shared one
 	// cannot be had meanwhile.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil { //nolint:gosec // a file descriptor
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil { // a file descriptor
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return fmt.Errorf("core: data dir %q: another process has its data file open (is a grove server already running on it?): %w", dir, ErrDataDirInUse)
 		}

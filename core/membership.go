@@ -50,7 +50,7 @@ func (n *Node) changeConf(ctx context.Context, typ pb.ConfChangeType, id uint64,
 	if id == 0 {
 		return fmt.Errorf("core: member id 0: %w", grove.ErrBadArguments)
 	}
-	if !n.IsLeader() && !(typ == pb.ConfChangeRemoveNode && id == n.cfg.ID) {
+	if selfRemoval := typ == pb.ConfChangeRemoveNode && id == n.cfg.ID; !n.IsLeader() && !selfRemoval {
 		return grove.ErrNotLeader
 	}
 	cc := &pb.ConfChange{Type: typ.Enum(), NodeId: new(id), Context: []byte(addr)}

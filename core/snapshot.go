@@ -97,12 +97,12 @@ func (n *Node) streamSnapshot(m *pb.Message) error {
 	go func() {
 		defer close(written)
 		_, err := tx.WriteTo(pw)
-		pw.CloseWithError(err)
+		_ = pw.CloseWithError(err) // always nil
 	}()
 	start := time.Now()
 	err = n.tr.SendSnapshot(ctx, m.GetTo(), header, pr)
-	pr.CloseWithError(errors.New("core: snapshot stream ended"))
-	<-written // the transaction must outlive WriteTo
+	_ = pr.CloseWithError(errors.New("core: snapshot stream ended")) // always nil
+	<-written                                                        // the transaction must outlive WriteTo
 	if err == nil {
 		n.stats.snapsSent.Add(1)
 		if o := n.cfg.Observer; o != nil {

@@ -16,9 +16,9 @@ import (
 	"github.com/grovekit/grove/client"
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/internal/command"
+	"github.com/grovekit/grove/internal/frame"
 	"github.com/grovekit/grove/internal/outq"
 	"github.com/grovekit/grove/internal/wire"
-	"github.com/grovekit/grove/transport"
 )
 
 // conn is one client connection and the session attached to it.
@@ -144,17 +144,17 @@ func (c *conn) readMsg(max int) (wire.Type, uint64, []byte, error) {
 		idle = 10 * time.Second
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(idle))
-	f, err := transport.ReadFrame(c.br, max)
+	f, err := frame.ReadFrame(c.br, max)
 	if err != nil {
-		if errors.Is(err, transport.ErrFrameTooLarge) {
+		if errors.Is(err, frame.ErrFrameTooLarge) {
 			return 0, 0, nil, fmt.Errorf("%w: %v", grove.ErrTooLarge, err)
 		}
-		if errors.Is(err, transport.ErrBadVersion) || errors.Is(err, transport.ErrUnknownFrame) {
+		if errors.Is(err, frame.ErrBadVersion) || errors.Is(err, frame.ErrUnknownFrame) {
 			return 0, 0, nil, fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
 		}
 		return 0, 0, nil, err
 	}
-	if f.Type != transport.FrameClient {
+	if f.Type != frame.FrameClient {
 		return 0, 0, nil, fmt.Errorf("%w: %s frame on the client port", grove.ErrBadRequest, f.Type)
 	}
 	t, xid, body, err := wire.Split(f.Payload)
@@ -526,7 +526,7 @@ func (c *conn) Deliver(ev grove.Event) {
 	if err != nil {
 		return
 	}
-	if !c.out.PushEvent(msg, uint64(ev.Zxid)) { //nolint:gosec // zxids are raft indexes
+	if !c.out.PushEvent(msg, uint64(ev.Zxid)) { // zxids are raft indexes
 		c.close(errQueueFull)
 	}
 }
@@ -534,15 +534,15 @@ func (c *conn) Deliver(ev grove.Event) {
 // writer sends queued messages, flushing when the queue runs dry.
 func (c *conn) writer() {
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
-	var frame []byte
+	var buf []byte
 	for {
 		batch, final := c.out.Take()
 		for _, msg := range batch {
 			var err error
-			frame, err = transport.AppendFrame(frame[:0], transport.FrameClient, msg)
+			buf, err = frame.AppendFrame(buf[:0], frame.FrameClient, msg)
 			if err == nil {
 				_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				_, err = bw.Write(frame)
+				_, err = bw.Write(buf)
 			}
 			if err != nil {
 				c.close(nil)

@@ -91,7 +91,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, id: id, log: cfg.Logger.With("name", cfg.Name), removed: map[uint64]bool{}, members: map[uint64]bool{}, stopc: make(chan struct{}),
 		started: time.Now(), left: make(chan struct{})}
 	if err := s.start(ctx, fresh); err != nil {
-		s.shutdown()
+		_ = s.shutdown() // the start's error is the one to report
 		return nil, err
 	}
 	return s, nil

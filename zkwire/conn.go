@@ -184,7 +184,7 @@ func (c *conn) handshake() error {
 			if _, err := io.ReadFull(c.br, b[:]); err != nil {
 				return err
 			}
-			c.s.traceMask.Store(int64(binary.BigEndian.Uint64(b[4:]))) //nolint:gosec // a mask, bit for bit
+			c.s.traceMask.Store(int64(binary.BigEndian.Uint64(b[4:]))) // a mask, bit for bit
 		}
 		c.finish([]byte(c.s.fourLetterWord(cmd)))
 		return errDone
@@ -415,7 +415,7 @@ func (c *conn) Deliver(ev grove.Event) {
 		e.int32(stateSyncConnected)
 		e.string(ev.Path)
 	})
-	if !c.out.PushEvent(msg, uint64(ev.Zxid)) { //nolint:gosec // zxids are raft indexes
+	if !c.out.PushEvent(msg, uint64(ev.Zxid)) { // zxids are raft indexes
 		c.close()
 	}
 }

@@ -17,7 +17,7 @@ func fdCounts() (open, limit int64) {
 	}
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
-		limit = int64(rl.Cur) //nolint:gosec // a descriptor limit fits
+		limit = int64(rl.Cur) // a descriptor limit fits
 	}
 	return open, limit
 }

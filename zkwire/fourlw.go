@@ -292,7 +292,7 @@ func (s *Server) watchDump(byPath bool) string {
 	bySession := map[int64][]string{}
 	for _, c := range s.connList() {
 		if sid := c.sid.Load(); sid != 0 {
-			bySession[sid] = s.n.WatchedPaths(uint64(sid)) //nolint:gosec // session ids are raft indexes
+			bySession[sid] = s.n.WatchedPaths(uint64(sid)) // session ids are raft indexes
 		}
 	}
 	var b strings.Builder

@@ -242,7 +242,7 @@ func pruneBackups(dir string, keep int) error {
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd())) //nolint:gosec // a file descriptor
+	return ok && term.IsTerminal(int(f.Fd())) // a file descriptor
 }
 
 // progressTo returns a progress callback drawing a byte counter on w, or

@@ -119,11 +119,11 @@ func runLocked(ctx context.Context, dir string, token int64, lost <-chan struct{
 		return exitOf(dir, err)
 	case <-time.After(killGrace):
 		_ = cmd.Process.Kill()
-		<-exited
+		err := <-exited
 		if why != nil {
 			return why
 		}
-		return commandExit{code: 137}
+		return exitOf(dir, err) // 137: killed
 	}
 }
 
@@ -136,7 +136,7 @@ func exitOf(dir string, err error) error {
 	case errors.As(err, &ee):
 		code := ee.ExitCode()
 		if code < 0 {
-			code = 128 + int(ee.Sys().(syscall.WaitStatus).Signal()) //nolint:forcetypeassert // Linux
+			code = 128 + int(ee.Sys().(syscall.WaitStatus).Signal()) // Linux
 		}
 		return commandExit{code: code}
 	}

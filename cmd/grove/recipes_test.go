@@ -205,7 +205,8 @@ func FuzzParseTxn(f *testing.F) {
 			return
 		}
 		for _, op := range ops {
-			if grove.ValidatePath(op.Path) != nil && !(op.Type == grove.OpCreate && op.Mode.IsSequential()) {
+			sequentialCreate := op.Type == grove.OpCreate && op.Mode.IsSequential()
+			if grove.ValidatePath(op.Path) != nil && !sequentialCreate {
 				t.Fatalf("accepted an invalid path %q", op.Path)
 			}
 		}

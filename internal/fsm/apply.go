@@ -23,7 +23,7 @@ func Apply(tx Tx, index, term uint64, data []byte) (*Outcome, error) {
 	}
 	out := &Outcome{}
 	if e, derr := command.Decode(data); derr == nil {
-		a := &applier{st: st, zxid: int64(index), now: e.TimeMs} //nolint:gosec // raft indexes fit
+		a := &applier{st: st, zxid: int64(index), now: e.TimeMs} // raft indexes fit
 		if out, err = a.apply(index, e); err != nil {
 			return nil, err
 		}

@@ -87,10 +87,10 @@ func (n *node) stat() grove.Stat {
 		Ctime:          n.ctime,
 		Mtime:          n.mtime,
 		Version:        n.version,
-		Cversion:       int32(uint32(n.cversion)), //nolint:gosec // low 32 bits by definition
+		Cversion:       int32(uint32(n.cversion)), // low 32 bits by definition
 		Aversion:       n.aversion,
 		EphemeralOwner: n.owner,
-		DataLength:     int32(len(n.data)), //nolint:gosec // data size is bounded by the proposer
+		DataLength:     int32(len(n.data)), // data size is bounded by the proposer
 		NumChildren:    n.numChildren,
 		Pzxid:          n.pzxid,
 	}
@@ -141,21 +141,21 @@ func (n *node) encode() []byte {
 	b := make([]byte, nodeHeaderSizeCRC, size+4)
 	b[0] = nodeFormatCRC
 	be := binary.BigEndian
-	be.PutUint64(b[1:], uint64(n.czxid))  //nolint:gosec // bit pattern
-	be.PutUint64(b[9:], uint64(n.mzxid))  //nolint:gosec // bit pattern
-	be.PutUint64(b[17:], uint64(n.pzxid)) //nolint:gosec // bit pattern
-	be.PutUint64(b[25:], uint64(n.ctime)) //nolint:gosec // bit pattern
-	be.PutUint64(b[33:], uint64(n.mtime)) //nolint:gosec // bit pattern
+	be.PutUint64(b[1:], uint64(n.czxid))  // bit pattern
+	be.PutUint64(b[9:], uint64(n.mzxid))  // bit pattern
+	be.PutUint64(b[17:], uint64(n.pzxid)) // bit pattern
+	be.PutUint64(b[25:], uint64(n.ctime)) // bit pattern
+	be.PutUint64(b[33:], uint64(n.mtime)) // bit pattern
 	be.PutUint32(b[41:], uint32(n.version))
 	be.PutUint64(b[45:], n.cversion)
 	be.PutUint32(b[53:], uint32(n.aversion))
-	be.PutUint64(b[57:], uint64(n.owner)) //nolint:gosec // bit pattern
+	be.PutUint64(b[57:], uint64(n.owner)) // bit pattern
 	be.PutUint32(b[65:], uint32(n.numChildren))
 	b[69] = byte(n.mode)
 	if n.nullData {
 		b[69] |= nullDataBit
 	}
-	be.PutUint64(b[70:], uint64(n.ttl)) //nolint:gosec // bit pattern
+	be.PutUint64(b[70:], uint64(n.ttl)) // bit pattern
 	be.PutUint64(b[78:], n.seq)
 	b = binary.AppendUvarint(b, uint64(len(n.acl)))
 	for _, a := range n.acl {
@@ -186,19 +186,19 @@ func decodeNode(b []byte) (*node, error) {
 	}
 	be := binary.BigEndian
 	n := &node{
-		czxid:       int64(be.Uint64(b[1:])),  //nolint:gosec // bit pattern
-		mzxid:       int64(be.Uint64(b[9:])),  //nolint:gosec // bit pattern
-		pzxid:       int64(be.Uint64(b[17:])), //nolint:gosec // bit pattern
-		ctime:       int64(be.Uint64(b[25:])), //nolint:gosec // bit pattern
-		mtime:       int64(be.Uint64(b[33:])), //nolint:gosec // bit pattern
-		version:     int32(be.Uint32(b[41:])), //nolint:gosec // bit pattern
+		czxid:       int64(be.Uint64(b[1:])),  // bit pattern
+		mzxid:       int64(be.Uint64(b[9:])),  // bit pattern
+		pzxid:       int64(be.Uint64(b[17:])), // bit pattern
+		ctime:       int64(be.Uint64(b[25:])), // bit pattern
+		mtime:       int64(be.Uint64(b[33:])), // bit pattern
+		version:     int32(be.Uint32(b[41:])), // bit pattern
 		cversion:    be.Uint64(b[45:]),
-		aversion:    int32(be.Uint32(b[53:])), //nolint:gosec // bit pattern
-		owner:       int64(be.Uint64(b[57:])), //nolint:gosec // bit pattern
-		numChildren: int32(be.Uint32(b[65:])), //nolint:gosec // bit pattern
+		aversion:    int32(be.Uint32(b[53:])), // bit pattern
+		owner:       int64(be.Uint64(b[57:])), // bit pattern
+		numChildren: int32(be.Uint32(b[65:])), // bit pattern
 		mode:        grove.CreateMode(b[69] &^ nullDataBit),
 		nullData:    b[69]&nullDataBit != 0,
-		ttl:         int64(be.Uint64(b[70:])), //nolint:gosec // bit pattern
+		ttl:         int64(be.Uint64(b[70:])), // bit pattern
 	}
 	n.seq = n.cversion
 	if header == nodeHeaderSizeCRC {
@@ -215,7 +215,7 @@ func decodeNode(b []byte) (*node, error) {
 		if len(rest) < 4 {
 			return nil, fmt.Errorf("fsm: node record acl %d: %w", i, grove.ErrCorrupt)
 		}
-		n.acl[i].Perms = grove.Perm(be.Uint32(rest)) //nolint:gosec // bit pattern
+		n.acl[i].Perms = grove.Perm(be.Uint32(rest)) // bit pattern
 		var scheme, id []byte
 		var ok bool
 		if scheme, rest, ok = cutString(rest[4:]); !ok {
@@ -237,7 +237,7 @@ func cutString(b []byte) (s, rest []byte, ok bool) {
 	if k <= 0 || l > uint64(len(b)-k) {
 		return nil, nil, false
 	}
-	end := k + int(l) //nolint:gosec // bounded by len(b) above
+	end := k + int(l) // bounded by len(b) above
 	return b[k:end], b[end:], true
 }
 

@@ -17,7 +17,7 @@ const sessionHeaderSize = 17
 func encodeSession(s *Session) []byte {
 	b := make([]byte, sessionHeaderSize, sessionHeaderSize+len(s.Password))
 	b[0] = sessionFormat
-	binary.BigEndian.PutUint64(b[1:], uint64(s.TimeoutMs)) //nolint:gosec // bit pattern
+	binary.BigEndian.PutUint64(b[1:], uint64(s.TimeoutMs)) // bit pattern
 	binary.BigEndian.PutUint64(b[9:], s.LastSeq)
 	return append(b, s.Password...)
 }
@@ -29,7 +29,7 @@ func decodeSession(id uint64, b []byte) (Session, error) {
 	}
 	return Session{
 		ID:        id,
-		TimeoutMs: int64(binary.BigEndian.Uint64(b[1:])), //nolint:gosec // bit pattern
+		TimeoutMs: int64(binary.BigEndian.Uint64(b[1:])), // bit pattern
 		LastSeq:   binary.BigEndian.Uint64(b[9:]),
 		Password:  append([]byte(nil), b[sessionHeaderSize:]...),
 	}, nil

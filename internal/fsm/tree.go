@@ -114,7 +114,7 @@ func (a *applier) create(op *grove.Op) (command.OpResult, error) {
 	}
 	switch {
 	case mode.IsEphemeral():
-		n.owner = int64(a.session) //nolint:gosec // session ids are raft indexes
+		n.owner = int64(a.session) // session ids are raft indexes
 		index(&a.ov.ephemerals, ephemeralKey(a.session, path), true)
 	case mode.IsContainer():
 		n.owner = grove.EphemeralOwnerContainer

@@ -222,8 +222,8 @@ func TestRWMutex(t *testing.T) {
 	}
 	cancel()
 	select {
-	case <-wrote:
-		t.Fatal("the writer got in while readers held")
+	case err := <-wrote:
+		t.Fatalf("the writer got in while readers held (%v)", err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	_ = r1.RUnlock(t.Context())
