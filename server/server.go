@@ -388,6 +388,9 @@ func (s *Server) Stop() error {
 	return s.closeErr
 }
 
+// handOffAttempts is how many transfers a stopping leader tries.
+const handOffAttempts = 3
+
 // handOffTimeout bounds how long a stopping leader waits for another
 // voter to take over: two election timeouts (raft gives up a transfer
 // after one).
@@ -402,14 +405,24 @@ func (s *Server) handOff() {
 	if s.node == nil || !s.node.IsLeader() || len(s.node.Status().Voters) < 2 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.handOffTimeout())
-	defer cancel()
-	to, err := s.node.TransferLeadership(ctx, 0)
-	if err != nil {
-		s.log.Warn("stopping leader: leadership not handed over", "err", err)
-		return
+	// Raft gives up a transfer after an election timeout (a target slow
+	// to catch up, a busy machine): try a few times before stopping anyway.
+	var err error
+	for range handOffAttempts {
+		ctx, cancel := context.WithTimeout(context.Background(), s.handOffTimeout())
+		var to uint64
+		to, err = s.node.TransferLeadership(ctx, 0)
+		cancel()
+		if err == nil {
+			s.log.Info("stopping leader: handed leadership over", "to", idString(to))
+			return
+		}
+		if !s.node.IsLeader() { // it went through as the wait ended
+			s.log.Info("stopping leader: handed leadership over", "to", idString(s.node.Leader()))
+			return
+		}
 	}
-	s.log.Info("stopping leader: handed leadership over", "to", idString(to))
+	s.log.Warn("stopping leader: leadership not handed over", "err", err)
 }
 
 func (s *Server) shutdown() error {
