@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/recipes/lock"
 )
@@ -112,12 +114,9 @@ func (d *demo) lockScene(ctx context.Context) error {
 	}
 	var mu sync.Mutex
 	var tokens []int64
-	errc := make(chan error, workers)
-	lctx, cancel := context.WithCancel(ctx) // one failure ends them all
-	defer cancel()
-	var wg sync.WaitGroup
+	g, lctx := errgroup.WithContext(ctx) // one failure ends them all
 	for _, w := range ws {
-		wg.Go(func() {
+		g.Go(func() error {
 			m := lock.NewMutex(w.s, dir)
 			for range turns {
 				err := lockTurn(lctx, w, m, path, func(token int64) {
@@ -127,16 +126,13 @@ func (d *demo) lockScene(ctx context.Context) error {
 					d.out.milestone("lock: %s holds the lock, fencing token %d", w.name, token)
 				})
 				if err != nil {
-					errc <- err
-					cancel()
-					return
+					return err
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errc)
-	if err := errors.Join(collect(errc)...); err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	return d.checkLock(ctx, ws[0], path, tokens, workers*turns)
