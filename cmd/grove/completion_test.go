@@ -22,7 +22,8 @@ func TestCompleteCommandsAndFlags(t *testing.T) {
 		words []string
 		want  []string
 	}{
-		{[]string{"de"}, []string{"delete"}},
+		{[]string{"de"}, []string{"defrag", "delete"}},
+		{[]string{"del"}, []string{"delete"}},
 		{[]string{"--servers", "x:1", "st"}, []string{"stat", "status"}},
 		{[]string{"--output", "y"}, []string{"yaml"}},
 		{[]string{"delete", "--r"}, []string{"--recursive"}},
