@@ -61,7 +61,10 @@ type proposal struct {
 type confRequest struct {
 	progress chan map[uint64]uint64
 	campaign bool
-	// transferTo, if not 0, asks raft to hand leadership to that voter.
+	// transfer, if set, asks raft to hand leadership to transferTo, or
+	// with transferTo 0 to the voter the loop picks (pickTransferee); the
+	// voter chosen (0: none, or not leading) goes back on it.
+	transfer   chan uint64
 	transferTo uint64
 	cc         pb.ConfChangeI
 	errc       chan error
@@ -296,8 +299,18 @@ func (n *Node) conf(r confRequest) {
 		return
 	case r.campaign:
 		err = n.rn.Campaign()
-	case r.transferTo != 0:
-		n.rn.TransferLeader(r.transferTo)
+	case r.transfer != nil:
+		to := r.transferTo
+		if !n.loopState.isLeader {
+			to = 0
+		} else if to == 0 {
+			to = n.pickTransferee()
+		}
+		if to != 0 {
+			n.rn.TransferLeader(to)
+		}
+		r.transfer <- to
+		return
 	case r.cc != nil:
 		err = n.rn.ProposeConfChange(r.cc)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -129,34 +130,40 @@ func (n *Node) Progress(ctx context.Context) (map[uint64]uint64, error) {
 }
 
 // TransferLeadership hands leadership over to the voter to, or with to 0
-// to the voter whose log is most caught up (ties: the lowest ID), and
-// waits until another node leads, ctx ends or the node stops. Raft first
-// brings the target's log up to date and then tells it to campaign at
-// once, so the cluster has a leader again within a round trip or two
-// instead of an election timeout; proposals arriving meanwhile are
-// dropped and retried. It must be called on the leader (grove.ErrNotLeader
-// otherwise) and returns the new leader's ID. With no other voter it
-// returns grove.ErrBadArguments.
+// to the other voter raft has heard from lately whose log is most caught
+// up (ties: the lowest ID), and waits until another node leads, ctx ends
+// or the node stops. Raft first brings the target's log up to date and
+// then tells it to campaign at once, so the cluster has a leader again
+// within a round trip or two instead of an election timeout; proposals
+// arriving meanwhile are dropped and retried, and raft gives up a transfer
+// that has not completed within an election timeout. It must be called on
+// the leader (grove.ErrNotLeader otherwise) and returns the new leader's
+// ID. With no other voter it returns grove.ErrBadArguments.
 func (n *Node) TransferLeadership(ctx context.Context, to uint64) (uint64, error) {
-	match, err := n.Progress(ctx)
-	if err != nil {
-		return 0, err
+	if !n.IsLeader() {
+		return 0, grove.ErrNotLeader
 	}
-	st := n.Status()
-	if to == 0 {
-		to = mostCaughtUp(st.Voters, match, n.cfg.ID)
-		if to == 0 {
-			return 0, fmt.Errorf("core: no other voter to hand leadership to: %w", grove.ErrBadArguments)
-		}
-	} else if to == n.cfg.ID || !slices.Contains(st.Voters, to) {
+	if st := n.Status(); to != 0 && (to == n.cfg.ID || !slices.Contains(st.Voters, to)) {
 		return 0, fmt.Errorf("core: %x is not another voter: %w", to, grove.ErrBadArguments)
 	}
+	picked := make(chan uint64, 1)
 	select {
-	case n.confc <- confRequest{transferTo: to}:
+	case n.confc <- confRequest{transfer: picked, transferTo: to}:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	case <-n.donec:
 		return 0, n.stopErr()
+	}
+	select {
+	case to = <-picked:
+	case <-n.donec:
+		return 0, n.stopErr()
+	}
+	if to == 0 {
+		if !n.IsLeader() {
+			return 0, grove.ErrNotLeader
+		}
+		return 0, fmt.Errorf("core: no other voter to hand leadership to: %w", grove.ErrBadArguments)
 	}
 	for {
 		changed := n.leaderChanged()
@@ -171,6 +178,28 @@ func (n *Node) TransferLeadership(ctx context.Context, to uint64) (uint64, error
 			return 0, n.stopErr()
 		}
 	}
+}
+
+// pickTransferee returns the voter to hand leadership to: among the other
+// voters raft has heard from lately, the one whose log is most caught up
+// (ties: the lowest ID); if none was heard from, the most caught up of all.
+// 0 if there is no other voter. Loop only, on the leader.
+func (n *Node) pickTransferee() uint64 {
+	st := n.rn.Status()
+	active, all := map[uint64]uint64{}, map[uint64]uint64{}
+	for id, pr := range st.Progress {
+		if pr.IsLearner {
+			continue
+		}
+		all[id] = pr.Match
+		if pr.RecentActive {
+			active[id] = pr.Match
+		}
+	}
+	if to := mostCaughtUp(slices.Collect(maps.Keys(active)), active, n.cfg.ID); to != 0 {
+		return to
+	}
+	return mostCaughtUp(slices.Collect(maps.Keys(all)), all, n.cfg.ID)
 }
 
 // mostCaughtUp returns the voter other than self with the highest match

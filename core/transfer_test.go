@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -125,5 +126,40 @@ func TestObserverSeesElectionsAndPeers(t *testing.T) {
 	}
 	if st, err := leader.Stats(); err != nil || st.LeaderChanges == 0 {
 		t.Fatalf("leader's stats: %d leader changes, %v", st.LeaderChanges, err)
+	}
+}
+
+// With a follower down, the transfer goes to the live one even when the
+// dead one is as caught up and has the lower ID (a dead target would make
+// every transfer time out).
+func TestTransferLeadershipSkipsDeadVoters(t *testing.T) {
+	c := coretest.NewCluster(t, 3)
+	leader := c.WaitLeader(t.Context())
+	writeN(t, leader, "/t", 5, newAcked())
+	c.WaitConverged(t.Context())
+	var followers []uint64
+	for _, id := range c.IDs() {
+		if id != leader.ID() {
+			followers = append(followers, id)
+		}
+	}
+	dead, live := min(followers[0], followers[1]), max(followers[0], followers[1])
+	c.Crash(dead)
+	// Raft notices the dead follower's silence within an election timeout;
+	// until then a transfer may still aim at it and time out.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		to, err := leader.TransferLeadership(ctx, 0)
+		cancel()
+		if err == nil {
+			if to != live {
+				t.Fatalf("leadership went to %x, want the live follower %x", to, live)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no transfer succeeded with %x down: %v", dead, err)
+		}
 	}
 }

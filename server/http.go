@@ -283,6 +283,8 @@ type DefragReply struct {
 // A leader of a cluster with other voters first hands leadership over, so
 // its pause does not cost the cluster an election.
 func (s *Server) handleDefrag(w http.ResponseWriter, r *http.Request) {
+	// A big file takes longer than the server's write timeout.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	var reply DefragReply
 	if s.node.IsLeader() && len(s.node.Status().Voters) > 1 {
 		ctx, cancel := context.WithTimeout(r.Context(), s.handOffTimeout())
@@ -323,22 +325,15 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 	withPaths := r.URL.Query().Get("ephemerals") == "1"
 	out := []SessionInfo{}
 	err := s.node.View(func(tx *bbolt.Tx) error {
-		sessions, err := fsm.Sessions(fsm.Bolt(tx))
-		if err != nil {
-			return err
-		}
-		for _, ss := range sessions {
-			paths, err := fsm.Ephemerals(fsm.Bolt(tx), ss.ID, "/")
-			if err != nil {
-				return err
-			}
-			info := SessionInfo{ID: fmt.Sprintf("0x%x", ss.ID), TimeoutMs: int64(ss.TimeoutMs), EphemeralCount: len(paths)}
+		all, err := fsm.AllSessionEphemerals(fsm.Bolt(tx))
+		for _, se := range all {
+			info := SessionInfo{ID: fmt.Sprintf("0x%x", se.Session.ID), TimeoutMs: int64(se.Session.TimeoutMs), EphemeralCount: len(se.Ephemerals)}
 			if withPaths {
-				info.Ephemerals = paths
+				info.Ephemerals = se.Ephemerals
 			}
 			out = append(out, info)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)

@@ -215,18 +215,11 @@ func (s *Server) mntr() string {
 func (s *Server) sessionEphemerals() (map[uint64][]string, error) {
 	out := map[uint64][]string{}
 	err := s.n.View(func(tx *bbolt.Tx) error {
-		sessions, err := fsm.Sessions(fsm.Bolt(tx))
-		if err != nil {
-			return err
+		all, err := fsm.AllSessionEphemerals(fsm.Bolt(tx))
+		for _, se := range all {
+			out[se.Session.ID] = se.Ephemerals
 		}
-		for _, ss := range sessions {
-			paths, err := fsm.Ephemerals(fsm.Bolt(tx), ss.ID, "/")
-			if err != nil {
-				return err
-			}
-			out[ss.ID] = paths
-		}
-		return nil
+		return err
 	})
 	return out, err
 }

@@ -201,3 +201,28 @@ func Walk(tx Tx, fn func(path string, data []byte, stat grove.Stat, acl []grove.
 		return fn(string(k), n.data, n.stat(), n.acl)
 	})
 }
+
+// SessionEphemerals is one open session and the paths of its ephemeral
+// znodes.
+type SessionEphemerals struct {
+	Session    Session
+	Ephemerals []string
+}
+
+// AllSessionEphemerals lists every open session, in ID order, with its
+// ephemeral znodes (ZooKeeper's dump four-letter word, grove sessions).
+func AllSessionEphemerals(tx Tx) ([]SessionEphemerals, error) {
+	sessions, err := Sessions(tx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SessionEphemerals, 0, len(sessions))
+	for _, ss := range sessions {
+		paths, err := Ephemerals(tx, ss.ID, "/")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, SessionEphemerals{Session: ss, Ephemerals: paths})
+	}
+	return out, nil
+}
