@@ -79,6 +79,36 @@ func writer(ctx context.Context, n *core.Node, prefix string, a *acked, stop <-c
 	}
 }
 
+// startWriters runs a writer on each of nodes (paths prefix + node ID)
+// until the returned stop is called; stop waits for them and fails the
+// test if one failed. A test that ends first stops them in its cleanup.
+func startWriters(t *testing.T, nodes []*core.Node, prefix string, a *acked) (stop func()) {
+	stopc := make(chan struct{})
+	errc := make(chan error, len(nodes))
+	var wg sync.WaitGroup
+	for _, nd := range nodes {
+		wg.Go(func() { errc <- writer(t.Context(), nd, fmt.Sprintf("%s%d", prefix, nd.ID()), a, stopc) })
+	}
+	var once sync.Once
+	halt := func() {
+		once.Do(func() {
+			close(stopc)
+			wg.Wait()
+			close(errc)
+		})
+	}
+	t.Cleanup(halt)
+	return func() {
+		t.Helper()
+		halt()
+		for err := range errc {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 func writeN(t *testing.T, n *core.Node, prefix string, count int, a *acked) {
 	t.Helper()
 	s := mustSession(t, n, 30*time.Second)
@@ -112,15 +142,13 @@ func TestLeaderCrashDuringWrites(t *testing.T) {
 			c := coretest.NewCluster(t, size)
 			leader := c.WaitLeader(t.Context())
 			a := newAcked()
-			stop := make(chan struct{})
-			errc := make(chan error, size)
-			var wg sync.WaitGroup
+			var followers []*core.Node
 			for _, nd := range c.Nodes() {
-				if nd == leader {
-					continue
+				if nd != leader {
+					followers = append(followers, nd)
 				}
-				wg.Go(func() { errc <- writer(t.Context(), nd, fmt.Sprintf("/w%d", nd.ID()), a, stop) })
 			}
+			stopWriters := startWriters(t, followers, "/w", a)
 			writeN(t, leader, "/before", 10, a)
 			c.Crash(leader.ID())
 			newLeader := c.WaitLeader(t.Context())
@@ -128,14 +156,7 @@ func TestLeaderCrashDuringWrites(t *testing.T) {
 				t.Fatal("crashed node still leads")
 			}
 			writeN(t, newLeader, "/after", 10, a)
-			close(stop)
-			wg.Wait()
-			close(errc)
-			for err := range errc {
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
+			stopWriters()
 			c.Restart(leader.ID())
 			c.WaitConverged(t.Context())
 			a.check(t, c)

@@ -90,9 +90,7 @@ func TestDefragFollowerUnderWriters(t *testing.T) {
 	leader := c.WaitLeader(t.Context())
 	follower := c.WaitFollower(t.Context())
 	a := newAcked()
-	stop := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() { errc <- writer(t.Context(), leader, "/w", a, stop) }()
+	stopWriters := startWriters(t, []*core.Node{leader}, "/w", a)
 	writeN(t, leader, "/before", 20, a)
 	for range 3 {
 		if _, _, err := follower.Defrag(t.Context()); err != nil {
@@ -100,10 +98,7 @@ func TestDefragFollowerUnderWriters(t *testing.T) {
 		}
 	}
 	writeN(t, leader, "/after", 20, a)
-	close(stop)
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+	stopWriters()
 	c.WaitConverged(t.Context())
 	a.check(t, c)
 }

@@ -29,7 +29,7 @@ func CheckDataDirFree(dir string) error {
 	// cannot be had meanwhile.
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil { // a file descriptor
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return fmt.Errorf("core: data dir %q: another process has its data file open (is a grove server already running on it?): %w", dir, ErrDataDirInUse)
+			return dataDirInUse(dir)
 		}
 		return fmt.Errorf("core: data dir %q: lock probe: %w", dir, err)
 	}

@@ -88,7 +88,9 @@ func (n *Node) updateSoftState(ss *raft.SoftState) {
 	}
 	n.mu.Unlock()
 	if leaderChanged {
-		n.stats.leaderChanges.Add(1)
+		if ss.Lead != 0 { // an election passes through "no leader": count it once
+			n.stats.leaderChanges.Add(1)
+		}
 		if o := n.cfg.Observer; o != nil {
 			o.ObserveLeaderChange(ss.Lead)
 		}
@@ -169,8 +171,8 @@ type counters struct {
 	applied   atomic.Uint64
 	snapsSent atomic.Uint64
 	snapsIn   atomic.Uint64
-	// leaderChanges counts the leader changes this node saw (a node that
-	// learns of a leader after having none counts one).
+	// leaderChanges counts the leaders this node learned of (a change to
+	// "no leader" is not one).
 	leaderChanges atomic.Uint64
 	// proposalsDropped counts proposals raft refused (no leader, or a
 	// leadership transfer under way); their writes are proposed again.
@@ -199,7 +201,8 @@ type Stats struct {
 	// CorruptRecords counts znode records found damaged (checksum
 	// mismatch) by reads and scrubs, in this process.
 	CorruptRecords uint64
-	// LeaderChanges counts the leader changes this node saw.
+	// LeaderChanges counts the leaders this node learned of: one per
+	// election it saw, its first leader included.
 	LeaderChanges uint64
 	// ProposalsDropped counts proposals raft refused (no leader, or a
 	// leadership transfer under way); their writes were proposed again.

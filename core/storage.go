@@ -55,9 +55,14 @@ const lockWait = time.Second
 // inUse turns bbolt's lock timeout into ErrDataDirInUse.
 func inUse(dir string, err error) error {
 	if errors.Is(err, berrors.ErrTimeout) {
-		return fmt.Errorf("core: data dir %q: another process has its data file open (is a grove server already running on it?): %w", dir, ErrDataDirInUse)
+		return dataDirInUse(dir)
 	}
 	return nil
+}
+
+// dataDirInUse is the error for a data dir another process holds.
+func dataDirInUse(dir string) error {
+	return fmt.Errorf("core: data dir %q: another process has its data file open (is a grove server already running on it?): %w", dir, ErrDataDirInUse)
 }
 
 var (

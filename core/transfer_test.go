@@ -3,7 +3,6 @@ package core_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -20,12 +19,7 @@ func TestTransferLeadershipUnderWriters(t *testing.T) {
 	leader := c.WaitLeader(t.Context())
 	termBefore := leader.Status().Term
 	a := newAcked()
-	stop := make(chan struct{})
-	errc := make(chan error, 3)
-	var wg sync.WaitGroup
-	for _, nd := range c.Nodes() {
-		wg.Go(func() { errc <- writer(t.Context(), nd, fmt.Sprintf("/w%d", nd.ID()), a, stop) })
-	}
+	stopWriters := startWriters(t, c.Nodes(), "/w", a)
 	writeN(t, leader, "/before", 10, a)
 	to, err := leader.TransferLeadership(t.Context(), 0)
 	if err != nil {
@@ -42,14 +36,7 @@ func TestTransferLeadershipUnderWriters(t *testing.T) {
 		t.Fatalf("term %d after the transfer, was %d: an election beyond the transfer's own", term, termBefore)
 	}
 	writeN(t, newLeader, "/after", 10, a)
-	close(stop)
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	stopWriters()
 	c.WaitConverged(t.Context())
 	a.check(t, c)
 }

@@ -92,8 +92,8 @@ func TestDashboardAndAlertsNameExportedMetrics(t *testing.T) {
 		return slices.Contains(exported, "grove_request_duration_seconds_count") &&
 			slices.Contains(exported, "grove_peer_round_trip_seconds_count")
 	})
+	_, body := httpGet(t, leader, "/metrics")
 	for _, want := range []string{`op="create",protocol="native"`, `op="getData",protocol="zookeeper"`} {
-		_, body := httpGet(t, leader, "/metrics")
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("/metrics has no request figures with %s", want)
 		}

@@ -71,7 +71,7 @@ func newMetrics(s *Server) *metrics {
 	}, []string{"protocol", "op"})
 	m.leaderChange = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "grove_leader_changes_total",
-		Help: "Leader changes this node saw (learning of a leader after having none counts one).",
+		Help: "Leaders this node learned of: one per election it saw (the node's first leader included).",
 	})
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "grove_build_info",
@@ -113,8 +113,13 @@ func (m *metrics) ObservePeerRTT(peer uint64, d time.Duration) {
 	m.peerRTT.WithLabelValues(idString(peer)).Observe(d.Seconds())
 }
 
-// ObserveLeaderChange implements core.Observer.
-func (m *metrics) ObserveLeaderChange(uint64) { m.leaderChange.Inc() }
+// ObserveLeaderChange implements core.Observer: an election that passes
+// through "no leader" counts once, when the new leader is known.
+func (m *metrics) ObserveLeaderChange(leader uint64) {
+	if leader != 0 {
+		m.leaderChange.Inc()
+	}
+}
 
 // observeRequests returns the request observer of a client port speaking
 // protocol.

@@ -54,8 +54,8 @@ func parseFlags(fs *pflag.FlagSet, synopsis string, args []string, help io.Write
 }
 
 // parseCmd parses a command's flags with GROVE_<FLAG> fallbacks.
-func parseCmd(fs *pflag.FlagSet, synopsis string, args []string) error {
-	if err := parseFlags(fs, synopsis, args, helpOut); err != nil {
+func parseCmd(fs *pflag.FlagSet, synopsis string, args []string, help io.Writer) error {
+	if err := parseFlags(fs, synopsis, args, help); err != nil {
 		return err
 	}
 	return envFallback(fs)
@@ -73,21 +73,24 @@ func loadKeyFlag(path string) ([]byte, error) {
 // backup into DIR at every interval, keeping the newest --keep.
 func runBackup(ctx context.Context, g *globals, args []string) error {
 	output, stdout, stderr := g.output, g.stdout, g.stderr
-	fs := newCmdFlags("backup")
-	addr := httpFlag(fs)
-	gz := fs.Bool("gzip", false, "compress the backup")
-	keyFile := fs.String("encrypt-key-file", "", "encrypt with AES-256-GCM using this key file (32 bytes or 64 hex digits)")
-	every := fs.Duration("every", 0, "take a backup at this interval into the directory given, until interrupted")
-	keep := fs.Int("keep", 24, "with --every: how many backups to keep")
-	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
-	useToken := tokenFileFlag(fs)
-	if err := parseCmd(fs, "backup [flags] FILE   (with --every: DIR)", args); err != nil {
+	var (
+		gz, noProgress *bool
+		keyFile        *string
+		every          *time.Duration
+		keep           *int
+	)
+	addr, parseArgs, resolve := httpFlags(g, "backup", "backup [flags] FILE   (with --every: DIR)", func(fs *pflag.FlagSet) {
+		gz = fs.Bool("gzip", false, "compress the backup")
+		keyFile = fs.String("encrypt-key-file", "", "encrypt with AES-256-GCM using this key file (32 bytes or 64 hex digits)")
+		every = fs.Duration("every", 0, "take a backup at this interval into the directory given, until interrupted")
+		keep = fs.Int("keep", 24, "with --every: how many backups to keep")
+		noProgress = fs.Bool("no-progress", false, "no progress bar, even on a terminal")
+	})
+	rest, err := parseArgs(args)
+	if err != nil {
 		return err
 	}
-	if err := useToken(); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
+	if len(rest) != 1 {
 		return usagef("usage: grove backup [--http ADDR] [--gzip] [--encrypt-key-file F] [--every D --keep N] FILE|DIR")
 	}
 	if *every < 0 || (*every > 0 && *keep < 1) {
@@ -97,21 +100,21 @@ func runBackup(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if err := g.adminAddr(fs, addr); err != nil {
+	if err := resolve(); err != nil {
 		return err
 	}
 	opts := backup.Options{Gzip: *gz, Key: key}
 	out := newOutput(stdout, output)
 	showProgress := !*noProgress && output == "text" && isTerminal(stderr)
 	if *every == 0 {
-		res, err := takeBackup(ctx, *addr, fs.Arg(0), opts, progressTo(stderr, showProgress))
+		res, err := takeBackup(ctx, *addr, rest[0], opts, progressTo(stderr, showProgress))
 		if err != nil {
 			return err
 		}
 		res.print(out)
 		return out.flush()
 	}
-	return scheduleBackups(ctx, *addr, fs.Arg(0), opts, *every, *keep, out, stderr)
+	return scheduleBackups(ctx, *addr, rest[0], opts, *every, *keep, out, stderr)
 }
 
 // backupResult is what one backup reports.
@@ -266,7 +269,7 @@ func runRestore(args []string, output string, stdout, stderr io.Writer) error {
 	dir := fs.String("data-dir", "", "the new node's data dir: must not exist or be empty (required)")
 	name := fs.String("name", "", "the name the node will run under (for the report)")
 	keyFile := fs.String("encrypt-key-file", "", "key of an encrypted backup")
-	if err := parseCmd(fs, "restore --from FILE --data-dir DIR [--name N] [--encrypt-key-file F]", args); err != nil {
+	if err := parseCmd(fs, "restore --from FILE --data-dir DIR [--name N] [--encrypt-key-file F]", args, stdout); err != nil {
 		return err
 	}
 	if *from == "" || *dir == "" || fs.NArg() != 0 {
@@ -319,7 +322,7 @@ func runInspect(args []string, output string, stdout, stderr io.Writer) error {
 	keyFile := fs.String("encrypt-key-file", "", "key of an encrypted backup")
 	dump := fs.Bool("dump", false, "print every znode's path and data")
 	top := fs.Int("top", 10, "how many of the largest subtrees to list")
-	if err := parseCmd(fs, "inspect [--dump] [--encrypt-key-file F] FILE", args); err != nil {
+	if err := parseCmd(fs, "inspect [--dump] [--encrypt-key-file F] FILE", args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || *top < 0 {

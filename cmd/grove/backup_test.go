@@ -321,9 +321,6 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 // grove backup --every keeps the newest --keep backups and stops cleanly
 // on SIGINT.
 func TestScheduledBackupsKeepTheNewest(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	n1 := c.add("n1", "--bootstrap-expect", "1")
 	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(n1) != nil })

@@ -18,9 +18,6 @@ import (
 // connected to. The session must re-attach elsewhere without surfacing an
 // error, apply every create exactly once, and keep its watches.
 func TestClientRidesThroughServerKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	all := c.startThree("n")
 	n1, n2, n3 := all[0], all[1], all[2]

@@ -76,7 +76,13 @@ type procCluster struct {
 	common []string
 }
 
+// newProcCluster returns an empty cluster of grove server processes; a
+// test that makes one is skipped under -short.
 func newProcCluster(t *testing.T) *procCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("multi-process test; run without -short")
+	}
 	return &procCluster{t: t, bin: buildGrove(t), base: t.TempDir(), procs: map[string]*proc{}}
 }
 
@@ -323,9 +329,6 @@ func (a *ackLog) all() []string {
 // data dir, then grow by a --join node, shrink by a graceful leave and by
 // an operator's removal of a SIGKILLed node.
 func TestThreeProcessCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	// --leave-on-terminate: one of them leaves by SIGTERM below.
 	n1 := c.add("n1", "--bootstrap-expect", "3", "--leave-on-terminate")
@@ -475,9 +478,6 @@ func TestThreeProcessCluster(t *testing.T) {
 // back with its three voters and its data. Before, SIGTERM left the
 // cluster for good by default, and stopping all three destroyed it.
 func TestTerminateKeepsMembership(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	all := c.startThree("r")
 	if err := put(all[0].httpAdr, "/kept", "x"); err != nil {
@@ -508,9 +508,6 @@ func TestTerminateKeepsMembership(t *testing.T) {
 // once through the CLI: a fresh data dir forms a cluster of one. Restarted
 // from the same data dir it serves the same data.
 func TestSingleNodeJustWorks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	p := &proc{name: "solo", dir: filepath.Join(c.base, "solo"), gossip: freePort(t), peer: freePort(t),
 		httpAdr: freePort(t), client: freePort(t), zk: freePort(t)}

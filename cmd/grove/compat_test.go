@@ -60,9 +60,6 @@ func zkProcCluster(t *testing.T) (*procCluster, []*proc, []string) {
 // Lock, Election, Queue, LockingQueue, Counter and Barrier recipes, data
 // and children watches and transactions (testdata/kazoo_compat.py).
 func TestKazooAgainstCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	python := requireTool(t, []string{"/usr/bin/python3", "python3"}, "-c", "import kazoo")
 	_, _, zkAddrs := zkProcCluster(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -77,9 +74,6 @@ func TestKazooAgainstCluster(t *testing.T) {
 // TestZkCliAgainstCluster drives Debian's zkCli.sh (ZooKeeper 3.8) through
 // create, get, set, ls, stat, delete and deleteall.
 func TestZkCliAgainstCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	zkcli := requireTool(t, []string{"/usr/share/zookeeper/bin/zkCli.sh", "zkCli.sh"})
 	_, _, zkAddrs := zkProcCluster(t)
 	script := "create /zc x\nget /zc\nset /zc y\nget /zc\nls /zc\nstat /zc\ncreate /zc/a\ncreate /zc/a/b\n" +
@@ -119,9 +113,6 @@ func TestZkCliAgainstCluster(t *testing.T) {
 // TestGoZookeeperRidesThroughSIGKILL keeps a go-zookeeper session and its
 // watches across a SIGKILL of the grove process it is connected to.
 func TestGoZookeeperRidesThroughSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c, all, zkAddrs := zkProcCluster(t)
 	conn, events, err := zk.Connect(zkAddrs, 6*time.Second, zk.WithLogger(quietZK{}), zk.WithDialer(net.DialTimeout))
 	if err != nil {
@@ -209,9 +200,6 @@ func waitZK(t *testing.T, events <-chan zk.Event, want zk.State) {
 // may read, under a node anyone may create in, and one public node. zkCli
 // prints the public node's event and never a protected name.
 func TestZkCliRecursiveWatchHidesProtectedNodes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	zkcli := requireTool(t, []string{"/usr/share/zookeeper/bin/zkCli.sh", "zkCli.sh"})
 	c, _, zkAddrs := zkProcCluster(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)

@@ -45,7 +45,7 @@ complete -c grove -f -a '(grove __complete (commandline -opc)[2..-1] (commandlin
 // runCompletion implements grove completion SHELL.
 func runCompletion(args []string, stdout io.Writer) error {
 	fs := newCmdFlags("completion")
-	if err := parseCmd(fs, "completion bash|zsh|fish", args); err != nil {
+	if err := parseCmd(fs, "completion bash|zsh|fish", args, stdout); err != nil {
 		return err
 	}
 	args = fs.Args()
@@ -155,12 +155,7 @@ func commandFlags(name string) []string {
 		fs.VisitAll(func(f *pflag.Flag) { out = append(out, "--"+f.Name) })
 		return append(out, "--help")
 	}
-	// The cluster commands print -h to helpOut: borrow it (completion is
-	// a process of its own).
-	saved := helpOut
-	helpOut = &help
 	runContext(context.Background(), []string{name, "-h"}, &help, &help)
-	helpOut = saved
 	var out []string
 	for _, m := range flagInHelp.FindAllStringSubmatch(help.String(), -1) {
 		out = append(out, "--"+m[1])

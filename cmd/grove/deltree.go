@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,28 +80,8 @@ func (c *conn) subtree(ctx context.Context, root string) ([]string, error) {
 // parent; among znodes of one depth, in byte order.
 func deleteOrder(paths []string) {
 	slices.SortFunc(paths, func(a, b string) int {
-		if da, db := depthOf(a), depthOf(b); da != db {
-			return db - da
-		}
-		switch {
-		case a < b:
-			return -1
-		case a > b:
-			return 1
-		}
-		return 0
+		return cmp.Or(strings.Count(b, "/")-strings.Count(a, "/"), strings.Compare(a, b))
 	})
-}
-
-// depthOf returns how many components path has ("/a/b": 2).
-func depthOf(path string) int {
-	n := 0
-	for i := range len(path) {
-		if path[i] == '/' {
-			n++
-		}
-	}
-	return n
 }
 
 // batches splits paths, in order, into runs of at most maxOps paths and

@@ -94,9 +94,6 @@ func TestClientPortSurvivesEMFILE(t *testing.T) {
 // resident memory stays flat; before, each one was read whole (300 of them
 // held 2.4 GB).
 func TestOversizedPreHandshakeFramesKeepMemoryFlat(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	p := c.add("m1", "--bootstrap-expect", "1", "--max-client-conns-per-ip", "0")
 	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(p) != nil })
@@ -177,9 +174,6 @@ func isConnReset(err error) bool {
 // short, with an error), so its read transaction does not pin the data
 // file; a backup right after, read to the end, is whole.
 func TestStalledBackupDownloadIsCut(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	p := c.add("b1", "--bootstrap-expect", "1", "--backup-stall-timeout", "300ms")
 	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(p) != nil })

@@ -9,9 +9,6 @@ import (
 	"strings"
 )
 
-// helpOut is where -h prints the flags.
-var helpOut io.Writer = os.Stdout
-
 // errHelp reports that -h was given and the flags were printed.
 var errHelp = errors.New("help requested")
 
@@ -25,12 +22,13 @@ func newFlagSet(name string, _ io.Writer) *flag.FlagSet {
 }
 
 // parse parses args, then fills every flag not given on the command line
-// from GROVE_<FLAG>. Errors are usage errors; -h prints the flags.
-func parse(fs *flag.FlagSet, args []string) error {
+// from GROVE_<FLAG>. Errors are usage errors; -h prints the flags to
+// help.
+func parse(fs *flag.FlagSet, args []string, help io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(helpOut)
-			fmt.Fprintf(helpOut, "usage: grove %s [flags]\n", fs.Name())
+			fs.SetOutput(help)
+			fmt.Fprintf(help, "usage: grove %s [flags]\n", fs.Name())
 			fs.PrintDefaults()
 			return errHelp
 		}

@@ -234,7 +234,7 @@ func dispatch(ctx context.Context, g *globals, args []string) error {
 	}
 	switch name {
 	case "server":
-		return runServer(rest, g.stderr)
+		return runServer(rest, g.stdout, g.stderr)
 	case "status":
 		return runStatus(g, rest)
 	case "members":

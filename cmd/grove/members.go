@@ -107,13 +107,17 @@ func (t adminTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // HTTP port, the parser of its arguments (flags may follow them), and
 // resolve, which the command calls once its arguments check out: without
 // --http (or GROVE_HTTP) it asks the servers of --servers for the HTTP
-// port of one of them (adminAddr).
-func httpFlags(g *globals, name, synopsis string) (fsAddr *string, parseFn func([]string) ([]string, error), resolve func() error) {
+// port of one of them (adminAddr). define, if given, adds the command's
+// own flags.
+func httpFlags(g *globals, name, synopsis string, define ...func(*pflag.FlagSet)) (fsAddr *string, parseFn func([]string) ([]string, error), resolve func() error) {
 	fs := newCmdFlags(name)
 	addr := httpFlag(fs)
+	for _, d := range define {
+		d(fs)
+	}
 	useToken := tokenFileFlag(fs)
 	return addr, func(args []string) ([]string, error) {
-			if err := parseCmd(fs, synopsis, args); err != nil {
+			if err := parseCmd(fs, synopsis, args, g.stdout); err != nil {
 				return nil, err
 			}
 			if err := useToken(); err != nil {
@@ -289,20 +293,18 @@ func transferLeader(addr string, args []string, output string, stdout io.Writer)
 // their timeouts and ephemeral znodes.
 func runSessions(g *globals, args []string) error {
 	output, stdout := g.output, g.stdout
-	fs := newCmdFlags("sessions")
-	addr := httpFlag(fs)
-	ephemerals := fs.BoolP("ephemerals", "e", false, "list each session's ephemeral znodes")
-	useToken := tokenFileFlag(fs)
-	if err := parseCmd(fs, "sessions [--http ADDR] [--ephemerals]", args); err != nil {
+	var ephemerals *bool
+	addr, parseArgs, resolve := httpFlags(g, "sessions", "sessions [--http ADDR] [--ephemerals]", func(fs *pflag.FlagSet) {
+		ephemerals = fs.BoolP("ephemerals", "e", false, "list each session's ephemeral znodes")
+	})
+	rest, err := parseArgs(args)
+	if err != nil {
 		return err
 	}
-	if err := useToken(); err != nil {
-		return err
+	if len(rest) > 0 {
+		return usagef("sessions: unexpected argument %q", rest[0])
 	}
-	if fs.NArg() > 0 {
-		return usagef("sessions: unexpected argument %q", fs.Arg(0))
-	}
-	if err := g.adminAddr(fs, addr); err != nil {
+	if err := resolve(); err != nil {
 		return err
 	}
 	path := "/sessions"

@@ -239,9 +239,6 @@ func (a *outsider) sessionAlive() error {
 // cannot join gossip, never appears among the members, never becomes a
 // learner or voter, and the cluster keeps its three voters and writes on.
 func TestRogueWithoutKeyNeverJoins(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	nodes := c.startThree("g")
 	rogue := c.add("rogue", "--insecure", "--log-level", "debug")

@@ -25,9 +25,6 @@ import (
 // are still voters, and the leader's stop handed leadership over instead
 // of leaving the others to an election timeout.
 func TestRollingRestartUnderWriters(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	all := c.startThree("roll")
 	addrs := []string{all[0].client, all[1].client, all[2].client}
@@ -130,9 +127,6 @@ func TestRollingRestartUnderWriters(t *testing.T) {
 // whichever voter is most caught up (asked of a follower, which forwards
 // to the leader), then to a named one.
 func TestMembersTransferLeader(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	all := c.startThree("tl")
 	old := c.leader(all...)
@@ -163,9 +157,6 @@ func TestMembersTransferLeader(t *testing.T) {
 
 // grove sessions lists open sessions with their ephemeral znodes.
 func TestSessionsCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	all := c.startThree("se")
 	ctx := t.Context()
@@ -195,9 +186,6 @@ func TestSessionsCommand(t *testing.T) {
 // An HTTP flag pointed at a client port, or servers where nothing
 // listens, fail at once saying what is wrong.
 func TestOneAddressContract(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	all := c.startThree("ac")
 	servers := all[0].client + "," + all[1].client
@@ -243,9 +231,6 @@ func TestOneAddressContract(t *testing.T) {
 // grove defrag compacts the reached node's state file online; a leader
 // hands leadership over first; the data stays.
 func TestDefragCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	all := c.startThree("df")
 	leader := c.leader(all...)
@@ -293,9 +278,6 @@ func TestDefragCommand(t *testing.T) {
 // A second server on a data dir in use exits at once with one line and
 // status 2, and the first goes on serving.
 func TestBusyDataDirRefused(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	all := c.startThree("bz")
 	p := all[0]
@@ -331,9 +313,6 @@ func TestBusyDataDirRefused(t *testing.T) {
 // good: its process exits 0, the others go on with two voters, and its
 // data dir will not start again.
 func TestMembersLeave(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test; run without -short")
-	}
 	c := newProcCluster(t)
 	all := c.startThree("lv")
 	leaver := c.leader(all...)

@@ -21,7 +21,7 @@ import (
 	"github.com/grovekit/grove/transport"
 )
 
-func runServer(args []string, stderr io.Writer) error {
+func runServer(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("server", stderr)
 	var cfg server.Config
 	var join listFlag
@@ -76,7 +76,7 @@ func runServer(args []string, stderr io.Writer) error {
 	fs.StringVar(&superDigest, "super-digest", "", "deprecated (visible in ps; use --super-digest-file): super:base64(sha1(super:password)) for operator access")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the HTTP address")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if err := requireNoArgs(fs); err != nil {

@@ -128,7 +128,7 @@ type View struct {
 	layers []*Layer
 	// own holds the package's buckets once handed out (indexed as
 	// allBuckets), opened keeps any other bucket: each is opened once.
-	own    [len(ownBucketNames)]viewBucket
+	own    []viewBucket
 	opened []*viewBucket
 }
 
@@ -143,6 +143,9 @@ func NewView(base Tx, layers ...*Layer) *View {
 // over a base: see View).
 func (v *View) Bucket(name []byte) Bucket {
 	if i, ok := ownIndex[string(name)]; ok && v.base != nil {
+		if v.own == nil {
+			v.own = make([]viewBucket, len(allBuckets))
+		}
 		b := &v.own[i]
 		if b.v == nil {
 			*b = viewBucket{v: v, name: allBuckets[i], counted: countedBuckets[string(name)]}
@@ -179,20 +182,11 @@ func (v *View) inLayers(name []byte) bool {
 // only their writes pay a lookup to keep a layer's key-count delta.
 var countedBuckets = map[string]bool{string(bucketNodes): true, string(bucketSessions): true}
 
-// ownBucketNames lists the buckets Init creates, as allBuckets does (a
-// constant-length array, so View can hold one slot per bucket).
-var ownBucketNames = [...]string{
-	"fsm.nodes", "fsm.children", "fsm.ephemerals", "fsm.reap", "fsm.sessions", "fsm.results", "fsm.tokens", "fsm.meta",
-}
-
-// ownIndex maps each of the package's bucket names to its slot in View.own
-// and its position in allBuckets.
+// ownIndex maps each of the package's bucket names (allBuckets) to its
+// slot in View.own.
 var ownIndex = func() map[string]int {
 	m := make(map[string]int, len(allBuckets))
 	for i, name := range allBuckets {
-		if ownBucketNames[i] != string(name) {
-			panic("fsm: ownBucketNames and allBuckets disagree at " + string(name))
-		}
 		m[string(name)] = i
 	}
 	return m
