@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -183,59 +184,64 @@ func TestFollowerCrashAndRestart(t *testing.T) {
 	a.check(t, c)
 }
 
+// A partitioned minority holding the old leader commits nothing; the
+// majority elects its own leader and goes on. In a synctest bubble, so the
+// minority's 1.5 s of trying is fake time and costs nothing.
 func TestMinorityPartitionCannotCommit(t *testing.T) {
-	c := coretest.NewCluster(t, 5)
-	leader := c.WaitLeader(t.Context())
-	a := newAcked()
-	writeN(t, leader, "/pre", 5, a)
-	// Cut the leader and one follower off from the other three.
-	var minority, majority []uint64
-	minority = append(minority, leader.ID())
-	for _, id := range c.IDs() {
-		if id == leader.ID() {
-			continue
-		}
-		if len(minority) < 2 {
-			minority = append(minority, id)
-		} else {
-			majority = append(majority, id)
-		}
-	}
-	s := mustSession(t, leader, 30*time.Second)
-	c.Net.Partition(minority, majority)
-	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
-	_, err := s.create(ctx, "/minority-write", []byte("x"), grove.ModePersistent)
-	cancel()
-	if err == nil {
-		t.Fatal("the minority side committed a write")
-	}
-	// The majority elects a leader of its own and goes on.
-	var majLeader *core.Node
-	deadline := time.Now().Add(20 * time.Second)
-	for majLeader == nil && time.Now().Before(deadline) {
-		for _, id := range majority {
-			if nd := c.Node(id); nd.IsLeader() {
-				majLeader = nd
+	synctest.Test(t, func(t *testing.T) {
+		c := coretest.NewCluster(t, 5)
+		leader := c.WaitLeader(t.Context())
+		a := newAcked()
+		writeN(t, leader, "/pre", 5, a)
+		// Cut the leader and one follower off from the other three.
+		var minority, majority []uint64
+		minority = append(minority, leader.ID())
+		for _, id := range c.IDs() {
+			if id == leader.ID() {
+				continue
+			}
+			if len(minority) < 2 {
+				minority = append(minority, id)
+			} else {
+				majority = append(majority, id)
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if majLeader == nil {
-		t.Fatal("majority elected no leader")
-	}
-	writeN(t, majLeader, "/majority", 10, a)
-	c.Net.Heal()
-	c.WaitLeader(t.Context())
-	c.WaitConverged(t.Context())
-	a.check(t, c)
-	for _, nd := range c.Nodes() {
-		if _, _, _, err := nd.Get(t.Context(), core.Read{}, "/minority-write"); !errors.Is(err, grove.ErrNoNode) {
-			// The write was never acknowledged; it may have been retried and
-			// committed after healing (the proposer re-proposes until its
-			// ctx ends), but only if its ctx had not ended. Ours had.
-			t.Fatalf("node %d: unacknowledged minority write is visible: %v", nd.ID(), err)
+		s := mustSession(t, leader, 30*time.Second)
+		c.Net.Partition(minority, majority)
+		ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+		_, err := s.create(ctx, "/minority-write", []byte("x"), grove.ModePersistent)
+		cancel()
+		if err == nil {
+			t.Fatal("the minority side committed a write")
 		}
-	}
+		// The majority elects a leader of its own and goes on.
+		var majLeader *core.Node
+		deadline := time.Now().Add(20 * time.Second)
+		for majLeader == nil && time.Now().Before(deadline) {
+			for _, id := range majority {
+				if nd := c.Node(id); nd.IsLeader() {
+					majLeader = nd
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if majLeader == nil {
+			t.Fatal("majority elected no leader")
+		}
+		writeN(t, majLeader, "/majority", 10, a)
+		c.Net.Heal()
+		c.WaitLeader(t.Context())
+		c.WaitConverged(t.Context())
+		a.check(t, c)
+		for _, nd := range c.Nodes() {
+			if _, _, _, err := nd.Get(t.Context(), core.Read{}, "/minority-write"); !errors.Is(err, grove.ErrNoNode) {
+				// The write was never acknowledged; it may have been retried and
+				// committed after healing (the proposer re-proposes until its
+				// ctx ends), but only if its ctx had not ended. Ours had.
+				t.Fatalf("node %d: unacknowledged minority write is visible: %v", nd.ID(), err)
+			}
+		}
+	})
 }
 
 func TestSnapshotCatchUp(t *testing.T) {
@@ -275,41 +281,46 @@ func TestSnapshotCatchUp(t *testing.T) {
 	a.check(t, c)
 }
 
+// A session kept alive through a follower keeps its ephemeral across the
+// leader's crash. It runs in a synctest bubble: the clock moves only when
+// every node waits, so "longer than the timeout" is exact, not a guess.
 func TestSessionsSurviveLeaderChange(t *testing.T) {
-	c := coretest.NewCluster(t, 3)
-	leader := c.WaitLeader(t.Context())
-	var follower *core.Node
-	for _, nd := range c.Nodes() {
-		if nd != leader {
-			follower = nd
-			break
-		}
-	}
-	s := mustSession(t, follower, 2*time.Second)
-	if _, err := s.create(t.Context(), "/eph", nil, grove.ModeEphemeral); err != nil {
-		t.Fatal(err)
-	}
-	// Keep the session alive through the follower while the leader dies.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-				_, _ = follower.KeepAlive(t.Context(), s.id)
+	synctest.Test(t, func(t *testing.T) {
+		c := coretest.NewCluster(t, 3)
+		leader := c.WaitLeader(t.Context())
+		var follower *core.Node
+		for _, nd := range c.Nodes() {
+			if nd != leader {
+				follower = nd
+				break
 			}
 		}
+		s := mustSession(t, follower, 2*time.Second)
+		if _, err := s.create(t.Context(), "/eph", nil, grove.ModeEphemeral); err != nil {
+			t.Fatal(err)
+		}
+		// Keep the session alive through the follower while the leader dies.
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+					_, _ = follower.KeepAlive(t.Context(), s.id)
+				}
+			}
+		})
+		c.Crash(leader.ID())
+		c.WaitLeader(t.Context())
+		time.Sleep(3 * time.Second) // the bubble's clock, past the 2 s timeout: only keep-alives save it
+		close(stop)
+		wg.Wait()
+		if _, _, err := follower.Exists(t.Context(), core.Read{}, "/eph"); err != nil {
+			t.Fatalf("kept-alive session lost its ephemeral across a leader change: %v", err)
+		}
 	})
-	c.Crash(leader.ID())
-	c.WaitLeader(t.Context())
-	time.Sleep(3 * time.Second) // longer than the timeout: only keep-alives save it
-	close(stop)
-	wg.Wait()
-	if _, _, err := follower.Exists(t.Context(), core.Read{}, "/eph"); err != nil {
-		t.Fatalf("kept-alive session lost its ephemeral across a leader change: %v", err)
-	}
 }
 
 // A follower whose applied state is still only in memory (pending layers,

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -241,41 +242,45 @@ func sameEvents(got, want []grove.Event) bool {
 	return true
 }
 
+// A session that never keeps alive expires and takes its ephemerals with
+// it, in a synctest bubble (the 300 ms timeout passes on a fake clock).
 func TestSessionExpiryRemovesEphemerals(t *testing.T) {
-	n := mustStartSingle(t, t.TempDir())
-	ctx := t.Context()
-	owner := mustSession(t, n, 300*time.Millisecond)
-	keeper := mustSession(t, n, 10*time.Second)
-	if _, err := owner.create(ctx, "/eph", nil, grove.ModeEphemeral); err != nil {
-		t.Fatal(err)
-	}
-	w := newEventLog()
-	if _, _, err := n.Exists(ctx, core.Read{Session: keeper.id, Watch: w}, "/eph"); err != nil {
-		t.Fatal(err)
-	}
-	// owner never keeps alive: the leader expires it and the node vanishes.
-	select {
-	case <-w.ch:
-	case <-time.After(10 * time.Second):
-		t.Fatal("ephemeral not removed after the session timeout")
-	}
-	if ev := w.events()[0]; ev.Type != grove.EventNodeDeleted || ev.Path != "/eph" {
-		t.Fatalf("event %v", ev)
-	}
-	if _, err := owner.create(ctx, "/eph2", nil, grove.ModeEphemeral); !errors.Is(err, grove.ErrSessionExpired) {
-		t.Fatalf("write on expired session: %v", err)
-	}
-	if _, err := n.KeepAlive(ctx, owner.id); !errors.Is(err, grove.ErrSessionExpired) {
-		t.Fatalf("keepalive on expired session: %v", err)
-	}
-	left, err := n.KeepAlive(ctx, keeper.id)
-	if err != nil || left <= 0 {
-		t.Fatalf("keepalive: %v %v", left, err)
-	}
-	st, err := n.Stats()
-	if err != nil || st.SessionsExpired != 1 {
-		t.Fatalf("stats count %d expired sessions (%v), want 1", st.SessionsExpired, err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		n := mustStartSingle(t, t.TempDir())
+		ctx := t.Context()
+		owner := mustSession(t, n, 300*time.Millisecond)
+		keeper := mustSession(t, n, 10*time.Second)
+		if _, err := owner.create(ctx, "/eph", nil, grove.ModeEphemeral); err != nil {
+			t.Fatal(err)
+		}
+		w := newEventLog()
+		if _, _, err := n.Exists(ctx, core.Read{Session: keeper.id, Watch: w}, "/eph"); err != nil {
+			t.Fatal(err)
+		}
+		// owner never keeps alive: the leader expires it and the node vanishes.
+		select {
+		case <-w.ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("ephemeral not removed after the session timeout")
+		}
+		if ev := w.events()[0]; ev.Type != grove.EventNodeDeleted || ev.Path != "/eph" {
+			t.Fatalf("event %v", ev)
+		}
+		if _, err := owner.create(ctx, "/eph2", nil, grove.ModeEphemeral); !errors.Is(err, grove.ErrSessionExpired) {
+			t.Fatalf("write on expired session: %v", err)
+		}
+		if _, err := n.KeepAlive(ctx, owner.id); !errors.Is(err, grove.ErrSessionExpired) {
+			t.Fatalf("keepalive on expired session: %v", err)
+		}
+		left, err := n.KeepAlive(ctx, keeper.id)
+		if err != nil || left <= 0 {
+			t.Fatalf("keepalive: %v %v", left, err)
+		}
+		st, err := n.Stats()
+		if err != nil || st.SessionsExpired != 1 {
+			t.Fatalf("stats count %d expired sessions (%v), want 1", st.SessionsExpired, err)
+		}
+	})
 }
 
 func TestRestartFromDisk(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/grovekit/grove"
@@ -23,35 +24,40 @@ func waitGone(t *testing.T, n *core.Node, path string) {
 	t.Fatalf("%s was not reaped", path)
 }
 
+// The leader reaps emptied containers and idle TTL nodes, and keeps a
+// container that never had a child. In a synctest bubble: the reaper's
+// ticks and the TTL run on a fake clock.
 func TestLeaderReapsContainersAndTTLNodes(t *testing.T) {
-	n := mustStartSingle(t, t.TempDir())
-	ctx := t.Context()
-	s := mustSession(t, n, 10*time.Second)
-	if _, err := s.create(ctx, "/box", nil, grove.ModeContainer); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.create(ctx, "/box/item", nil, grove.ModePersistent); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.create(ctx, "/fresh-box", nil, grove.ModeContainer); err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.submit(ctx, core.Request{Op: core.OpCreate, Path: "/ttl", Mode: grove.ModePersistentWithTTL, TTL: 100, ACL: grove.OpenACLUnsafe})
-	if err != nil || res.Code != grove.CodeOK {
-		t.Fatalf("create ttl: %+v %v", res, err)
-	}
-	if res.Stat.EphemeralOwner != grove.EphemeralOwnerTTLBit|100 {
-		t.Fatalf("ttl node ephemeralOwner %x", res.Stat.EphemeralOwner)
-	}
-	if _, err := s.submit(ctx, core.Request{Op: core.OpDelete, Path: "/box/item", Version: -1}); err != nil {
-		t.Fatal(err)
-	}
-	waitGone(t, n, "/box") // emptied container
-	waitGone(t, n, "/ttl") // idle TTL node
-	// A container that never had children stays.
-	if _, _, err := n.Exists(ctx, core.Read{}, "/fresh-box"); err != nil {
-		t.Fatalf("never-used container was reaped: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		n := mustStartSingle(t, t.TempDir())
+		ctx := t.Context()
+		s := mustSession(t, n, 10*time.Second)
+		if _, err := s.create(ctx, "/box", nil, grove.ModeContainer); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.create(ctx, "/box/item", nil, grove.ModePersistent); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.create(ctx, "/fresh-box", nil, grove.ModeContainer); err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.submit(ctx, core.Request{Op: core.OpCreate, Path: "/ttl", Mode: grove.ModePersistentWithTTL, TTL: 100, ACL: grove.OpenACLUnsafe})
+		if err != nil || res.Code != grove.CodeOK {
+			t.Fatalf("create ttl: %+v %v", res, err)
+		}
+		if res.Stat.EphemeralOwner != grove.EphemeralOwnerTTLBit|100 {
+			t.Fatalf("ttl node ephemeralOwner %x", res.Stat.EphemeralOwner)
+		}
+		if _, err := s.submit(ctx, core.Request{Op: core.OpDelete, Path: "/box/item", Version: -1}); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, n, "/box") // emptied container
+		waitGone(t, n, "/ttl") // idle TTL node
+		// A container that never had children stays.
+		if _, _, err := n.Exists(ctx, core.Read{}, "/fresh-box"); err != nil {
+			t.Fatalf("never-used container was reaped: %v", err)
+		}
+	})
 }
 
 func TestACLsAndSuperDigest(t *testing.T) {

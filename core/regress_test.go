@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/grovekit/grove"
@@ -87,36 +88,39 @@ func staleReadAfterRestart(t *testing.T) bool {
 }
 
 // A new leader must not call a live session expired because it has not yet
-// applied the session's creation, committed under the old leader.
+// applied the session's creation, committed under the old leader. In a
+// synctest bubble: the link delays and the election run on a fake clock.
 func TestNewLeaderDoesNotExpireUnappliedSession(t *testing.T) {
-	c := coretest.NewCluster(t, 3, coretest.WithConfig(func(cfg *core.Config) { cfg.ElectionTicks = 50 }))
-	ctx := t.Context()
-	l := c.WaitLeader(ctx)
-	var o []*core.Node
-	for _, nd := range c.Nodes() {
-		if nd != l {
-			o = append(o, nd)
-		}
-	}
-	c.Net.Delay(l.ID(), o[0].ID(), 100*time.Millisecond)
-	c.Net.Delay(l.ID(), o[1].ID(), 100*time.Millisecond)
-	c.Net.Delay(o[0].ID(), o[1].ID(), 150*time.Millisecond)
-	c.Net.Delay(o[1].ID(), o[0].ID(), 150*time.Millisecond)
-	s, err := l.CreateSession(ctx, 10*time.Second)
-	must(t, err)
-	c.Net.Isolate(l.ID()) // the leader dies right after acknowledging the session
-	var nl *core.Node
-	for nl == nil {
-		for _, nd := range o {
-			if nd.IsLeader() {
-				nl = nd
+	synctest.Test(t, func(t *testing.T) {
+		c := coretest.NewCluster(t, 3, coretest.WithConfig(func(cfg *core.Config) { cfg.ElectionTicks = 50 }))
+		ctx := t.Context()
+		l := c.WaitLeader(ctx)
+		var o []*core.Node
+		for _, nd := range c.Nodes() {
+			if nd != l {
+				o = append(o, nd)
 			}
 		}
-		time.Sleep(time.Millisecond)
-	}
-	if _, err := nl.KeepAlive(ctx, s.ID); err != nil {
-		t.Fatalf("new leader answered KeepAlive of an acknowledged session with %v", err)
-	}
+		c.Net.Delay(l.ID(), o[0].ID(), 100*time.Millisecond)
+		c.Net.Delay(l.ID(), o[1].ID(), 100*time.Millisecond)
+		c.Net.Delay(o[0].ID(), o[1].ID(), 150*time.Millisecond)
+		c.Net.Delay(o[1].ID(), o[0].ID(), 150*time.Millisecond)
+		s, err := l.CreateSession(ctx, 10*time.Second)
+		must(t, err)
+		c.Net.Isolate(l.ID()) // the leader dies right after acknowledging the session
+		var nl *core.Node
+		for nl == nil {
+			for _, nd := range o {
+				if nd.IsLeader() {
+					nl = nd
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if _, err := nl.KeepAlive(ctx, s.ID); err != nil {
+			t.Fatalf("new leader answered KeepAlive of an acknowledged session with %v", err)
+		}
+	})
 }
 
 // A session re-reading a watched node must get the event of every change it

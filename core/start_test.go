@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -21,16 +22,19 @@ import (
 // A fresh single-node cluster elects itself as soon as its configuration is
 // applied, not an election timeout later. Not a timing assertion on speed:
 // the election timeout is set far beyond the test's patience, so only the
-// immediate campaign can make it lead.
+// immediate campaign can make it lead. In a synctest bubble, so the 20 s
+// of patience pass on a fake clock.
 func TestFreshSingleNodeLeadsAtOnce(t *testing.T) {
-	n := mustStartSingle(t, t.TempDir(), func(c *core.Config) { c.ElectionTicks = 100000 })
-	deadline := time.Now().Add(20 * time.Second)
-	for !n.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("a fresh single node did not campaign on its own")
+	synctest.Test(t, func(t *testing.T) {
+		n := mustStartSingle(t, t.TempDir(), func(c *core.Config) { c.ElectionTicks = 100000 })
+		deadline := time.Now().Add(20 * time.Second)
+		for !n.IsLeader() {
+			if time.Now().After(deadline) {
+				t.Fatal("a fresh single node did not campaign on its own")
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	})
 }
 
 // Regression (code health 1): StartNode set the loop-owned campaignAt after
@@ -128,53 +132,56 @@ func TestFailedStartClosesTransport(t *testing.T) {
 // A whole cluster restarted at once elects a leader a few ticks in, ranked
 // by raft ID, not an election timeout later. Not a timing assertion on
 // speed: the restarted nodes' election timeout is set far beyond the
-// test's patience, so only the start-up campaign can elect anyone.
+// test's patience, so only the start-up campaign can elect anyone. In a
+// synctest bubble (fake clock).
 func TestRestartedClusterElectsAtOnce(t *testing.T) {
-	dir := t.TempDir()
-	nodes, _, err := startCrashNodes(t.Context(), dir, 3, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := nodes[0].Sync(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := closeNodes(nodes); err != nil {
-		t.Fatal(err)
-	}
-	nw := memtransport.NewNetwork()
-	for id := uint64(1); id <= 3; id++ {
-		cfg := crashConfig(dir, id, 3)
-		cfg.Peers = nil
-		cfg.ElectionTicks = 100000
-		cfg.Transport = nw.Transport(id)
-		nd, err := core.StartNode(t.Context(), cfg)
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		nodes, _, err := startCrashNodes(t.Context(), dir, 3, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			if err := nd.Close(); err != nil {
-				t.Errorf("close node %d: %v", nd.ID(), err)
+		if _, err := nodes[0].Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := closeNodes(nodes); err != nil {
+			t.Fatal(err)
+		}
+		nw := memtransport.NewNetwork()
+		for id := uint64(1); id <= 3; id++ {
+			cfg := crashConfig(dir, id, 3)
+			cfg.Peers = nil
+			cfg.ElectionTicks = 100000
+			cfg.Transport = nw.Transport(id)
+			nd, err := core.StartNode(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
-		nodes[id-1] = nd
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for nodes[0].Leader() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the restarted cluster elected no leader on its own")
+			t.Cleanup(func() {
+				if err := nd.Close(); err != nil {
+					t.Errorf("close node %d: %v", nd.ID(), err)
+				}
+			})
+			nodes[id-1] = nd
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	// The leader's quorum barrier (a follower's read sent before it knew
-	// the leader is retried only an election timeout later).
-	if _, err := nodes[nodes[0].Leader()-1].Sync(ctx); err != nil {
-		for _, nd := range nodes {
-			t.Logf("%+v", nd.Status())
+		deadline := time.Now().Add(20 * time.Second)
+		for nodes[0].Leader() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the restarted cluster elected no leader on its own")
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		t.Fatalf("no quorum after the restart: %v", err)
-	}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		// The leader's quorum barrier (a follower's read sent before it knew
+		// the leader is retried only an election timeout later).
+		if _, err := nodes[nodes[0].Leader()-1].Sync(ctx); err != nil {
+			for _, nd := range nodes {
+				t.Logf("%+v", nd.Status())
+			}
+			t.Fatalf("no quorum after the restart: %v", err)
+		}
+	})
 }
 
 // TestDataDirInUseIsRefused starts a second node on a data dir a running

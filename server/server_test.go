@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -211,13 +212,16 @@ func TestStatusHealthMetricsAndData(t *testing.T) {
 }
 
 func TestDeadVoterCleanupRespectsMinimum(t *testing.T) {
+	kept := &keptVoterLog{times: map[string]int{}}
 	tc := startCluster(t, 3, func(c *Config) {
 		c.CleanupDeadAfter = 500 * time.Millisecond
 		c.MinVoters = 3
+		c.Logger = slog.New(kept)
 	})
 	// A fourth voter joins, so one dead voter may go.
 	cfg := tc.config("n4", 0)
 	cfg.CleanupDeadAfter, cfg.MinVoters = 500*time.Millisecond, 3
+	cfg.Logger = slog.New(kept)
 	n4, err := Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -257,10 +261,45 @@ func TestDeadVoterCleanupRespectsMinimum(t *testing.T) {
 		}
 		return false
 	})
-	time.Sleep(time.Second) // longer than CleanupDeadAfter: it must still be there
+	// The leader's cleanup has looked at it, dead for longer than
+	// CleanupDeadAfter, and kept it, twice: it must still be a voter.
+	waitFor(t, "the cleanup to keep the second dead voter twice", func() bool { return kept.count(second.cfg.Name) >= 2 })
 	if l := tc.leader(); l == nil || !slices.Contains(l.node.Status().Voters, secondID) {
 		t.Fatal("cleanup went below the minimum number of voters")
 	}
+}
+
+// keptVoterLog is a slog handler counting, per member, the leader's
+// "dead voter kept" warnings: the evidence that a cleanup pass saw a dead
+// voter and refused to remove it.
+type keptVoterLog struct {
+	mu    sync.Mutex
+	times map[string]int
+}
+
+func (h *keptVoterLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *keptVoterLog) WithAttrs([]slog.Attr) slog.Handler        { return h }
+func (h *keptVoterLog) WithGroup(string) slog.Handler             { return h }
+
+func (h *keptVoterLog) Handle(_ context.Context, r slog.Record) error {
+	if !strings.HasPrefix(r.Message, "dead voter kept") {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "member" {
+			h.mu.Lock()
+			h.times[a.Value.String()]++
+			h.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (h *keptVoterLog) count(member string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.times[member]
 }
 
 func TestRemoveMemberThroughFollower(t *testing.T) {

@@ -62,7 +62,7 @@ func TestFailoverTime(t *testing.T) {
 	all := []*proc{n1, n2, n3}
 	c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(all...) != nil })
 
-	client := &http.Client{Timeout: clientTimeout}
+	client := &http.Client{Timeout: clientTimeout, Transport: testTransport{http.DefaultTransport}}
 	var results []failoverResult
 	for run := 1; run <= runs; run++ {
 		c.waitFor("a leader", 30*time.Second, func() bool { return c.leader(all...) != nil })
@@ -72,7 +72,14 @@ func TestFailoverTime(t *testing.T) {
 		// The killed node comes back and catches up before the next run.
 		c.start(res.killed)
 		c.waitFor("convergence after restart", 60*time.Second, func() bool { return c.converged(all...) })
-		time.Sleep(2 * time.Second)
+		c.waitFor("every server to take a write", 30*time.Second, func() bool {
+			for _, p := range all {
+				if putWith(client, p.httpAdr, fmt.Sprintf("/failover-ready-%d-%s-%d", run, p.name, time.Now().UnixNano()), "x") != nil {
+					return false
+				}
+			}
+			return true
+		})
 	}
 
 	median := func(f func(failoverResult) time.Duration) (time.Duration, []time.Duration) {
@@ -161,7 +168,27 @@ func failoverRun(t *testing.T, c *procCluster, all []*proc, client *http.Client,
 		})
 	}
 	defer func() { cancel(); wg.Wait() }()
-	time.Sleep(2 * time.Second) // every server has its HTTP session and a steady writer
+	// Every server has its HTTP session and a steady stream of writes.
+	okVia := func(after time.Time) map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := map[string]int{}
+		for _, r := range recs {
+			if r.err == nil && r.start.After(after) {
+				n[r.via]++
+			}
+		}
+		return n
+	}
+	c.waitFor("three writes through every server", 30*time.Second, func() bool {
+		n := okVia(time.Time{})
+		for _, p := range all {
+			if n[p.name] < 3 {
+				return false
+			}
+		}
+		return true
+	})
 
 	killAt := time.Now()
 	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -181,7 +208,13 @@ func failoverRun(t *testing.T, c *procCluster, all []*proc, client *http.Client,
 		}
 		return false
 	})
-	time.Sleep(time.Second) // some writes after the failover
+	c.waitFor("more writes after the failover", 30*time.Second, func() bool {
+		total := 0
+		for _, k := range okVia(first) {
+			total += k
+		}
+		return total >= 20
+	})
 	cancel()
 	wg.Wait()
 
