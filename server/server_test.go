@@ -278,8 +278,8 @@ type keptVoterLog struct {
 }
 
 func (h *keptVoterLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h *keptVoterLog) WithAttrs([]slog.Attr) slog.Handler        { return h }
-func (h *keptVoterLog) WithGroup(string) slog.Handler             { return h }
+func (h *keptVoterLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *keptVoterLog) WithGroup(string) slog.Handler            { return h }
 
 func (h *keptVoterLog) Handle(_ context.Context, r slog.Record) error {
 	if !strings.HasPrefix(r.Message, "dead voter kept") {
