@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/grovekit/grove"
@@ -18,6 +19,7 @@ import (
 	"github.com/grovekit/grove/core/coretest"
 	"github.com/grovekit/grove/front"
 	"github.com/grovekit/grove/front/fronttest"
+	"github.com/grovekit/grove/internal/memnet"
 	"github.com/grovekit/grove/internal/testutil"
 )
 
@@ -34,13 +36,24 @@ func mustDial(t *testing.T, addrs []string, opts ...client.Option) *client.Sessi
 // netCtl is a dialer a test steers: it can refuse addresses and sever every
 // connection it made.
 type netCtl struct {
+	base     func(ctx context.Context, addr string) (net.Conn, error)
 	mu       sync.Mutex
 	allow    func(addr string) bool // nil: all
 	conns    []net.Conn
 	attempts map[string]int
 }
 
-func newNetCtl() *netCtl { return &netCtl{attempts: map[string]int{}} }
+func newNetCtl() *netCtl {
+	var d net.Dialer
+	return &netCtl{attempts: map[string]int{}, base: func(ctx context.Context, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, "tcp", addr)
+	}}
+}
+
+// newMemNetCtl is a netCtl on an in-memory network.
+func newMemNetCtl(nw *memnet.Network) *netCtl {
+	return &netCtl{attempts: map[string]int{}, base: nw.Dial}
+}
 
 func (n *netCtl) dial(ctx context.Context, addr string) (net.Conn, error) {
 	n.mu.Lock()
@@ -50,8 +63,7 @@ func (n *netCtl) dial(ctx context.Context, addr string) (net.Conn, error) {
 	if allow != nil && !allow(addr) {
 		return nil, fmt.Errorf("netctl: %s is unreachable", addr)
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := n.base(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -362,44 +374,49 @@ func TestRemoteRefusesLaggingServer(t *testing.T) {
 }
 
 // A client that stops pinging loses its session: its ephemerals vanish on
-// every server, and the client learns it on its next contact.
+// every server, and the client learns it on its next contact. In a
+// synctest bubble, over in-memory client ports: the second of silence is
+// fake time.
 func TestRemoteSessionExpiresWithoutPings(t *testing.T) {
-	c := coretest.NewCluster(t, 3)
-	c.WaitLeader(t.Context())
-	addrs := fronttest.ServeAll(t, c.Nodes())
-	ctx := t.Context()
-	ctl := newNetCtl()
-	s := mustDial(t, addrs, client.WithDialer(ctl.dial), client.WithTimeout(time.Second))
-	if _, err := s.Create(ctx, "/eph", nil, grove.ModeEphemeral, grove.OpenACLUnsafe); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range c.Nodes() {
-		if _, _, err := n.Exists(ctx, core.Read{MinZxid: 0}, "/eph"); err != nil && !errors.Is(err, grove.ErrNoNode) {
+	synctest.Test(t, func(t *testing.T) {
+		c := coretest.NewCluster(t, 3)
+		c.WaitLeader(t.Context())
+		nw := memnet.New()
+		addrs := fronttest.ServeAllIn(t, nw, c.Nodes())
+		ctx := t.Context()
+		ctl := newMemNetCtl(nw)
+		s := mustDial(t, addrs, client.WithDialer(ctl.dial), client.WithTimeout(time.Second))
+		if _, err := s.Create(ctx, "/eph", nil, grove.ModeEphemeral, grove.OpenACLUnsafe); err != nil {
 			t.Fatal(err)
 		}
-	}
-	ctl.only()
-	ctl.sever()
-	waitState(t, s, client.StateDisconnected)
-	deadline := time.Now().Add(30 * time.Second)
-	for _, n := range c.Nodes() {
-		for {
-			_, _, err := n.Exists(ctx, core.Read{}, "/eph")
-			if errors.Is(err, grove.ErrNoNode) {
-				break
+		for _, n := range c.Nodes() {
+			if _, _, err := n.Exists(ctx, core.Read{MinZxid: 0}, "/eph"); err != nil && !errors.Is(err, grove.ErrNoNode) {
+				t.Fatal(err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %x still has the ephemeral of a silent client: %v", n.ID(), err)
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
-	ctl.all()
-	waitState(t, s, client.StateExpired)
-	<-s.Done()
-	if !errors.Is(s.Err(), grove.ErrSessionExpired) {
-		t.Fatalf("Err = %v", s.Err())
-	}
+		ctl.only()
+		ctl.sever()
+		waitState(t, s, client.StateDisconnected)
+		deadline := time.Now().Add(30 * time.Second)
+		for _, n := range c.Nodes() {
+			for {
+				_, _, err := n.Exists(ctx, core.Read{}, "/eph")
+				if errors.Is(err, grove.ErrNoNode) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("node %x still has the ephemeral of a silent client: %v", n.ID(), err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		ctl.all()
+		waitState(t, s, client.StateExpired)
+		<-s.Done()
+		if !errors.Is(s.Err(), grove.ErrSessionExpired) {
+			t.Fatalf("Err = %v", s.Err())
+		}
+	})
 }
 
 // Ten thousand watches move with the session to another server.

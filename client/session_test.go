@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -111,71 +112,76 @@ func TestAbandonedWriteDoesNotBlockLaterWrites(t *testing.T) {
 	}
 }
 
+// A session whose node is cut off expires: its ephemeral goes, and the
+// client ends every call and channel with ErrSessionExpired. In a synctest
+// bubble (fake clock).
 func TestExpiredSessionEndsEverything(t *testing.T) {
-	c := coretest.NewCluster(t, 3)
-	follower := c.WaitFollower(t.Context())
-	ctx := t.Context()
-	s, err := follower.Session(ctx, client.WithTimeout(300*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = s.Close(context.Background()) }()
-	if _, err := s.Create(ctx, "/eph", nil, grove.ModeEphemeral, grove.OpenACLUnsafe); err != nil {
-		t.Fatal(err)
-	}
-	_, _, ch, err := s.ExistsW(ctx, "/never")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if time.Until(s.Deadline()) <= 0 {
-		t.Fatalf("deadline %v already passed", s.Deadline())
-	}
-	// Cut the session's node off: its keep-alives no longer reach the
-	// leader, which expires the session.
-	c.Net.Isolate(follower.ID())
-	var other *core.Node
-	for _, nd := range c.Nodes() {
-		if nd != follower {
-			other = nd
-		}
-	}
-	watcher := mustSession(t, other)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok, _, err := watcher.Exists(ctx, "/eph")
+	synctest.Test(t, func(t *testing.T) {
+		c := coretest.NewCluster(t, 3)
+		follower := c.WaitFollower(t.Context())
+		ctx := t.Context()
+		s, err := follower.Session(ctx, client.WithTimeout(300*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !ok {
-			break
+		defer func() { _ = s.Close(context.Background()) }()
+		if _, err := s.Create(ctx, "/eph", nil, grove.ModeEphemeral, grove.OpenACLUnsafe); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("ephemeral of the expired session still there")
+		_, _, ch, err := s.ExistsW(ctx, "/never")
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.Net.Heal()
-	select {
-	case <-s.Done():
-	case <-time.After(20 * time.Second):
-		t.Fatal("session did not learn it expired")
-	}
-	if !errors.Is(s.Err(), grove.ErrSessionExpired) {
-		t.Fatalf("Err() = %v", s.Err())
-	}
-	if _, ok := <-ch; ok {
-		t.Fatal("one-shot watch delivered an event instead of closing")
-	}
-	var states []client.State
-	for st := range s.Events() {
-		states = append(states, st)
-	}
-	if len(states) == 0 || states[len(states)-1] != client.StateExpired {
-		t.Fatalf("events %v", states)
-	}
-	if _, err := s.Create(ctx, "/x", nil, grove.ModePersistent, grove.OpenACLUnsafe); !errors.Is(err, grove.ErrSessionExpired) {
-		t.Fatalf("write after expiry: %v", err)
-	}
+		if time.Until(s.Deadline()) <= 0 {
+			t.Fatalf("deadline %v already passed", s.Deadline())
+		}
+		// Cut the session's node off: its keep-alives no longer reach the
+		// leader, which expires the session.
+		c.Net.Isolate(follower.ID())
+		var other *core.Node
+		for _, nd := range c.Nodes() {
+			if nd != follower {
+				other = nd
+			}
+		}
+		watcher := mustSession(t, other)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ok, _, err := watcher.Exists(ctx, "/eph")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("ephemeral of the expired session still there")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		c.Net.Heal()
+		select {
+		case <-s.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatal("session did not learn it expired")
+		}
+		if !errors.Is(s.Err(), grove.ErrSessionExpired) {
+			t.Fatalf("Err() = %v", s.Err())
+		}
+		if _, ok := <-ch; ok {
+			t.Fatal("one-shot watch delivered an event instead of closing")
+		}
+		var states []client.State
+		for st := range s.Events() {
+			states = append(states, st)
+		}
+		if len(states) == 0 || states[len(states)-1] != client.StateExpired {
+			t.Fatalf("events %v", states)
+		}
+		if _, err := s.Create(ctx, "/x", nil, grove.ModePersistent, grove.OpenACLUnsafe); !errors.Is(err, grove.ErrSessionExpired) {
+			t.Fatalf("write after expiry: %v", err)
+		}
+	})
 }
 
 func TestWatchesFollowZooKeeperSemantics(t *testing.T) {

@@ -67,6 +67,12 @@ func Serve(t testing.TB, srv Server, closed error) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ServeOn(t, srv, ln, closed)
+}
+
+// ServeOn is Serve on a listener of the caller's (an in-memory one, say).
+func ServeOn(t testing.TB, srv Server, ln net.Listener, closed error) string {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {

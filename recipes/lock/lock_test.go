@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -97,52 +98,56 @@ func TestMutexCancelledWaitLeavesNothing(t *testing.T) {
 // The holder's session expires: it learns it (Lost) no later than the
 // cluster can give the lock away, the next waiter gets it with a larger
 // token, and the old holder's guard no longer lets a write through.
+// Runs in a synctest bubble over in-memory client ports: the session
+// timeouts pass on the fake clock.
 func TestMutexHolderExpires(t *testing.T) {
-	r := recipetest.New(t)
-	s1, n1 := r.Session(500 * time.Millisecond)
-	s2, _ := r.Session(5 * time.Second)
-	a, b := lock.NewMutex(s1, "/locks/e"), lock.NewMutex(s2, "/locks/e")
-	if err := a.Lock(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	tokA, _ := a.Token()
-	guardA, _ := a.Guard()
-	got := make(chan time.Time, 1)
-	go func() {
-		if err := b.Lock(t.Context()); err == nil {
-			got <- time.Now()
+	synctest.Test(t, func(t *testing.T) {
+		r := recipetest.NewInMemory(t)
+		s1, n1 := r.Session(500 * time.Millisecond)
+		s2, _ := r.Session(5 * time.Second)
+		a, b := lock.NewMutex(s1, "/locks/e"), lock.NewMutex(s2, "/locks/e")
+		if err := a.Lock(t.Context()); err != nil {
+			t.Fatal(err)
 		}
-	}()
-	lostA := a.Lost()
-	n1.Cut() // a's client goes silent
-	var lostAt time.Time
-	select {
-	case <-lostA:
-		lostAt = time.Now()
-	case <-time.After(30 * time.Second):
-		t.Fatal("the holder never learned it lost the lock")
-	}
-	var gotAt time.Time
-	select {
-	case gotAt = <-got:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the next waiter never got the lock")
-	}
-	if gotAt.Before(lostAt) {
-		t.Fatalf("the waiter held the lock %v before the old holder knew it lost it", lostAt.Sub(gotAt))
-	}
-	tokB, _ := b.Token()
-	if tokB <= tokA {
-		t.Fatalf("token %d after %d", tokB, tokA)
-	}
-	// A write guarded by the old hold is refused.
-	if _, err := s2.Multi(t.Context(), guardA, grove.CreateOp("/guarded", nil, grove.ModePersistent, grove.OpenACLUnsafe)); err == nil {
-		t.Fatal("a write guarded by a lost lock committed")
-	}
-	guardB, _ := b.Guard()
-	if _, err := s2.Multi(t.Context(), guardB, grove.CreateOp("/guarded", nil, grove.ModePersistent, grove.OpenACLUnsafe)); err != nil {
-		t.Fatalf("a write guarded by the held lock: %v", err)
-	}
+		tokA, _ := a.Token()
+		guardA, _ := a.Guard()
+		got := make(chan time.Time, 1)
+		go func() {
+			if err := b.Lock(t.Context()); err == nil {
+				got <- time.Now()
+			}
+		}()
+		lostA := a.Lost()
+		n1.Cut() // a's client goes silent
+		var lostAt time.Time
+		select {
+		case <-lostA:
+			lostAt = time.Now()
+		case <-time.After(30 * time.Second):
+			t.Fatal("the holder never learned it lost the lock")
+		}
+		var gotAt time.Time
+		select {
+		case gotAt = <-got:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the next waiter never got the lock")
+		}
+		if gotAt.Before(lostAt) {
+			t.Fatalf("the waiter held the lock %v before the old holder knew it lost it", lostAt.Sub(gotAt))
+		}
+		tokB, _ := b.Token()
+		if tokB <= tokA {
+			t.Fatalf("token %d after %d", tokB, tokA)
+		}
+		// A write guarded by the old hold is refused.
+		if _, err := s2.Multi(t.Context(), guardA, grove.CreateOp("/guarded", nil, grove.ModePersistent, grove.OpenACLUnsafe)); err == nil {
+			t.Fatal("a write guarded by a lost lock committed")
+		}
+		guardB, _ := b.Guard()
+		if _, err := s2.Multi(t.Context(), guardB, grove.CreateOp("/guarded", nil, grove.ModePersistent, grove.OpenACLUnsafe)); err != nil {
+			t.Fatalf("a write guarded by the held lock: %v", err)
+		}
+	})
 }
 
 // The leader fails while waiters queue: they get the lock in turn.

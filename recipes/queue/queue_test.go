@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -89,53 +90,57 @@ func TestBoundAndTakeBlocks(t *testing.T) {
 
 // A consumer whose session dies before Ack gives the item back; after
 // MaxDeliveries the item goes to the dead letters.
+// Runs in a synctest bubble over in-memory client ports: the session
+// timeouts pass on the fake clock.
 func TestRedeliveryAndDeadLetter(t *testing.T) {
-	r := recipetest.New(t)
-	producer, _ := r.Session(5 * time.Second)
-	ctx := t.Context()
-	q := queue.New(producer, "/q/r", queue.Options{MaxDeliveries: 2})
-	if err := q.Put(ctx, []byte("job")); err != nil {
-		t.Fatal(err)
-	}
-	for attempt := 1; attempt <= 2; attempt++ {
-		s, n := r.Session(300 * time.Millisecond)
-		d, err := queue.New(s, "/q/r", queue.Options{MaxDeliveries: 2}).Take(ctx)
-		if err != nil || d.Count != attempt {
-			t.Fatalf("delivery %d: %+v %v", attempt, d, err)
-		}
-		n.Cut() // the consumer dies before Ack
-		recipetest.WaitCount(t, producer, "/q/r/leases", ".", 0)
-		actx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		if err := d.Ack(actx); err == nil {
-			t.Fatal("a dead consumer acknowledged")
-		}
-		cancel()
-	}
-	// The third attempt finds it dead-lettered.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		go func() {
-			cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-			defer cancel()
-			if d, err := q.Take(cctx); err == nil {
-				t.Errorf("delivered a third time: %+v", d)
-			}
-		}()
-		dead, err := q.Dead(ctx)
-		if err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		r := recipetest.NewInMemory(t)
+		producer, _ := r.Session(5 * time.Second)
+		ctx := t.Context()
+		q := queue.New(producer, "/q/r", queue.Options{MaxDeliveries: 2})
+		if err := q.Put(ctx, []byte("job")); err != nil {
 			t.Fatal(err)
 		}
-		if len(dead) == 1 {
-			break
+		for attempt := 1; attempt <= 2; attempt++ {
+			s, n := r.Session(300 * time.Millisecond)
+			d, err := queue.New(s, "/q/r", queue.Options{MaxDeliveries: 2}).Take(ctx)
+			if err != nil || d.Count != attempt {
+				t.Fatalf("delivery %d: %+v %v", attempt, d, err)
+			}
+			n.Cut() // the consumer dies before Ack
+			recipetest.WaitCount(t, producer, "/q/r/leases", ".", 0)
+			actx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			if err := d.Ack(actx); err == nil {
+				t.Fatal("a dead consumer acknowledged")
+			}
+			cancel()
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the item never reached the dead letters")
+		// The third attempt finds it dead-lettered.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			go func() {
+				cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+				defer cancel()
+				if d, err := q.Take(cctx); err == nil {
+					t.Errorf("delivered a third time: %+v", d)
+				}
+			}()
+			dead, err := q.Dead(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dead) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the item never reached the dead letters")
+			}
+			time.Sleep(150 * time.Millisecond)
 		}
-		time.Sleep(150 * time.Millisecond)
-	}
-	if n, _ := q.Len(ctx); n != 0 {
-		t.Fatalf("%d items left", n)
-	}
+		if n, _ := q.Len(ctx); n != 0 {
+			t.Fatalf("%d items left", n)
+		}
+	})
 }
 
 // 8 producers and 32 consumers: every item taken and acknowledged exactly

@@ -1,6 +1,8 @@
 // Package recipetest runs recipe tests against an in-process three-node
 // cluster served on client ports, with sessions whose network a test can
-// cut (to expire them, or to drop their connection mid-call).
+// cut (to expire them, or to drop their connection mid-call). The ports
+// are real loopback sockets (New) or in-memory pipes (NewInMemory, for
+// tests that run in a testing/synctest bubble).
 package recipetest
 
 import (
@@ -20,6 +22,7 @@ import (
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/core/coretest"
 	"github.com/grovekit/grove/front"
+	"github.com/grovekit/grove/internal/memnet"
 )
 
 // Rig is a cluster and the sessions of one test.
@@ -28,19 +31,29 @@ type Rig struct {
 	C     *coretest.Cluster
 	Addrs []string // client port of node i+1
 
+	mem *memnet.Network // nil: loopback sockets
+
 	mu     sync.Mutex
 	fronts []func() // stop the client ports, after every session closed
 }
 
-// New starts a three-node cluster (n nodes if given) with client ports.
-func New(t testing.TB, n ...int) *Rig {
+// New starts a three-node cluster (n nodes if given) with client ports on
+// loopback sockets.
+func New(t testing.TB, n ...int) *Rig { return start(t, nil, n...) }
+
+// NewInMemory is New with the client ports on an in-memory network, so
+// that the test can run in a testing/synctest bubble: session timeouts,
+// leases and retries then pass on the bubble's fake clock.
+func NewInMemory(t testing.TB, n ...int) *Rig { return start(t, memnet.New(), n...) }
+
+func start(t testing.TB, mem *memnet.Network, n ...int) *Rig {
 	size := 3
 	if len(n) > 0 {
 		size = n[0]
 	}
 	c := coretest.NewCluster(t, size, coretest.WithConfig(func(cfg *core.Config) { cfg.MinSessionTimeout = 100 * time.Millisecond }))
 	c.WaitLeader(context.Background())
-	r := &Rig{T: t, C: c}
+	r := &Rig{T: t, C: c, mem: mem}
 	// Registered before any session, so it runs after their cleanups:
 	// sessions close while the ports (also those of restarted nodes) are up.
 	t.Cleanup(func() {
@@ -52,12 +65,13 @@ func New(t testing.TB, n ...int) *Rig {
 		}
 	})
 	for _, id := range c.IDs() {
-		r.Addrs = append(r.Addrs, r.serveAt(c.Node(id), "127.0.0.1:0"))
+		r.Addrs = append(r.Addrs, r.serveAt(c.Node(id), ""))
 	}
 	return r
 }
 
-// serveAt serves n's client port at addr until n stops or the test ends.
+// serveAt serves n's client port at addr (a fresh one if empty) until n
+// stops or the test ends.
 func (r *Rig) serveAt(n *core.Node, addr string) string {
 	t := r.T
 	t.Helper()
@@ -67,7 +81,7 @@ func (r *Rig) serveAt(n *core.Node, addr string) string {
 	}
 	var ln net.Listener
 	for i := 0; ; i++ { // a port just closed may take a moment to be free
-		if ln, err = net.Listen("tcp", addr); err == nil || i == 100 {
+		if ln, err = r.listen(addr); err == nil || i == 100 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -81,6 +95,24 @@ func (r *Rig) serveAt(n *core.Node, addr string) string {
 	r.fronts = append(r.fronts, func() { _ = srv.Close(); <-done })
 	r.mu.Unlock()
 	return ln.Addr().String()
+}
+
+func (r *Rig) listen(addr string) (net.Listener, error) {
+	if r.mem != nil {
+		return r.mem.Listen(addr)
+	}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	return net.Listen("tcp", addr)
+}
+
+func (r *Rig) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if r.mem != nil {
+		return r.mem.Dial(ctx, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 // Restart restarts crashed node id (1-based) and serves it at its old
@@ -135,6 +167,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // Net is the network of one session: Cut drops its connection and keeps
 // it from reconnecting until Heal.
 type Net struct {
+	base  func(ctx context.Context, addr string) (net.Conn, error)
 	mu    sync.Mutex
 	cut   bool
 	conns []net.Conn
@@ -147,8 +180,7 @@ func (n *Net) dial(ctx context.Context, addr string) (net.Conn, error) {
 	if cut {
 		return nil, fmt.Errorf("recipetest: network cut")
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := n.base(ctx, addr)
 	if err == nil {
 		n.mu.Lock()
 		n.conns = append(n.conns, c)
@@ -191,7 +223,7 @@ func (n *Net) Heal() {
 // the test ends.
 func (r *Rig) Session(timeout time.Duration) (*client.Session, *Net) {
 	r.T.Helper()
-	n := &Net{}
+	n := &Net{base: r.dial}
 	s, err := client.Dial(context.Background(), r.Addrs, client.WithTimeout(timeout), client.WithDialer(n.dial))
 	if err != nil {
 		r.T.Fatal(err)
