@@ -3,12 +3,14 @@ package zkwire_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -17,6 +19,7 @@ import (
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/core/coretest"
+	"github.com/grovekit/grove/internal/memnet"
 	"github.com/grovekit/grove/internal/testutil"
 	"github.com/grovekit/grove/zkwire"
 )
@@ -30,6 +33,7 @@ type zkCluster struct {
 	c     *coretest.Cluster
 	addrs []string
 	srvs  []*zkwire.Server
+	mem   *memnet.Network // nil: loopback sockets
 }
 
 func newZKCluster(t testing.TB, n int, opts ...coretest.Option) *zkCluster {
@@ -43,6 +47,40 @@ func newZKCluster(t testing.TB, n int, opts ...coretest.Option) *zkCluster {
 		zc.srvs = append(zc.srvs, srv)
 	}
 	return zc
+}
+
+// newMemZKCluster is newZKCluster with the ZooKeeper ports on an
+// in-memory network, for tests in a synctest bubble; connect through
+// zc.dial. The addresses are IP literals so that go-zookeeper's host
+// provider needs no DNS.
+func newMemZKCluster(t testing.TB, n int) *zkCluster {
+	t.Helper()
+	c := coretest.NewCluster(t, n)
+	c.WaitLeader(context.Background())
+	zc := &zkCluster{t: t, c: c, mem: memnet.New()}
+	for i, nd := range c.Nodes() {
+		srv, err := zkwire.New(zkwire.Config{Node: nd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := zc.mem.Listen(fmt.Sprintf("127.0.0.1:%d", i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zc.addrs = append(zc.addrs, testutil.ServeOn(t, srv, ln, zkwire.ErrClosed))
+		zc.srvs = append(zc.srvs, srv)
+	}
+	return zc
+}
+
+// dial is a zk.Dialer onto the cluster's network.
+func (zc *zkCluster) dial(network, addr string, timeout time.Duration) (net.Conn, error) {
+	if zc.mem == nil {
+		return net.DialTimeout(network, addr, timeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return zc.mem.Dial(ctx, addr)
 }
 
 // serve serves n's ZooKeeper protocol on a loopback port until the test
@@ -305,37 +343,41 @@ func TestZKMulti(t *testing.T) {
 	}
 }
 
+// Emptied containers and idle TTL nodes are reaped. In a synctest bubble
+// over in-memory ZooKeeper ports (the reaper runs on the fake clock).
 func TestZKContainersAndTTL(t *testing.T) {
-	zc := newZKCluster(t, 3)
-	conn, _ := connect(t, zc.addrs, 5*time.Second)
-	if _, err := conn.CreateContainer("/box", nil, zk.FlagContainer, open); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Create("/box/item", nil, 0, open); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.CreateTTL("/lease", nil, zk.FlagTTL, open, 200*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.Delete("/box/item", -1); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, p := range []string{"/box", "/lease"} {
-		for {
-			ok, _, err := conn.Exists(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s was not reaped", p)
-			}
-			time.Sleep(20 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		zc := newMemZKCluster(t, 3)
+		conn, _ := connectVia(t, zc.addrs, 5*time.Second, zc.dial)
+		if _, err := conn.CreateContainer("/box", nil, zk.FlagContainer, open); err != nil {
+			t.Fatal(err)
 		}
-	}
+		if _, err := conn.Create("/box/item", nil, 0, open); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.CreateTTL("/lease", nil, zk.FlagTTL, open, 200*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.Delete("/box/item", -1); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for _, p := range []string{"/box", "/lease"} {
+			for {
+				ok, _, err := conn.Exists(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s was not reaped", p)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	})
 }
 
 // A client whose server is killed moves to another; its watches move too,
@@ -390,6 +432,7 @@ func TestZKWatchesSurviveServerKill(t *testing.T) {
 
 // netCtl lets a test cut a go-zookeeper client off.
 type netCtl struct {
+	base    zk.Dialer
 	mu      sync.Mutex
 	blocked bool
 	conns   []net.Conn
@@ -402,7 +445,7 @@ func (n *netCtl) dial(network, addr string, timeout time.Duration) (net.Conn, er
 	if blocked {
 		return nil, errors.New("netctl: blocked")
 	}
-	c, err := net.DialTimeout(network, addr, timeout)
+	c, err := n.base(network, addr, timeout)
 	if err == nil {
 		n.mu.Lock()
 		n.conns = append(n.conns, c)
@@ -425,30 +468,33 @@ func (n *netCtl) cut(blocked bool) {
 }
 
 // A silent client's session expires: its ephemerals vanish on every node,
-// and when it comes back it is told the session expired.
+// and when it comes back it is told the session expired. In a synctest
+// bubble over in-memory ZooKeeper ports.
 func TestZKSessionExpiryRemovesEphemerals(t *testing.T) {
-	zc := newZKCluster(t, 3)
-	ctl := &netCtl{}
-	conn, events := connectVia(t, zc.addrs, time.Second, ctl.dial)
-	if _, err := conn.Create("/e", nil, zk.FlagEphemeral, open); err != nil {
-		t.Fatal(err)
-	}
-	ctl.cut(true)
-	deadline := time.Now().Add(30 * time.Second)
-	for _, n := range zc.c.Nodes() {
-		for {
-			_, _, err := n.Exists(context.Background(), core.Read{}, "/e")
-			if errors.Is(err, grove.ErrNoNode) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %x kept the ephemeral of an expired session", n.ID())
-			}
-			time.Sleep(20 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		zc := newMemZKCluster(t, 3)
+		ctl := &netCtl{base: zc.dial}
+		conn, events := connectVia(t, zc.addrs, time.Second, ctl.dial)
+		if _, err := conn.Create("/e", nil, zk.FlagEphemeral, open); err != nil {
+			t.Fatal(err)
 		}
-	}
-	ctl.cut(false)
-	waitZKState(t, events, zk.StateExpired)
+		ctl.cut(true)
+		deadline := time.Now().Add(30 * time.Second)
+		for _, n := range zc.c.Nodes() {
+			for {
+				_, _, err := n.Exists(context.Background(), core.Read{}, "/e")
+				if errors.Is(err, grove.ErrNoNode) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("node %x kept the ephemeral of an expired session", n.ID())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		ctl.cut(false)
+		waitZKState(t, events, zk.StateExpired)
+	})
 }
 
 func TestZKFourLetterWords(t *testing.T) {
