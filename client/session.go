@@ -143,6 +143,20 @@ func (s *Session) Events() <-chan State { return s.events }
 // Done returns a channel closed when the session is gone for good.
 func (s *Session) Done() <-chan struct{} { return s.donec }
 
+// Context returns a context that ends when the session does. Bind work to
+// the session's life with it: context.AfterFunc(s.Context(), cancel) ends
+// a call of yours when the session goes, with no goroutine waiting.
+func (s *Session) Context() context.Context { return s.life }
+
+// Go runs f in a goroutine the session owns, for work that belongs to the
+// session's life: a recipe's watcher, or the clean-up of a call its caller
+// stopped waiting for. f's ctx ends when the session ends, and Close
+// returns only after f has. If the session has already ended, Go does not
+// run f and reports false.
+func (s *Session) Go(f func(ctx context.Context)) bool {
+	return s.spawn(func() { f(s.life) })
+}
+
 // Err returns why the session ended (grove.ErrSessionExpired,
 // grove.ErrSessionClosed, grove.ErrStopped), or nil while it lives.
 func (s *Session) Err() error {

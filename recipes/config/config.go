@@ -115,9 +115,13 @@ func (v *Value[T]) Watch(ctx context.Context) (<-chan Versioned[T], error) {
 		return nil, err
 	}
 	out := make(chan Versioned[T])
-	go func() {
+	started := contend.Go(ctx, v.s, func(ctx context.Context) {
 		defer close(out)
-		defer func() { _ = w.Remove(context.Background()) }()
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.s.Timeout())
+			defer cancel()
+			_ = w.Remove(rctx)
+		}()
 		lastZxid := int64(-1)
 		for {
 			cur, err := v.Get(ctx)
@@ -144,7 +148,11 @@ func (v *Value[T]) Watch(ctx context.Context) (<-chan Versioned[T], error) {
 				return
 			}
 		}
-	}()
+	})
+	if !started {
+		_ = w.Remove(ctx)
+		return nil, v.s.Err()
+	}
 	return out, nil
 }
 
@@ -180,7 +188,10 @@ func NewTree[T any](ctx context.Context, s *client.Session, prefix string) (*Tre
 		_ = w.Remove(ctx)
 		return nil, err
 	}
-	go t.follow()
+	if !s.Go(t.follow) {
+		_ = w.Remove(ctx)
+		return nil, s.Err()
+	}
 	return t, nil
 }
 
@@ -261,15 +272,17 @@ func (t *Tree[T]) remove(path string, zxid int64) {
 	t.changed = make(chan struct{})
 }
 
-// follow applies the watch's events until the watch ends.
-func (t *Tree[T]) follow() {
+// follow applies the watch's events until the watch ends; it runs in a
+// goroutine the session owns, so it ends by the session's Close at the
+// latest.
+func (t *Tree[T]) follow(life context.Context) {
 	defer close(t.done)
 	for ev := range t.w.C {
 		switch ev.Type {
 		case grove.EventNodeDeleted:
 			t.remove(ev.Path, ev.Zxid)
 		case grove.EventNodeCreated, grove.EventNodeDataChanged:
-			data, st, err := t.s.Get(context.Background(), ev.Path)
+			data, st, err := t.s.Get(life, ev.Path)
 			if errors.Is(err, grove.ErrNoNode) {
 				t.remove(ev.Path, ev.Zxid)
 			} else if err == nil {

@@ -201,52 +201,58 @@ func (e *Election) Leader(ctx context.Context) (Leader, error) { return Current(
 
 // Observe reports the election's leader each time it changes (a new
 // leader, or a new value proclaimed), starting with the current one. The
-// channel closes when ctx ends or the session does.
+// channel closes when ctx ends or the session does. The goroutine behind
+// it belongs to the session: the session's Close waits for it.
 func Observe(ctx context.Context, s *client.Session, dir string) <-chan Leader {
 	out := make(chan Leader)
-	go func() {
-		defer close(out)
-		var last Leader
-		for ctx.Err() == nil {
-			if err := contend.EnsurePath(ctx, s, dir); err != nil {
-				if s.Err() != nil {
-					return
-				}
-				continue
-			}
-			_, _, childW, err := s.ChildrenW(ctx, dir)
-			if err != nil {
+	if !contend.Go(ctx, s, func(ctx context.Context) { observe(ctx, s, dir, out) }) {
+		close(out)
+	}
+	return out
+}
+
+// observe is Observe's loop; it closes out when it ends.
+func observe(ctx context.Context, s *client.Session, dir string, out chan<- Leader) {
+	defer close(out)
+	var last Leader
+	for ctx.Err() == nil {
+		if err := contend.EnsurePath(ctx, s, dir); err != nil {
+			if s.Err() != nil {
 				return
 			}
-			var dataW <-chan grove.Event
-			cur, err := Current(ctx, s, dir)
+			continue
+		}
+		_, _, childW, err := s.ChildrenW(ctx, dir)
+		if err != nil {
+			return
+		}
+		var dataW <-chan grove.Event
+		cur, err := Current(ctx, s, dir)
+		if err == nil {
+			_, _, dataW, err = s.GetW(ctx, cur.Path)
 			if err == nil {
-				_, _, dataW, err = s.GetW(ctx, cur.Path)
-				if err == nil {
-					cur, err = Current(ctx, s, dir) // the value as watched
-				}
+				cur, err = Current(ctx, s, dir) // the value as watched
 			}
-			if err == nil && (cur.Term != last.Term || string(cur.Value) != string(last.Value)) {
-				select {
-				case out <- cur:
-					last = cur
-				case <-ctx.Done():
-					return
-				}
-			}
-			if err != nil && !errors.Is(err, ErrNoLeader) && !errors.Is(err, grove.ErrNoNode) {
-				return
-			}
+		}
+		if err == nil && (cur.Term != last.Term || string(cur.Value) != string(last.Value)) {
 			select {
-			case <-childW:
-			case <-dataW:
+			case out <- cur:
+				last = cur
 			case <-ctx.Done():
-			case <-s.Done():
 				return
 			}
 		}
-	}()
-	return out
+		if err != nil && !errors.Is(err, ErrNoLeader) && !errors.Is(err, grove.ErrNoNode) {
+			return
+		}
+		select {
+		case <-childW:
+		case <-dataW:
+		case <-ctx.Done():
+		case <-s.Done():
+			return
+		}
+	}
 }
 
 // Observe is the package Observe for this campaigner's election.

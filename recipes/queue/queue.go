@@ -210,26 +210,23 @@ func (q *Queue) claim(ctx context.Context, name string, live map[string]bool) (*
 // claimOnce runs the claim multi to its end even if ctx ends first: a
 // claim whose outcome the caller never learned would leave the item leased
 // to a live session that will never Ack it. If ctx ends first, the claim,
-// once applied, is given back (its lease deleted) in the background.
+// once applied, is given back (its lease deleted) by a goroutine the
+// session owns.
 func (q *Queue) claimOnce(ctx context.Context, path string, data []byte, version int32, lease string) error {
 	done := make(chan error, 1)
-	go func() {
-		bctx, cancel := contend.Bound(context.Background(), q.s)
-		defer cancel()
-		_, err := q.s.Multi(bctx,
+	if !q.s.Go(func(life context.Context) {
+		_, err := q.s.Multi(life,
 			grove.SetOp(path, data, version),
 			grove.CreateOp(lease, nil, grove.ModeEphemeral, grove.OpenACLUnsafe))
 		done <- err
-	}()
+	}) {
+		return q.s.Err()
+	}
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		go func() {
-			if <-done == nil {
-				contend.Delete(q.s, lease)
-			}
-		}()
+		contend.Abandon(q.s, done, func(err error) (string, bool) { return lease, err == nil })
 		return ctx.Err()
 	}
 }

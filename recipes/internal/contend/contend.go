@@ -49,49 +49,67 @@ func EnsurePath(ctx context.Context, s *client.Session, path string) error {
 // Create creates an ephemeral sequential node dir/prefix<seq> holding data.
 // The create runs to its end even if ctx ends first (a session's write
 // that was sent may still apply); in that case Create returns ctx's error
-// and the node, once made, is deleted in the background — no orphan.
+// and the node, once made, is deleted by a goroutine the session owns —
+// no orphan, and no goroutine outliving the session's Close.
 func Create(ctx context.Context, s *client.Session, dir, prefix string, data []byte) (Node, error) {
 	type result struct {
 		n   Node
 		err error
 	}
 	done := make(chan result, 1)
-	go func() {
-		wctx, cancel := Bound(context.Background(), s)
-		defer cancel()
-		p, st, err := s.Create2(wctx, dir+"/"+prefix, data, grove.ModeEphemeralSequential, grove.OpenACLUnsafe)
+	if !s.Go(func(life context.Context) {
+		p, st, err := s.Create2(life, dir+"/"+prefix, data, grove.ModeEphemeralSequential, grove.OpenACLUnsafe)
 		var n Node
 		if err == nil {
 			n = Node{Name: grove.Base(p), Path: p, Czxid: st.Czxid}
 			n.Seq, _ = SeqOf(n.Name)
 		}
 		done <- result{n, err}
-	}()
+	}) {
+		return Node{}, s.Err()
+	}
 	select {
 	case r := <-done:
 		return r.n, r.err
 	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.err == nil {
-				Delete(s, r.n.Path)
-			}
-		}()
+		Abandon(s, done, func(r result) (string, bool) { return r.n.Path, r.err == nil })
 		return Node{}, ctx.Err()
 	}
+}
+
+// Abandon hands the outcome of a write its caller stopped waiting for to a
+// goroutine the session owns: once the outcome arrives on done, the node
+// made (made reports its path and whether the write succeeded) is deleted.
+// If the session has ended there is nothing to do: the node was ephemeral.
+func Abandon[R any](s *client.Session, done <-chan R, made func(R) (string, bool)) {
+	s.Go(func(life context.Context) {
+		select {
+		case r := <-done:
+			if path, ok := made(r); ok {
+				Delete(s, path)
+			}
+		case <-life.Done():
+		}
+	})
 }
 
 // Bound returns a context that also ends when the session does. Call
 // cancel when done with it.
 func Bound(parent context.Context, s *client.Session) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(parent)
-	go func() {
-		select {
-		case <-s.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
+	stop := context.AfterFunc(s.Context(), cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// Go runs f in a goroutine s owns (Session.Close waits for it) with a
+// context that ends when ctx or the session does. It reports false, and
+// does not run f, if the session has ended.
+func Go(ctx context.Context, s *client.Session, f func(ctx context.Context)) bool {
+	return s.Go(func(context.Context) {
+		bctx, cancel := Bound(ctx, s)
+		defer cancel()
+		f(bctx)
+	})
 }
 
 // Delete removes a contender node, ignoring a node already gone. It gives
@@ -177,37 +195,48 @@ func WaitBefore(ctx context.Context, s *client.Session, before []Node) error {
 // Hold watches a node its owner holds and returns a channel closed the
 // moment the hold may be gone: the node is deleted, the session ends, or
 // the session's deadline passes with no keep-alive having extended it (the
-// cluster may have expired it). stop ends the watching.
+// cluster may have expired it). stop ends the watching and waits for it;
+// the goroutines doing it belong to the session, so its Close waits for
+// them too.
 func Hold(s *client.Session, path string) (lost <-chan struct{}, stop func()) {
 	lc := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	gone := make(chan struct{})
-	go func() { // the node's deletion (or a failure to keep watching it)
+	watching := Go(ctx, s, func(ctx context.Context) { // the node's deletion (or a failure to keep watching it)
 		defer close(gone)
 		_ = WaitGone(ctx, s, path)
-	}()
-	go func() {
-		defer close(lc)
-		for {
-			left := time.Until(s.Deadline())
-			if left <= 0 {
-				return
-			}
-			t := time.NewTimer(left)
-			select {
-			case <-t.C:
-			case <-gone:
-				t.Stop()
-				return
-			case <-s.Done():
-				t.Stop()
-				return
-			case <-ctx.Done():
-				t.Stop()
-				<-gone
-				return
-			}
+	})
+	if !watching || !s.Go(func(context.Context) { defer close(lc); watchDeadline(ctx, s, gone) }) {
+		cancel()
+		if watching {
+			<-gone
 		}
-	}()
-	return lc, func() { cancel(); <-lc }
+		close(lc)
+		return lc, func() {}
+	}
+	return lc, func() { cancel(); <-lc; <-gone }
+}
+
+// watchDeadline returns when the session's deadline passes unextended, the
+// node is gone, the session ends or ctx does.
+func watchDeadline(ctx context.Context, s *client.Session, gone <-chan struct{}) {
+	for {
+		left := time.Until(s.Deadline())
+		if left <= 0 {
+			return
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-t.C:
+		case <-gone:
+			t.Stop()
+			return
+		case <-s.Done():
+			t.Stop()
+			return
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 }
