@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -333,3 +335,28 @@ func LostAt(deadline time.Time) time.Time {
 	}
 	return time.Now()
 }
+
+// RecipeGoroutines returns the stacks of the goroutines running recipe
+// code (a frame in a recipe package or contend, test code excluded). A
+// test calls it right after a session's Close returned: a recipe's
+// goroutine belongs to the session, so none may be left.
+func RecipeGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if recipeFrame.MatchString(g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+var recipeFrame = regexp.MustCompile(`(?m)^github\.com/grovekit/grove/recipes/(lock|election|queue|config|internal/contend)\.`)
