@@ -53,14 +53,14 @@ func (d *demo) queueScene(ctx context.Context) error {
 	took := make(chan *queue.Delivery, 1) // the dead consumer's delivery
 	gate := make(chan struct{})           // closed once it took it
 	for i, p := range ps {
-		wg.Go(func() { errc <- produce(qctx, p, queue.New(p.s, dir, queue.Options{}), 'A'+rune(i)) })
+		wg.Go(func() { errc <- produce(qctx, p, queue.New(p.s, dir), 'A'+rune(i)) })
 	}
 	wg.Go(func() {
-		errc <- d.dieHolding(qctx, cs[victim], queue.New(cs[victim].s, dir, queue.Options{}), took, gate)
+		errc <- d.dieHolding(qctx, cs[victim], queue.New(cs[victim].s, dir), took, gate)
 	})
 	for i, c := range cs {
 		if i != victim {
-			wg.Go(func() { errc <- d.consume(qctx, c, queue.New(c.s, dir, queue.Options{}), gate, acks) })
+			wg.Go(func() { errc <- d.consume(qctx, c, queue.New(c.s, dir), gate, acks) })
 		}
 	}
 	return d.awaitJobs(ctx, took, acks, errc)

@@ -48,14 +48,26 @@ type Value[T any] struct {
 	codec Codec[T]
 }
 
-// New returns the value at path with the JSON codec.
-func New[T any](s *client.Session, path string) *Value[T] {
-	return &Value[T]{s: s, path: path, codec: JSON[T]{}}
+// Option tunes a Value or a Tree; the recipes take options the way the
+// client does.
+type Option[T any] func(*options[T])
+
+type options[T any] struct{ codec Codec[T] }
+
+// WithCodec encodes values with codec instead of JSON.
+func WithCodec[T any](codec Codec[T]) Option[T] { return func(o *options[T]) { o.codec = codec } }
+
+func buildOptions[T any](opts []Option[T]) options[T] {
+	o := options[T]{codec: JSON[T]{}}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
 }
 
-// NewWithCodec returns the value at path with codec.
-func NewWithCodec[T any](s *client.Session, path string, codec Codec[T]) *Value[T] {
-	return &Value[T]{s: s, path: path, codec: codec}
+// New returns the value at path (JSON-encoded unless WithCodec).
+func New[T any](s *client.Session, path string, opts ...Option[T]) *Value[T] {
+	return &Value[T]{s: s, path: path, codec: buildOptions(opts).codec}
 }
 
 // Get reads the value; grove.ErrNoNode if it was never set.
@@ -174,7 +186,7 @@ type Tree[T any] struct {
 
 // NewTree loads every value under prefix and keeps the view current until
 // ctx ends or Close.
-func NewTree[T any](ctx context.Context, s *client.Session, prefix string) (*Tree[T], error) {
+func NewTree[T any](ctx context.Context, s *client.Session, prefix string, opts ...Option[T]) (*Tree[T], error) {
 	if err := contend.EnsurePath(ctx, s, prefix); err != nil {
 		return nil, err
 	}
@@ -182,7 +194,7 @@ func NewTree[T any](ctx context.Context, s *client.Session, prefix string) (*Tre
 	if err != nil {
 		return nil, err
 	}
-	t := &Tree[T]{s: s, prefix: prefix, codec: JSON[T]{}, w: w, entries: map[string]Versioned[T]{},
+	t := &Tree[T]{s: s, prefix: prefix, codec: buildOptions(opts).codec, w: w, entries: map[string]Versioned[T]{},
 		changed: make(chan struct{}), done: make(chan struct{})}
 	if _, err := t.load(ctx); err != nil {
 		_ = w.Remove(ctx)

@@ -3,16 +3,32 @@ package config_test
 import (
 	"context"
 	"fmt"
+	"os"
 
-	"github.com/grovekit/grove/internal/exampletest"
+	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/recipes/config"
 )
 
 func ExampleValue() {
-	cluster := exampletest.Start()
-	defer cluster.Stop()
 	ctx := context.Background()
-	s := cluster.Session()
+	// One embedded node (core.StartNode); client.Dial gives the same
+	// *client.Session from a remote cluster.
+	dir, err := os.MkdirTemp("", "grove-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := core.DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	node, err := core.StartNode(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	s, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
 	defer s.Close(ctx)
 
 	type Limits struct{ MaxConns int }
@@ -21,7 +37,7 @@ func ExampleValue() {
 	cur, _ := v.Get(ctx)
 	fmt.Println(cur.Value.MaxConns, cur.Version)
 	// Compare-and-set: only if nobody wrote since we read.
-	_, err := v.Set(ctx, Limits{MaxConns: 200}, cur.Version)
+	_, err = v.Set(ctx, Limits{MaxConns: 200}, cur.Version)
 	fmt.Println(err)
 	_, err = v.Set(ctx, Limits{MaxConns: 300}, cur.Version)
 	fmt.Println(err)
@@ -32,11 +48,26 @@ func ExampleValue() {
 }
 
 func ExampleValue_Watch() {
-	cluster := exampletest.Start()
-	defer cluster.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := cluster.Session()
+	// One embedded node (core.StartNode); client.Dial gives the same
+	// *client.Session from a remote cluster.
+	dir, err := os.MkdirTemp("", "grove-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := core.DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	node, err := core.StartNode(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	s, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
 	defer s.Close(context.Background())
 	v := config.New[string](s, "/config/mode")
 	_, _ = v.Set(ctx, "blue", -1)
@@ -50,10 +81,25 @@ func ExampleValue_Watch() {
 }
 
 func ExampleTree() {
-	cluster := exampletest.Start()
-	defer cluster.Stop()
 	ctx := context.Background()
-	s := cluster.Session()
+	// One embedded node (core.StartNode); client.Dial gives the same
+	// *client.Session from a remote cluster.
+	dir, err := os.MkdirTemp("", "grove-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := core.DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	node, err := core.StartNode(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	s, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
 	defer s.Close(ctx)
 	for name, on := range map[string]bool{"dark-mode": true, "beta": false} {
 		_, _ = config.New[bool](s, "/config/features/"+name).Set(ctx, on, -1)

@@ -3,16 +3,36 @@ package election_test
 import (
 	"context"
 	"fmt"
+	"os"
 
-	"github.com/grovekit/grove/internal/exampletest"
+	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/recipes/election"
 )
 
 func ExampleElection() {
-	cluster := exampletest.Start()
-	defer cluster.Stop()
 	ctx := context.Background()
-	s1, s2 := cluster.Session(), cluster.Session()
+	// One embedded node (core.StartNode); client.Dial gives the same
+	// *client.Session from a remote cluster.
+	dir, err := os.MkdirTemp("", "grove-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := core.DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	node, err := core.StartNode(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	s1, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
+	s2, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
 	defer s1.Close(ctx)
 	defer s2.Close(ctx)
 
@@ -43,11 +63,26 @@ func ExampleElection() {
 }
 
 func ExampleObserve() {
-	cluster := exampletest.Start()
-	defer cluster.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := cluster.Session()
+	// One embedded node (core.StartNode); client.Dial gives the same
+	// *client.Session from a remote cluster.
+	dir, err := os.MkdirTemp("", "grove-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := core.DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	node, err := core.StartNode(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	s, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
 	defer s.Close(context.Background())
 	e := election.New(s, "/services/api")
 	_ = e.Campaign(ctx, []byte("v1"))

@@ -3,17 +3,33 @@ package lock_test
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/grovekit/grove"
-	"github.com/grovekit/grove/internal/exampletest"
+	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/recipes/lock"
 )
 
 func ExampleMutex() {
-	cluster := exampletest.Start()
-	defer cluster.Stop()
 	ctx := context.Background()
-	s := cluster.Session()
+	// One embedded node (core.StartNode); client.Dial gives the same
+	// *client.Session from a remote cluster.
+	dir, err := os.MkdirTemp("", "grove-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := core.DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	node, err := core.StartNode(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	s, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
 	defer s.Close(ctx)
 
 	m := lock.NewMutex(s, "/locks/report")
@@ -24,7 +40,7 @@ func ExampleMutex() {
 	fmt.Println("holding, token > 0:", token > 0)
 	// Commit a write only while the lock is still held.
 	guard, _ := m.Guard()
-	_, err := s.Multi(ctx, guard, grove.CreateOp("/report", []byte("done"), grove.ModePersistent, grove.OpenACLUnsafe))
+	_, err = s.Multi(ctx, guard, grove.CreateOp("/report", []byte("done"), grove.ModePersistent, grove.OpenACLUnsafe))
 	fmt.Println("guarded write:", err)
 	select {
 	case <-m.Lost():
@@ -41,10 +57,29 @@ func ExampleMutex() {
 }
 
 func ExampleMutex_TryLock() {
-	cluster := exampletest.Start()
-	defer cluster.Stop()
 	ctx := context.Background()
-	a, b := cluster.Session(), cluster.Session()
+	// One embedded node (core.StartNode); client.Dial gives the same
+	// *client.Session from a remote cluster.
+	dir, err := os.MkdirTemp("", "grove-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := core.DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	node, err := core.StartNode(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	a, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
+	b, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
 	defer a.Close(ctx)
 	defer b.Close(ctx)
 	ma, mb := lock.NewMutex(a, "/locks/job"), lock.NewMutex(b, "/locks/job")
@@ -60,10 +95,29 @@ func ExampleMutex_TryLock() {
 }
 
 func ExampleRWMutex() {
-	cluster := exampletest.Start()
-	defer cluster.Stop()
 	ctx := context.Background()
-	a, b := cluster.Session(), cluster.Session()
+	// One embedded node (core.StartNode); client.Dial gives the same
+	// *client.Session from a remote cluster.
+	dir, err := os.MkdirTemp("", "grove-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := core.DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	node, err := core.StartNode(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	a, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
+	b, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
 	defer a.Close(ctx)
 	defer b.Close(ctx)
 	r1, r2 := lock.NewRWMutex(a, "/locks/table"), lock.NewRWMutex(b, "/locks/table")
@@ -78,10 +132,25 @@ func ExampleRWMutex() {
 }
 
 func ExampleSemaphore() {
-	cluster := exampletest.Start()
-	defer cluster.Stop()
 	ctx := context.Background()
-	s := cluster.Session()
+	// One embedded node (core.StartNode); client.Dial gives the same
+	// *client.Session from a remote cluster.
+	dir, err := os.MkdirTemp("", "grove-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := core.DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	node, err := core.StartNode(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	s, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
 	defer s.Close(ctx)
 	a, b := lock.NewSemaphore(s, "/sem/db", 2), lock.NewSemaphore(s, "/sem/db", 2)
 	fmt.Println(a.Acquire(ctx), b.Acquire(ctx)) // two permits

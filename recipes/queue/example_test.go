@@ -3,19 +3,35 @@ package queue_test
 import (
 	"context"
 	"fmt"
+	"os"
 
-	"github.com/grovekit/grove/internal/exampletest"
+	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/recipes/queue"
 )
 
 func ExampleQueue() {
-	cluster := exampletest.Start()
-	defer cluster.Stop()
 	ctx := context.Background()
-	s := cluster.Session()
+	// One embedded node (core.StartNode); client.Dial gives the same
+	// *client.Session from a remote cluster.
+	dir, err := os.MkdirTemp("", "grove-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := core.DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	node, err := core.StartNode(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	s, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
 	defer s.Close(ctx)
 
-	q := queue.New(s, "/queues/email", queue.Options{MaxDeliveries: 5})
+	q := queue.New(s, "/queues/email", queue.WithMaxDeliveries(5))
 	_ = q.Put(ctx, []byte("welcome alice"))
 	_ = q.Put(ctx, []byte("welcome bob"))
 	_ = q.PutPriority(ctx, []byte("reset password"), 0) // served first
@@ -37,12 +53,27 @@ func ExampleQueue() {
 }
 
 func ExampleDelivery_Nack() {
-	cluster := exampletest.Start()
-	defer cluster.Stop()
 	ctx := context.Background()
-	s := cluster.Session()
+	// One embedded node (core.StartNode); client.Dial gives the same
+	// *client.Session from a remote cluster.
+	dir, err := os.MkdirTemp("", "grove-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := core.DefaultConfig()
+	cfg.ID, cfg.DataDir, cfg.Peers = 1, dir, []core.Peer{{ID: 1}}
+	node, err := core.StartNode(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer node.Close()
+	s, err := node.Session(ctx)
+	if err != nil {
+		panic(err)
+	}
 	defer s.Close(ctx)
-	q := queue.New(s, "/queues/retry", queue.Options{})
+	q := queue.New(s, "/queues/retry")
 	_ = q.Put(ctx, []byte("flaky job"))
 	d, _ := q.Take(ctx)
 	_ = d.Nack(ctx) // give it back

@@ -26,7 +26,7 @@ func TestQueuePropertyUnderChaos(t *testing.T) {
 	r := recipetest.New(t)
 	const items = 150
 	producer, _ := r.Session(5 * time.Second)
-	pq := queue.New(producer, "/q/chaos", queue.Options{})
+	pq := queue.New(producer, "/q/chaos")
 	var mu sync.Mutex
 	acked := map[string]int{}
 	unknown := map[string]bool{} // Acks whose outcome the consumer never learned
@@ -57,7 +57,7 @@ func TestQueuePropertyUnderChaos(t *testing.T) {
 				mu.Lock()
 				nets = append(nets, n)
 				mu.Unlock()
-				q := queue.New(s, "/q/chaos", queue.Options{})
+				q := queue.New(s, "/q/chaos")
 				for s.Err() == nil {
 					tctx, cancel := context.WithTimeout(ctx, time.Second)
 					d, err := q.Take(tctx)

@@ -21,27 +21,36 @@ var (
 	ErrLeaseLost = errors.New("queue: lease lost")
 )
 
-// Options tune a Queue.
-type Options struct {
-	// Max bounds the queue's length (0: unbounded). The check is made
-	// before the write: concurrent producers may overshoot by their
-	// number.
-	Max int
-	// MaxDeliveries moves an item to the dead-letter directory once it has
-	// been delivered this many times without an Ack (0: never).
-	MaxDeliveries int
+// Option tunes a Queue; the recipes take options the way the client does.
+type Option func(*options)
+
+type options struct {
+	max           int
+	maxDeliveries int
 }
+
+// WithMax bounds the queue's length (default unbounded). The check is made
+// before the write: concurrent producers may overshoot by their number.
+func WithMax(n int) Option { return func(o *options) { o.max = n } }
+
+// WithMaxDeliveries moves an item to the dead-letter directory once it has
+// been delivered n times without an Ack (default never).
+func WithMaxDeliveries(n int) Option { return func(o *options) { o.maxDeliveries = n } }
 
 // Queue is a queue at a directory.
 type Queue struct {
 	s    *client.Session
 	dir  string
-	opts Options
+	opts options
 }
 
 // New returns the queue at dir.
-func New(s *client.Session, dir string, opts Options) *Queue {
-	return &Queue{s: s, dir: dir, opts: opts}
+func New(s *client.Session, dir string, opts ...Option) *Queue {
+	q := &Queue{s: s, dir: dir}
+	for _, o := range opts {
+		o(&q.opts)
+	}
+	return q
 }
 
 // DefaultPriority is the priority of Put; lower numbers are served first.
@@ -74,13 +83,13 @@ func (q *Queue) PutPriority(ctx context.Context, payload []byte, priority int) e
 	if err := q.ensure(ctx); err != nil {
 		return err
 	}
-	if q.opts.Max > 0 {
+	if q.opts.max > 0 {
 		n, err := q.Len(ctx)
 		if err != nil {
 			return err
 		}
-		if n >= q.opts.Max {
-			return fmt.Errorf("%w: %d items, bound %d", ErrFull, n, q.opts.Max)
+		if n >= q.opts.max {
+			return fmt.Errorf("%w: %d items, bound %d", ErrFull, n, q.opts.max)
 		}
 	}
 	_, err := q.s.Create(ctx, fmt.Sprintf("%s/i-%03d-", q.items(), priority), payload, grove.ModePersistentSequential, grove.OpenACLUnsafe)
@@ -186,7 +195,7 @@ func (q *Queue) claim(ctx context.Context, name string, live map[string]bool) (*
 			return nil, nil // leased right now
 		}
 	}
-	if q.opts.MaxDeliveries > 0 && d >= q.opts.MaxDeliveries {
+	if q.opts.maxDeliveries > 0 && d >= q.opts.maxDeliveries {
 		_, err := q.s.Multi(ctx,
 			grove.CheckOp(path, st.Version),
 			grove.CreateOp(q.dead()+"/"+name, data, grove.ModePersistent, grove.OpenACLUnsafe),

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestFIFOAndPriority(t *testing.T) {
 	r := recipetest.New(t)
 	s, _ := r.Session(5 * time.Second)
-	q := queue.New(s, "/q/fifo", queue.Options{})
+	q := queue.New(s, "/q/fifo")
 	ctx := t.Context()
 	for _, item := range []string{"a", "b", "c"} {
 		if err := q.Put(ctx, []byte(item)); err != nil {
@@ -56,7 +56,7 @@ func TestFIFOAndPriority(t *testing.T) {
 func TestBoundAndTakeBlocks(t *testing.T) {
 	r := recipetest.New(t)
 	s, _ := r.Session(5 * time.Second)
-	q := queue.New(s, "/q/bound", queue.Options{Max: 2})
+	q := queue.New(s, "/q/bound", queue.WithMax(2))
 	ctx := t.Context()
 	got := make(chan string, 1)
 	go func() {
@@ -82,14 +82,14 @@ func TestBoundAndTakeBlocks(t *testing.T) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	defer cancel()
-	empty := queue.New(s, "/q/empty", queue.Options{})
+	empty := queue.New(s, "/q/empty")
 	if _, err := empty.Take(cctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("cancelled take: %v", err)
 	}
 }
 
 // A consumer whose session dies before Ack gives the item back; after
-// MaxDeliveries the item goes to the dead letters.
+// WithMaxDeliveries(2) deliveries the item goes to the dead letters.
 // Runs in a synctest bubble over in-memory client ports: the session
 // timeouts pass on the fake clock.
 func TestRedeliveryAndDeadLetter(t *testing.T) {
@@ -97,13 +97,13 @@ func TestRedeliveryAndDeadLetter(t *testing.T) {
 		r := recipetest.NewInMemory(t)
 		producer, _ := r.Session(5 * time.Second)
 		ctx := t.Context()
-		q := queue.New(producer, "/q/r", queue.Options{MaxDeliveries: 2})
+		q := queue.New(producer, "/q/r", queue.WithMaxDeliveries(2))
 		if err := q.Put(ctx, []byte("job")); err != nil {
 			t.Fatal(err)
 		}
 		for attempt := 1; attempt <= 2; attempt++ {
 			s, n := r.Session(300 * time.Millisecond)
-			d, err := queue.New(s, "/q/r", queue.Options{MaxDeliveries: 2}).Take(ctx)
+			d, err := queue.New(s, "/q/r", queue.WithMaxDeliveries(2)).Take(ctx)
 			if err != nil || d.Count != attempt {
 				t.Fatalf("delivery %d: %+v %v", attempt, d, err)
 			}
@@ -152,7 +152,7 @@ func TestConcurrentConsumersAckOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for p := range producers {
 		s, _ := r.Session(5 * time.Second)
-		q := queue.New(s, "/q/c", queue.Options{})
+		q := queue.New(s, "/q/c")
 		wg.Go(func() {
 			for i := range per {
 				if err := q.Put(ctx, []byte(fmt.Sprintf("%d-%d", p, i))); err != nil {
@@ -166,7 +166,7 @@ func TestConcurrentConsumersAckOnce(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	for range 32 {
 		s, _ := r.Session(5 * time.Second)
-		q := queue.New(s, "/q/c", queue.Options{})
+		q := queue.New(s, "/q/c")
 		wg.Go(func() {
 			for {
 				d, err := q.Take(cctx)
