@@ -9,15 +9,14 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/client"
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/internal/command"
+	"github.com/grovekit/grove/internal/connpipe"
 	"github.com/grovekit/grove/internal/frame"
-	"github.com/grovekit/grove/internal/outq"
 	"github.com/grovekit/grove/internal/wire"
 )
 
@@ -32,40 +31,22 @@ type conn struct {
 	timeout time.Duration
 	ids     []grove.Identity // the connection's identities (reader-owned)
 
-	out      outq.Queue
-	inflight chan struct{}  // a token per unanswered request
-	work     chan *workItem // reader → completer, in request order
-
-	ctx    context.Context // ends when the connection closes
-	cancel context.CancelFunc
-	done   chan struct{} // closed when serve returned
-
-	pings     sync.WaitGroup
-	closeOnce sync.Once
+	connpipe.Pipe[*workItem]
 }
 
 // workItem is one request on its way to its answer.
 type workItem struct {
-	xid     uint64
-	typ     wire.Type
-	body    []byte
-	pending *core.Pending    // a write begun by the reader
-	req     *command.Request // that write, for the audit log
-	reply   []byte           // an answer the reader already made (auth, errors)
-	ids     []grove.Identity // the connection's identities when it arrived
-	start   time.Time        // when it arrived (only with Config.ObserveRequest)
+	connpipe.Request // Start is set only with Config.ObserveRequest
+	xid              uint64
+	typ              wire.Type
+	body             []byte
+	req              *command.Request // the write begun, for the audit log
+	ids              []grove.Identity // the connection's identities when it arrived
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{
-		s: s, n: s.n, nc: nc, br: bufio.NewReaderSize(nc, 64<<10),
-		inflight: make(chan struct{}, s.cfg.MaxInFlight),
-		work:     make(chan *workItem, s.cfg.MaxInFlight),
-		ctx:      ctx, cancel: cancel,
-		done: make(chan struct{}),
-	}
-	c.out.Init(s.cfg.MaxQueued)
+	c := &conn{s: s, n: s.n, nc: nc, br: bufio.NewReaderSize(nc, 64<<10)}
+	c.Init(nc, s.limits, func() { c.close(errQueueFull) })
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.ids = []grove.Identity{{Scheme: "ip", ID: ap.Addr().Unmap().String()}}
 	}
@@ -75,59 +56,42 @@ func newConn(s *Server, nc net.Conn) *conn {
 // close ends the connection once; why (if not nil) is sent to the client
 // as a connection error first, best effort.
 func (c *conn) close(why error) {
-	c.closeOnce.Do(func() {
-		if why != nil {
-			if msg, err := wire.Append(nil, wire.TError, 0, wire.ErrorOf(why)); err == nil {
-				c.out.PushFinal(msg)
-			}
-		}
-		c.out.Close()
-		c.cancel()
-		if why == nil {
-			_ = c.nc.Close()
-		} else {
-			// The writer sends the error, then closes; a peer that does
-			// not read must not keep the connection (and its session's
-			// takeover) waiting.
-			_ = c.nc.SetDeadline(time.Now().Add(2 * time.Second))
-		}
-	})
+	var final []byte
+	if why != nil {
+		final, _ = wire.Append(nil, wire.TError, 0, wire.ErrorOf(why))
+	}
+	c.Pipe.Close(final)
 }
 
-// Serve runs the connection (accept.Conn).
-func (c *conn) Serve() { c.serve() }
+// Serve runs the connection (accept.Conn): the pipeline with this
+// protocol as its codec.
+func (c *conn) Serve() { c.Run(c, func() { c.s.detach(c) }) }
 
 // Close ends the connection (accept.Conn).
 func (c *conn) Close() { c.close(nil) }
 
-// serve runs the connection: handshake, then reader, completer and writer
-// until any of them fails.
-func (c *conn) serve() {
-	defer close(c.done)
-	defer c.s.detach(c)
-	var wg sync.WaitGroup
-	wg.Go(c.writer)
-	err := c.handshake()
-	if err == nil {
-		wg.Go(c.completer)
-		err = c.reader()
+// End closes the connection after err (connpipe.Codec).
+func (c *conn) End(err error) {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, context.Canceled) {
+		c.s.log.Debug("client connection closed", "remote", c.nc.RemoteAddr().String(), "session", fmt.Sprintf("%x", c.session), "err", err)
 	}
-	c.logEnd(err)
 	if grove.ErrorCode(err) != grove.CodeSystemError {
 		c.close(err) // the client's own fault, or a verdict for it: tell it
 	} else {
 		c.close(nil)
 	}
-	c.pings.Wait()
-	wg.Wait()
-	_ = c.nc.Close()
 }
 
-func (c *conn) logEnd(err error) {
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) {
-		return
+// Frame frames a message for the client port (connpipe.Codec).
+func (c *conn) Frame(buf, msg []byte) ([]byte, error) {
+	return frame.AppendFrame(buf, frame.FrameClient, msg)
+}
+
+// Answered reports the request's latency (connpipe.Codec).
+func (c *conn) Answered(it *workItem) {
+	if observe := c.s.cfg.ObserveRequest; observe != nil {
+		observe(it.opName(), time.Since(it.Start))
 	}
-	c.s.log.Debug("client connection closed", "remote", c.nc.RemoteAddr().String(), "session", fmt.Sprintf("%x", c.session), "err", err)
 }
 
 // maxConnectFrame bounds the frame read before the handshake (a Connect
@@ -164,9 +128,9 @@ func (c *conn) readMsg(max int) (wire.Type, uint64, []byte, error) {
 	return t, xid, body, nil
 }
 
-// handshake reads Connect, opens or re-attaches the session and answers
-// Connected.
-func (c *conn) handshake() error {
+// Handshake reads Connect, opens or re-attaches the session and answers
+// Connected (connpipe.Codec).
+func (c *conn) Handshake() error {
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
 		if err := tc.Handshake(); err != nil {
@@ -193,7 +157,7 @@ func (c *conn) handshake() error {
 	if req.Version != wire.Version {
 		return fmt.Errorf("%w: protocol version %d, this server speaks %d", grove.ErrBadRequest, req.Version, wire.Version)
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(c.Ctx, 10*time.Second)
 	defer cancel()
 	if err := c.n.CatchUp(ctx, req.LastZxid, c.s.cfg.BehindWait); err != nil {
 		return err
@@ -225,7 +189,7 @@ func (c *conn) handshake() error {
 		// the client learns it on its next ping.
 		c.s.log.Debug("re-attached session without a confirmed deadline", "session", fmt.Sprintf("%x", info.ID))
 	}
-	c.push(msg)
+	c.Push(msg)
 	return nil
 }
 
@@ -245,10 +209,10 @@ func (c *conn) keepAlive(ctx context.Context) time.Duration {
 	return left
 }
 
-// reader decodes requests in order. Writes are begun here, so they are
-// proposed in session order without waiting for each other; everything
-// else is answered by the completer in order.
-func (c *conn) reader() error {
+// Reader decodes requests in order (connpipe.Codec). Writes are begun
+// here, so they are proposed in session order without waiting for each
+// other; everything else is answered by the completer in order.
+func (c *conn) Reader() error {
 	for {
 		t, xid, body, err := c.readMsg(c.s.cfg.MaxFrame)
 		if err != nil {
@@ -260,19 +224,17 @@ func (c *conn) reader() error {
 		if xid == 0 {
 			return fmt.Errorf("%w: request without an xid", grove.ErrBadRequest)
 		}
-		select {
-		case c.inflight <- struct{}{}:
-		case <-c.ctx.Done():
-			return c.ctx.Err()
+		if err := c.Admit(); err != nil {
+			return err
 		}
 		if t == wire.TPing {
 			// Out of band: a stuck write must not make the server look dead.
-			c.pings.Go(func() { c.ping(xid) })
+			c.Pings.Go(func() { c.ping(xid) })
 			continue
 		}
 		it := &workItem{xid: xid, typ: t, body: body, ids: c.ids}
 		if c.s.cfg.ObserveRequest != nil {
-			it.start = time.Now()
+			it.Start = time.Now()
 		}
 		switch t {
 		case wire.TWrite:
@@ -280,12 +242,10 @@ func (c *conn) reader() error {
 				return err
 			}
 		case wire.TAuth:
-			it.reply = c.auth(xid, body)
+			it.Reply = c.auth(xid, body)
 		}
-		select {
-		case c.work <- it:
-		case <-c.ctx.Done():
-			return c.ctx.Err()
+		if err := c.Queue(it); err != nil {
+			return err
 		}
 	}
 }
@@ -299,14 +259,14 @@ func (c *conn) beginWrite(it *workItem) error {
 		return fmt.Errorf("%w: %v", grove.ErrBadRequest, err)
 	}
 	req.Session, req.Identities = c.session, c.ids
-	p, err := c.n.BeginOrReject(c.ctx, &req)
+	p, err := c.n.BeginOrReject(c.Ctx, &req)
 	switch {
 	case err == nil:
-		it.pending, it.req = p, &req
-	case errors.Is(err, grove.ErrStopped) || c.ctx.Err() != nil:
+		it.Pending, it.req = p, &req
+	case errors.Is(err, grove.ErrStopped) || c.Ctx.Err() != nil:
 		return err
 	default:
-		it.reply = errorMsg(it.xid, err)
+		it.Reply = errorMsg(it.xid, err)
 	}
 	return nil
 }
@@ -333,18 +293,17 @@ func (c *conn) auth(xid uint64, body []byte) []byte {
 
 // ping answers a keep-alive with the session's time left.
 func (c *conn) ping(xid uint64) {
-	defer func() { <-c.inflight }()
-	left := c.keepAlive(c.ctx)
+	defer c.Release()
+	left := c.keepAlive(c.Ctx)
 	if left == 0 {
 		if _, ok, err := c.n.SessionInfo(c.session); err == nil && !ok {
-			c.push(errorMsg(xid, grove.ErrSessionExpired))
+			c.Push(errorMsg(xid, grove.ErrSessionExpired))
 			return
 		}
 	}
-	c.push(replyMsg(xid, &wire.Left{LeftMs: left.Milliseconds()}))
+	c.Push(replyMsg(xid, &wire.Left{LeftMs: left.Milliseconds()}))
 }
 
-// completer answers the requests in order.
 // opName names the item's operation for metrics: a write's kind
 // ("create", "setData", ...) or the message type ("read", "sync", ...).
 func (it *workItem) opName() string {
@@ -352,41 +311,6 @@ func (it *workItem) opName() string {
 		return it.req.Op.String()
 	}
 	return it.typ.String()
-}
-
-func (c *conn) completer() {
-	for {
-		var it *workItem
-		select {
-		case it = <-c.work:
-		case <-c.ctx.Done():
-			c.drain()
-			return
-		}
-		// A read may set a watch: hold events back until its reply is
-		// queued, so no event the watch fires overtakes the reply.
-		read := it.pending == nil && it.reply == nil
-		if read {
-			c.out.Hold()
-		}
-		msg, res, err := c.answer(it)
-		if err != nil {
-			c.close(nil)
-			c.drain()
-			return
-		}
-		if read {
-			if !c.out.Release(msg, readZxid(res)) {
-				c.close(errQueueFull)
-			}
-		} else {
-			c.push(msg)
-		}
-		if observe := c.s.cfg.ObserveRequest; observe != nil {
-			observe(it.opName(), time.Since(it.start))
-		}
-		<-c.inflight
-	}
 }
 
 // readZxid is the zxid of the state a read's answer reflects: events of
@@ -402,39 +326,30 @@ func readZxid(res any) uint64 {
 	return 0
 }
 
-// drain cancels the writes still queued when the connection ends.
-func (c *conn) drain() {
-	for {
-		select {
-		case it := <-c.work:
-			if it.pending != nil {
-				it.pending.Cancel()
-			}
-		default:
-			return
-		}
-	}
-}
-
 // answer runs one request and returns its reply. An error means the
 // connection must end without an answer (the node stopped or the
 // connection closed), so the client resends the request elsewhere.
+func (c *conn) Answer(it *workItem) ([]byte, uint64, error) {
+	msg, res, err := c.answer(it)
+	return msg, readZxid(res), err
+}
+
 func (c *conn) answer(it *workItem) ([]byte, any, error) {
-	if it.reply != nil {
-		return it.reply, nil, nil
+	if it.Reply != nil {
+		return it.Reply, nil, nil
 	}
-	ctx := c.ctx
+	ctx := c.Ctx
 	var res any
 	var err error
 	switch it.typ {
 	case wire.TWrite:
 		var r *command.Result
-		r, err = it.pending.Wait(ctx)
+		r, err = it.Pending.Wait(ctx)
 		if err == nil {
 			if a := c.s.cfg.Audit; a != nil { // no address string per write unless auditing
 				a.Request("native", c.nc.RemoteAddr().String(), it.req, r)
 			}
-			if rej := it.pending.Rejection(); rej != nil && r.Code == grove.ErrorCode(rej) {
+			if rej := it.Pending.Rejection(); rej != nil && r.Code == grove.ErrorCode(rej) {
 				// Refused before raft: the whole message (sizes, limits)
 				// rather than the bare code its result carries.
 				return errorMsg(it.xid, rej), nil, nil
@@ -510,14 +425,7 @@ func (c *conn) setWatches(ctx context.Context, body []byte, ids []grove.Identity
 
 // errQueueFull disconnects a client that does not read its messages; it
 // reconnects and gets what its watches missed from their re-registration.
-var errQueueFull = fmt.Errorf("%w: too many replies and events unread", grove.ErrTooLarge)
-
-// push queues a message, disconnecting a client too slow to take them.
-func (c *conn) push(msg []byte) {
-	if !c.out.Push(msg) {
-		c.close(errQueueFull)
-	}
-}
+var errQueueFull = fmt.Errorf("%w: %w", grove.ErrTooLarge, connpipe.ErrQueueFull)
 
 // Deliver queues a watch event of the session (core.Watcher). A client too
 // slow to take its events is disconnected.
@@ -526,38 +434,7 @@ func (c *conn) Deliver(ev grove.Event) {
 	if err != nil {
 		return
 	}
-	if !c.out.PushEvent(msg, uint64(ev.Zxid)) { // zxids are raft indexes
-		c.close(errQueueFull)
-	}
-}
-
-// writer sends queued messages, flushing when the queue runs dry.
-func (c *conn) writer() {
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
-	var buf []byte
-	for {
-		batch, final := c.out.Take()
-		for _, msg := range batch {
-			var err error
-			buf, err = frame.AppendFrame(buf[:0], frame.FrameClient, msg)
-			if err == nil {
-				_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				_, err = bw.Write(buf)
-			}
-			if err != nil {
-				c.close(nil)
-				return
-			}
-		}
-		if err := bw.Flush(); err != nil {
-			c.close(nil)
-			return
-		}
-		if final {
-			_ = c.nc.Close()
-			return
-		}
-	}
+	c.PushEvent(msg, uint64(ev.Zxid)) // zxids are raft indexes
 }
 
 func replyMsg(xid uint64, body any) []byte {

@@ -16,15 +16,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/internal/accept"
 	"github.com/grovekit/grove/internal/audit"
+	"github.com/grovekit/grove/internal/connpipe"
 )
 
 // Config configures a Server.
@@ -37,9 +36,9 @@ type Config struct {
 	// one closes the connection with grove.ErrTooLarge; clients learn the
 	// limit when they connect and refuse such requests themselves.
 	MaxFrame int
-	// MaxInFlight caps a connection's unanswered requests (default 512,
-	// below the node's per-session result window of 1024, so every request
-	// a client may resend is still answerable).
+	// MaxInFlight caps a connection's unanswered requests (default 512, at
+	// most 1000: below the node's per-session result window of 1024, so
+	// every request a client may resend is still answerable).
 	MaxInFlight int
 	// MaxQueued caps the replies and events waiting to be written to one
 	// connection (default 65536). A client that does not read is
@@ -77,34 +76,27 @@ func (c *Config) defaults() error {
 	if c.MaxFrame <= 0 {
 		c.MaxFrame = 8 << 20
 	}
-	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 512
+	l := c.limits()
+	if err := l.Defaults("front"); err != nil {
+		return err
 	}
-	if c.MaxInFlight > 1000 {
-		return fmt.Errorf("front: MaxInFlight %d exceeds the node's result window", c.MaxInFlight)
-	}
-	if c.MaxQueued <= 0 {
-		c.MaxQueued = 1 << 16
-	}
-	if c.BehindWait <= 0 {
-		c.BehindWait = 200 * time.Millisecond
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.MaxInFlight, c.MaxQueued, c.BehindWait, c.Logger = l.MaxInFlight, l.MaxQueued, l.BehindWait, l.Logger
 	return nil
+}
+
+func (c *Config) limits() connpipe.Limits {
+	return connpipe.Limits{MaxInFlight: c.MaxInFlight, MaxQueued: c.MaxQueued, BehindWait: c.BehindWait, Logger: c.Logger}
 }
 
 // Server serves the native protocol for one node.
 type Server struct {
-	cfg Config
-	n   *core.Node
-	log *slog.Logger
+	cfg    Config
+	limits connpipe.Limits
+	n      *core.Node
+	log    *slog.Logger
 
-	port *accept.Port[*conn]
-
-	mu       sync.Mutex
-	sessions map[uint64]*conn // the connection each session is attached to
+	port     *accept.Port[*conn]
+	sessions connpipe.Sessions[*conn] // the connection each session is attached to
 }
 
 // New returns a Server for cfg.Node; call Serve to accept connections.
@@ -112,11 +104,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{
-		cfg: cfg, n: cfg.Node, log: cfg.Logger,
-		port:     accept.New[*conn](cfg.Node.Done()),
-		sessions: map[uint64]*conn{},
-	}
+	s := &Server{cfg: cfg, limits: cfg.limits(), n: cfg.Node, log: cfg.Logger, port: accept.New[*conn](cfg.Node.Done())}
 	s.port.Limits, s.port.Logger = accept.LimitsOf(cfg.MaxConns, cfg.MaxConnsPerIP), cfg.Logger
 	return s, nil
 }
@@ -155,44 +143,20 @@ func (s *Server) ConnsRefused() uint64 { return s.port.Refused() }
 
 // SessionCount returns the number of sessions attached to a connection
 // here (connections still in their handshake are not counted).
-func (s *Server) SessionCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sessions)
-}
+func (s *Server) SessionCount() int { return s.sessions.Len() }
 
 // attach makes c the connection of its session. A connection the session
 // had here before is closed first and its watches dropped, so the new one
 // starts from the watches its client re-registers.
 func (s *Server) attach(ctx context.Context, c *conn) error {
-	s.mu.Lock()
-	old := s.sessions[c.session]
-	s.sessions[c.session] = c
-	s.mu.Unlock()
-	if old != nil && old != c {
+	return s.sessions.Attach(ctx, s.n, c.session, c, func(old *conn) <-chan struct{} {
 		old.close(errReplaced)
-		select {
-		case <-old.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	s.n.DropWatches(c.session)
-	return nil
+		return old.Done
+	})
 }
 
 // detach forgets c as its session's connection, dropping the session's
 // watches here unless another connection took it over.
-func (s *Server) detach(c *conn) {
-	s.mu.Lock()
-	mine := c.session != 0 && s.sessions[c.session] == c
-	if mine {
-		delete(s.sessions, c.session)
-	}
-	s.mu.Unlock()
-	if mine {
-		s.n.DropWatches(c.session)
-	}
-}
+func (s *Server) detach(c *conn) { s.sessions.Detach(s.n, c.session, c) }
 
 var errReplaced = errors.New("front: the session reconnected on another connection")

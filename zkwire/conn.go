@@ -10,14 +10,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/grovekit/grove"
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/internal/command"
-	"github.com/grovekit/grove/internal/outq"
+	"github.com/grovekit/grove/internal/connpipe"
 )
 
 // conn is one ZooKeeper client connection.
@@ -32,15 +31,7 @@ type conn struct {
 	seq     uint64           // the session's last request number (reader-owned)
 	ids     []grove.Identity // reader-owned; the completer gets copies
 
-	out      outq.Queue
-	inflight chan struct{}
-	work     chan *item
-	pings    sync.WaitGroup
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	connpipe.Pipe[*item]
 
 	// Statistics for the cons and stat four-letter words.
 	started           time.Time
@@ -52,24 +43,18 @@ type conn struct {
 
 // item is one request on its way to its answer.
 type item struct {
-	xid     int32
-	op      int32
-	body    []byte
-	ids     []grove.Identity
-	pending *core.Pending
-	req     *command.Request // the write begun, for the audit log
-	ops     []int32          // multi: the opcode of each op
-	reply   []byte           // an answer ready before the completer (auth, errors)
-	last    bool             // close the connection after this answer
-	start   time.Time        // when it arrived, for the latency figures
+	connpipe.Request
+	xid  int32
+	op   int32
+	body []byte
+	ids  []grove.Identity
+	req  *command.Request // the write begun, for the audit log
+	ops  []int32          // multi: the opcode of each op
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{s: s, n: s.n, nc: nc, br: bufio.NewReaderSize(nc, 64<<10),
-		inflight: make(chan struct{}, s.cfg.MaxInFlight), work: make(chan *item, s.cfg.MaxInFlight),
-		ctx: ctx, cancel: cancel, done: make(chan struct{}), started: time.Now()}
-	c.out.Init(s.cfg.MaxQueued)
+	c := &conn{s: s, n: s.n, nc: nc, br: bufio.NewReaderSize(nc, 64<<10), started: time.Now()}
+	c.Init(nc, s.limits, nil)
 	c.lat.reset()
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.ids = []grove.Identity{{Scheme: "ip", ID: ap.Addr().Unmap().String()}}
@@ -92,47 +77,43 @@ func (c *conn) tlsHandshake(tc *tls.Conn) error {
 }
 
 // close ends the connection at once.
-func (c *conn) close() {
-	c.once.Do(func() {
-		c.out.Close()
-		c.cancel()
-		_ = c.nc.Close()
-	})
-}
+func (c *conn) close() { c.Pipe.Close(nil) }
 
 // finish sends msg as the last message, then ends the connection.
-func (c *conn) finish(msg []byte) {
-	c.once.Do(func() {
-		c.out.PushFinal(msg)
-		c.cancel()
-	})
-}
+func (c *conn) finish(msg []byte) { c.Pipe.Close(msg) }
 
-// Serve runs the connection (accept.Conn).
-func (c *conn) Serve() { c.serve() }
+// Serve runs the connection (accept.Conn): the pipeline with ZooKeeper's
+// protocol as its codec.
+func (c *conn) Serve() { c.Run(c, func() { c.s.detach(c) }) }
 
 // Close ends the connection at once (accept.Conn).
 func (c *conn) Close() { c.close() }
 
-func (c *conn) serve() {
-	defer close(c.done)
-	defer c.s.detach(c)
-	var wg sync.WaitGroup
-	wg.Go(c.writer)
-	err := c.handshake()
-	if err == nil {
-		wg.Go(c.completer)
-		err = c.reader()
-	}
+// End closes the connection after err, unless it already queued its last
+// message (connpipe.Codec).
+func (c *conn) End(err error) {
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, context.Canceled) && !errors.Is(err, errDone) {
 		c.s.log.Debug("zookeeper connection closed", "remote", c.nc.RemoteAddr().String(), "session", fmt.Sprintf("0x%x", c.session), "err", err)
 	}
 	if !errors.Is(err, errDone) {
 		c.close()
 	}
-	c.pings.Wait()
-	wg.Wait()
-	_ = c.nc.Close()
+}
+
+// Frame returns msg as it is: ZooKeeper messages are framed when built
+// (connpipe.Codec).
+func (c *conn) Frame(buf, msg []byte) ([]byte, error) { return append(buf, msg...), nil }
+
+// Answered counts the request for the four-letter words and metrics
+// (connpipe.Codec).
+func (c *conn) Answered(it *item) {
+	c.sent.Add(1)
+	c.s.sent.Add(1)
+	c.lat.add(it.Start)
+	c.s.lat.add(it.Start)
+	if observe := c.s.cfg.ObserveRequest; observe != nil {
+		observe(opName(it.op), time.Since(it.Start))
+	}
 }
 
 // errDone ends a connection that already queued its last message.
@@ -164,9 +145,9 @@ func (c *conn) readFrame(idle time.Duration, max int) ([]byte, error) {
 	return b, nil
 }
 
-// handshake answers a four-letter word, or reads ConnectRequest and opens
-// or re-attaches the session.
-func (c *conn) handshake() error {
+// Handshake answers a four-letter word, or reads ConnectRequest and opens
+// or re-attaches the session (connpipe.Codec).
+func (c *conn) Handshake() error {
 	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		if err := c.tlsHandshake(tc); err != nil {
@@ -206,7 +187,7 @@ func (c *conn) handshake() error {
 	if d.err != nil {
 		return d.err
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(c.Ctx, 10*time.Second)
 	defer cancel()
 	if err := c.n.CatchUp(ctx, uint64(max(lastZxid, 0)), c.s.cfg.BehindWait); err != nil {
 		return err // ZooKeeper closes without an answer; the client moves on
@@ -236,9 +217,11 @@ func (c *conn) handshake() error {
 	c.session, c.timeout = int64(info.ID), info.Timeout
 	c.sid.Store(c.session)
 	c.toMs.Store(info.Timeout.Milliseconds())
-	c.s.attach(c)
+	if err := c.s.attach(ctx, c); err != nil {
+		return err
+	}
 	c.n.Touch(info.ID)
-	c.push(frame(func(e *encoder) {
+	c.Push(frame(func(e *encoder) {
 		e.int32(0)
 		e.int32(int32(info.Timeout.Milliseconds()))
 		e.int64(int64(info.ID))
@@ -250,17 +233,10 @@ func (c *conn) handshake() error {
 	return nil
 }
 
-// push queues a message; a client that does not read its messages is
-// disconnected.
-func (c *conn) push(msg []byte) {
-	if !c.out.Push(msg) {
-		c.close()
-	}
-}
-
-// reader decodes requests in order; writes are handed to the node here so
-// they pipeline, everything is answered by the completer in order.
-func (c *conn) reader() error {
+// Reader decodes requests in order (connpipe.Codec); writes are handed to
+// the node here so they pipeline, everything is answered by the completer
+// in order.
+func (c *conn) Reader() error {
 	for {
 		b, err := c.readFrame(c.timeout, c.s.cfg.MaxBuffer)
 		if err != nil {
@@ -272,16 +248,15 @@ func (c *conn) reader() error {
 			return d.err
 		}
 		c.lastXid.Store(int64(xid))
-		select {
-		case c.inflight <- struct{}{}:
-		case <-c.ctx.Done():
-			return c.ctx.Err()
+		if err := c.Admit(); err != nil {
+			return err
 		}
 		if op == opPing {
-			c.pings.Go(func() { c.ping(xid) })
+			c.Pings.Go(func() { c.ping(xid) })
 			continue
 		}
-		it := &item{xid: xid, op: op, body: d.b, ids: c.ids, start: time.Now()}
+		it := &item{xid: xid, op: op, body: d.b, ids: c.ids}
+		it.Start = time.Now()
 		switch {
 		case op == opAuth:
 			c.auth(it)
@@ -291,18 +266,16 @@ func (c *conn) reader() error {
 			}
 		case op == opCloseSession:
 			c.seq++
-			it.pending, err = c.n.BeginOrReject(c.ctx, &command.Request{Session: uint64(c.session), Seq: c.seq, Op: command.OpCloseSession})
+			it.Pending, err = c.n.BeginOrReject(c.Ctx, &command.Request{Session: uint64(c.session), Seq: c.seq, Op: command.OpCloseSession})
 			if err != nil {
 				return err
 			}
-			it.last = true
+			it.Last = true
 		}
-		select {
-		case c.work <- it:
-		case <-c.ctx.Done():
-			return c.ctx.Err()
+		if err := c.Queue(it); err != nil {
+			return err
 		}
-		if it.last {
+		if it.Last {
 			return errDone
 		}
 	}
@@ -313,13 +286,13 @@ func (c *conn) reader() error {
 // reconnects and learns it (as ZooKeeper closes an expired session's
 // connection).
 func (c *conn) ping(xid int32) {
-	defer func() { <-c.inflight }()
+	defer c.Release()
 	c.n.Touch(uint64(c.session))
 	if _, ok, err := c.n.SessionInfo(uint64(c.session)); err == nil && !ok {
 		c.close()
 		return
 	}
-	c.push(frame(func(e *encoder) { e.replyHeader(xid, int64(c.n.AppliedIndex()), 0) }))
+	c.Push(frame(func(e *encoder) { e.replyHeader(xid, int64(c.n.AppliedIndex()), 0) }))
 }
 
 // auth resolves credentials (digest, or super for operators). A failure is
@@ -343,67 +316,8 @@ func (c *conn) auth(it *item) {
 			c.ids = append(c.ids[:len(c.ids):len(c.ids)], id)
 		}
 	}
-	it.reply = frame(func(e *encoder) { e.replyHeader(it.xid, 0, code) })
-	it.last = code != 0
-}
-
-// completer answers requests in order.
-func (c *conn) completer() {
-	for {
-		var it *item
-		select {
-		case it = <-c.work:
-		case <-c.ctx.Done():
-			c.drain()
-			return
-		}
-		// A read may set a watch: hold events back until its reply is
-		// queued, so no event the watch fires overtakes the reply (ZooKeeper
-		// clients register the watcher when the reply arrives).
-		read := it.pending == nil && it.reply == nil
-		if read {
-			c.out.Hold()
-		}
-		msg, zxid, err := c.answer(it)
-		if err != nil {
-			c.close()
-			c.drain()
-			return
-		}
-		c.sent.Add(1)
-		c.s.sent.Add(1)
-		c.lat.add(it.start)
-		c.s.lat.add(it.start)
-		if observe := c.s.cfg.ObserveRequest; observe != nil {
-			observe(opName(it.op), time.Since(it.start))
-		}
-		if it.last {
-			c.finish(msg)
-			c.drain()
-			return
-		}
-		if read {
-			if !c.out.Release(msg, zxid) {
-				c.close()
-			}
-		} else {
-			c.push(msg)
-		}
-		<-c.inflight
-	}
-}
-
-func (c *conn) drain() {
-	for {
-		select {
-		case it := <-c.work:
-			if it.pending != nil {
-				it.pending.Cancel()
-			}
-		default:
-			return
-		}
-	}
+	it.Reply = frame(func(e *encoder) { e.replyHeader(it.xid, 0, code) })
+	it.Last = code != 0
 }
 
 // Deliver sends a watch notification (core.Watcher): xid -1, the zxid of
@@ -415,30 +329,5 @@ func (c *conn) Deliver(ev grove.Event) {
 		e.int32(stateSyncConnected)
 		e.string(ev.Path)
 	})
-	if !c.out.PushEvent(msg, uint64(ev.Zxid)) { // zxids are raft indexes
-		c.close()
-	}
-}
-
-// writer sends queued messages, flushing when the queue runs dry.
-func (c *conn) writer() {
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
-	for {
-		batch, last := c.out.Take()
-		for _, msg := range batch {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if _, err := bw.Write(msg); err != nil {
-				c.close()
-				return
-			}
-		}
-		if err := bw.Flush(); err != nil {
-			c.close()
-			return
-		}
-		if last {
-			_ = c.nc.Close()
-			return
-		}
-	}
+	c.PushEvent(msg, uint64(ev.Zxid)) // zxids are raft indexes
 }

@@ -171,7 +171,7 @@ func (s *Server) mntr() string {
 	lmin, lavg, lmax := s.lat.figures()
 	outstanding := 0
 	for _, c := range s.connList() {
-		outstanding += len(c.inflight)
+		outstanding += c.InFlight()
 	}
 	var dataSize int64
 	_ = s.n.View(func(tx *bbolt.Tx) error {
@@ -275,7 +275,7 @@ func (c *conn) describe(long bool) string {
 	}
 	lmin, lavg, lmax := c.lat.connFigures()
 	return fmt.Sprintf(" /%s[1](queued=%d,recved=%d,sent=%d,sid=0x%x,lop=NA,est=%d,to=%d,lcxid=0x%x,lzxid=0x%x,lresp=0,llat=%d,minlat=%d,avglat=%d,maxlat=%d)\n",
-		addr, len(c.inflight), c.received.Load(), c.sent.Load(), c.sid.Load(), c.started.UnixMilli(), c.toMs.Load(), c.lastXid.Load(), c.lastZxid.Load(),
+		addr, c.InFlight(), c.received.Load(), c.sent.Load(), c.sid.Load(), c.started.UnixMilli(), c.toMs.Load(), c.lastXid.Load(), c.lastZxid.Load(),
 		c.lat.lastMs(), lmin, lavg, lmax)
 }
 

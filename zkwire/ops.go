@@ -124,24 +124,24 @@ func (c *conn) beginWrite(it *item) error {
 	if d.err != nil {
 		req = &command.Request{Session: req.Session, Seq: req.Seq, Op: command.OpReject, Code: grove.CodeMarshallingError}
 	}
-	p, err := c.n.BeginOrReject(c.ctx, req)
+	p, err := c.n.BeginOrReject(c.Ctx, req)
 	if err != nil {
 		return err
 	}
-	it.pending, it.req = p, req
+	it.Pending, it.req = p, req
 	return nil
 }
 
-// answer runs one request and returns its reply frame and, for a read, the
+// Answer runs one request (connpipe.Codec) and returns its reply frame and, for a read, the
 // zxid of the state it read (0 if none). An error means the connection must
 // end unanswered (the node stopped or the connection closed): the client
 // sees a connection loss, as with ZooKeeper.
-func (c *conn) answer(it *item) ([]byte, uint64, error) {
-	if it.reply != nil {
-		return it.reply, 0, nil
+func (c *conn) Answer(it *item) ([]byte, uint64, error) {
+	if it.Reply != nil {
+		return it.Reply, 0, nil
 	}
-	if it.pending != nil {
-		res, err := it.pending.Wait(c.ctx)
+	if it.Pending != nil {
+		res, err := it.Pending.Wait(c.Ctx)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -152,8 +152,8 @@ func (c *conn) answer(it *item) ([]byte, uint64, error) {
 		return c.writeReply(it, res), 0, nil
 	}
 	var body func(e *encoder)
-	read, err := c.read(c.ctx, it, &body)
-	if err != nil && (errors.Is(err, grove.ErrStopped) || c.ctx.Err() != nil) {
+	read, err := c.read(c.Ctx, it, &body)
+	if err != nil && (errors.Is(err, grove.ErrStopped) || c.Ctx.Err() != nil) {
 		return nil, 0, err
 	}
 	zxid := read

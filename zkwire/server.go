@@ -19,12 +19,11 @@
 package zkwire
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +31,7 @@ import (
 	"github.com/grovekit/grove/core"
 	"github.com/grovekit/grove/internal/accept"
 	"github.com/grovekit/grove/internal/audit"
+	"github.com/grovekit/grove/internal/connpipe"
 )
 
 // Version is the ZooKeeper version Grove reports (four-letter words):
@@ -46,7 +46,8 @@ type Config struct {
 	// (default 1 MiB). A larger one closes the connection, as ZooKeeper
 	// does.
 	MaxBuffer int
-	// MaxInFlight caps a connection's unanswered requests (default 512).
+	// MaxInFlight caps a connection's unanswered requests (default 512, at
+	// most 1000: below the node's per-session result window).
 	MaxInFlight int
 	// MaxQueued caps the replies and notifications queued for one
 	// connection (default 65536); a client that does not read is
@@ -86,10 +87,9 @@ type Server struct {
 	lat            latency      // request latency figures (srvr, stat, mntr)
 	traceMask      atomic.Int64 // gtmk, stmk
 
-	port *accept.Port[*conn]
-
-	mu       sync.Mutex
-	sessions map[int64]*conn
+	limits   connpipe.Limits
+	port     *accept.Port[*conn]
+	sessions connpipe.Sessions[*conn] // the connection each session is attached to
 }
 
 // ErrClosed is returned by Serve after Close.
@@ -103,23 +103,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBuffer <= 0 {
 		cfg.MaxBuffer = 1 << 20
 	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 512
+	l := connpipe.Limits{MaxInFlight: cfg.MaxInFlight, MaxQueued: cfg.MaxQueued, BehindWait: cfg.BehindWait, Logger: cfg.Logger}
+	if err := l.Defaults("zkwire"); err != nil {
+		return nil, err
 	}
-	if cfg.MaxInFlight > 1000 {
-		return nil, fmt.Errorf("zkwire: MaxInFlight %d exceeds the node's result window", cfg.MaxInFlight)
-	}
-	if cfg.MaxQueued <= 0 {
-		cfg.MaxQueued = 1 << 16
-	}
-	if cfg.BehindWait <= 0 {
-		cfg.BehindWait = 200 * time.Millisecond
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	s := &Server{cfg: cfg, n: cfg.Node, log: cfg.Logger, start: time.Now(),
-		port: accept.New[*conn](cfg.Node.Done()), sessions: map[int64]*conn{}}
+	cfg.MaxInFlight, cfg.MaxQueued, cfg.BehindWait, cfg.Logger = l.MaxInFlight, l.MaxQueued, l.BehindWait, l.Logger
+	s := &Server{cfg: cfg, limits: l, n: cfg.Node, log: cfg.Logger, start: time.Now(),
+		port: accept.New[*conn](cfg.Node.Done())}
 	s.port.Limits, s.port.Logger = accept.LimitsOf(cfg.MaxConns, cfg.MaxConnsPerIP), cfg.Logger
 	s.traceMask.Store(defaultTraceMask)
 	s.lat.reset()
@@ -163,27 +153,15 @@ func (s *Server) ConnsRefused() uint64 { return s.port.Refused() }
 func (s *Server) connList() []*conn { return s.port.Conns() }
 
 // attach makes c its session's connection here, closing an earlier one
-// and dropping that one's watches (the client re-registers them).
-func (s *Server) attach(c *conn) {
-	s.mu.Lock()
-	old := s.sessions[c.session]
-	s.sessions[c.session] = c
-	s.mu.Unlock()
-	if old != nil && old != c {
+// (waiting for it within ctx) and dropping that one's watches (the client
+// re-registers them).
+func (s *Server) attach(ctx context.Context, c *conn) error {
+	return s.sessions.Attach(ctx, s.n, uint64(c.session), c, func(old *conn) <-chan struct{} {
 		old.close()
-		<-old.done
-	}
-	s.n.DropWatches(uint64(c.session))
+		return old.Done
+	})
 }
 
-func (s *Server) detach(c *conn) {
-	s.mu.Lock()
-	mine := c.session != 0 && s.sessions[c.session] == c
-	if mine {
-		delete(s.sessions, c.session)
-	}
-	s.mu.Unlock()
-	if mine {
-		s.n.DropWatches(uint64(c.session))
-	}
-}
+// detach forgets c as its session's connection, dropping the session's
+// watches here unless another connection took it over.
+func (s *Server) detach(c *conn) { s.sessions.Detach(s.n, uint64(c.session), c) }
