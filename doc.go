@@ -14,4 +14,12 @@
 // uses ZooKeeper's number, so the ZooKeeper-wire front maps them one to one.
 // Codes cross the wire and come back as the same sentinel, so
 // errors.Is(err, grove.ErrNoNode) holds on a remote caller.
+//
+// Grove's packages wrap errors one way: "op thing: %w", where op is what
+// failed and thing what it failed on, prefixed by the package where the
+// error starts ("membership: start gossip on ADDR: %w"). A call on a
+// znode through package client fails with a client.PathError ("get /a:
+// grove: node does not exist"). A decoder that refuses input classifies it as "%w: detail"
+// with a sentinel first (grove.ErrBadRequest, backup.ErrCorrupt): the
+// sentinel is the API, and the detail (a decoder's own error) is text only.
 package grove

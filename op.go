@@ -1,5 +1,7 @@
 package grove
 
+import "strconv"
+
 // OpType is the kind of one operation of a Multi.
 type OpType int32
 
@@ -10,6 +12,21 @@ const (
 	OpSet    OpType = 5
 	OpCheck  OpType = 13
 )
+
+// String names the kind: "create", "delete", "set" or "check".
+func (t OpType) String() string {
+	switch t {
+	case OpCreate:
+		return "create"
+	case OpDelete:
+		return "delete"
+	case OpSet:
+		return "set"
+	case OpCheck:
+		return "check"
+	}
+	return "op(" + strconv.Itoa(int(t)) + ")"
+}
 
 // Op is one operation of a Multi. Build it with CreateOp, DeleteOp, SetOp
 // or CheckOp.

@@ -56,7 +56,7 @@ func ExampleSession_Get() {
 	fmt.Println(err)
 	// Output:
 	// v1 0 <nil>
-	// grove: node does not exist
+	// get /missing: grove: node does not exist
 }
 
 func ExampleSession_GetW() {
@@ -87,7 +87,7 @@ func ExampleSession_Set() {
 	fmt.Println(err)
 	// Output:
 	// 1 <nil>
-	// grove: version conflict
+	// set /n: grove: version conflict
 }
 
 func ExampleSession_Delete() {
@@ -101,7 +101,7 @@ func ExampleSession_Delete() {
 	fmt.Println(s.Delete(ctx, "/gone", -1))
 	// Output:
 	// <nil>
-	// grove: node does not exist
+	// delete /gone: grove: node does not exist
 }
 
 func ExampleSession_Exists() {
@@ -202,7 +202,7 @@ func ExampleSession_SetACL() {
 	fmt.Println(acl[0].Scheme, acl[0].ID, acl[0].Perms == grove.PermRead)
 	// Output:
 	// <nil>
-	// grove: not authorized
+	// set /ro: grove: not authorized
 	// world anyone true
 }
 

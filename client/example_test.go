@@ -74,7 +74,7 @@ func ExampleSession_Create() {
 	// Output:
 	// /queue/item-0000000000
 	// /queue/item-0000000001
-	// grove: node already exists
+	// create /queue: grove: node already exists
 }
 
 func ExampleSession_Multi() {
@@ -98,7 +98,7 @@ func ExampleSession_Multi() {
 	fmt.Println("/c exists:", ok)
 	// Output:
 	// first multi: <nil>
-	// second multi: grove: version conflict | per op: grove: version conflict | grove: runtime inconsistency
+	// second multi: multi check /a: grove: version conflict | per op: grove: version conflict | grove: runtime inconsistency
 	// /c exists: false
 }
 
@@ -187,7 +187,7 @@ func ExampleSession_AddAuth() {
 	data, _, err := alice.Get(ctx, "/private")
 	fmt.Println("alice:", string(data), err)
 	// Output:
-	// other: grove: not authorized
+	// other: get /private: grove: not authorized
 	// alice: p <nil>
 }
 

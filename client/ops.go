@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,7 +24,7 @@ func Linearizable() ReadOption { return func(r *ReadRequest) { r.Linearizable = 
 // grove.ErrNoAuth, grove.ErrBadArguments, grove.ErrTooLarge.
 func (s *Session) Create(ctx context.Context, path string, data []byte, mode grove.CreateMode, acl []grove.ACL) (string, error) {
 	p, _, err := s.create(ctx, path, data, mode, acl, 0)
-	return p, err
+	return p, pathErr("create", path, err)
 }
 
 // CreateTTL creates a TTL znode (mode grove.ModePersistentWithTTL or
@@ -31,12 +32,13 @@ func (s *Session) Create(ctx context.Context, path string, data []byte, mode gro
 // children and no change for ttl.
 func (s *Session) CreateTTL(ctx context.Context, path string, data []byte, mode grove.CreateMode, acl []grove.ACL, ttl time.Duration) (string, error) {
 	p, _, err := s.create(ctx, path, data, mode, acl, ttl.Milliseconds())
-	return p, err
+	return p, pathErr("create", path, err)
 }
 
 // Create2 is Create that also returns the new node's Stat.
 func (s *Session) Create2(ctx context.Context, path string, data []byte, mode grove.CreateMode, acl []grove.ACL) (string, grove.Stat, error) {
-	return s.create(ctx, path, data, mode, acl, 0)
+	p, st, err := s.create(ctx, path, data, mode, acl, 0)
+	return p, st, pathErr("create", path, err)
 }
 
 func (s *Session) create(ctx context.Context, path string, data []byte, mode grove.CreateMode, acl []grove.ACL, ttl int64) (string, grove.Stat, error) {
@@ -53,7 +55,7 @@ func (s *Session) create(ctx context.Context, path string, data []byte, mode gro
 func (s *Session) Set(ctx context.Context, path string, data []byte, version int32) (grove.Stat, error) {
 	res, err := s.write(ctx, &command.Request{Op: command.OpSetData, Path: s.abs(path), Data: data, Version: version})
 	if err != nil {
-		return grove.Stat{}, err
+		return grove.Stat{}, pathErr("set", path, err)
 	}
 	return statOf(res), nil
 }
@@ -62,14 +64,14 @@ func (s *Session) Set(ctx context.Context, path string, data []byte, version int
 // grove.ErrNoNode, grove.ErrBadVersion, grove.ErrNotEmpty, grove.ErrNoAuth.
 func (s *Session) Delete(ctx context.Context, path string, version int32) error {
 	_, err := s.write(ctx, &command.Request{Op: command.OpDelete, Path: s.abs(path), Version: version})
-	return err
+	return pathErr("delete", path, err)
 }
 
 // SetACL replaces a znode's ACL if its ACL version is version (-1: any).
 func (s *Session) SetACL(ctx context.Context, path string, acl []grove.ACL, version int32) (grove.Stat, error) {
 	res, err := s.write(ctx, &command.Request{Op: command.OpSetACL, Path: s.abs(path), ACL: acl, Version: version})
 	if err != nil {
-		return grove.Stat{}, err
+		return grove.Stat{}, pathErr("setACL", path, err)
 	}
 	return statOf(res), nil
 }
@@ -86,7 +88,7 @@ func (s *Session) Multi(ctx context.Context, ops ...grove.Op) ([]grove.OpResult,
 	res, err := s.write(ctx, &command.Request{Op: command.OpMulti, Ops: abs})
 	if res == nil {
 		if err != nil && len(ops) > 0 {
-			return nil, err
+			return nil, multiErr(ops, nil, err)
 		}
 	}
 	var out []grove.OpResult
@@ -99,7 +101,22 @@ func (s *Session) Multi(ctx context.Context, ops ...grove.Op) ([]grove.OpResult,
 			}
 		}
 	}
-	return out, err
+	return out, multiErr(ops, out, err)
+}
+
+// multiErr wraps a Multi's error as the error of its failing op ("multi
+// delete /a/b: ..."), or of the multi as a whole when no op failed alone
+// (the session ended, say).
+func multiErr(ops []grove.Op, res []grove.OpResult, err error) error {
+	if err == nil {
+		return nil
+	}
+	for i, r := range res {
+		if r.Err != nil && !errors.Is(r.Err, grove.ErrRuntimeInconsistency) && i < len(ops) {
+			return pathErr("multi "+ops[i].Type.String(), ops[i].Path, err)
+		}
+	}
+	return fmt.Errorf("multi of %d ops: %w", len(ops), err)
 }
 
 func statOf(r *command.Result) grove.Stat {
@@ -152,7 +169,7 @@ func (s *Session) watchedRead(ctx context.Context, r *ReadRequest, kind grove.Wa
 func (s *Session) Get(ctx context.Context, path string, opts ...ReadOption) ([]byte, grove.Stat, error) {
 	res, err := s.read(ctx, &ReadRequest{Kind: ReadGet, Path: s.abs(path)}, opts)
 	if err != nil {
-		return nil, grove.Stat{}, err
+		return nil, grove.Stat{}, pathErr("get", path, err)
 	}
 	return res.Data, res.Stat, nil
 }
@@ -162,7 +179,7 @@ func (s *Session) Get(ctx context.Context, path string, opts ...ReadOption) ([]b
 func (s *Session) GetW(ctx context.Context, path string, opts ...ReadOption) ([]byte, grove.Stat, <-chan grove.Event, error) {
 	res, ch, err := s.watchedRead(ctx, &ReadRequest{Kind: ReadGet, Path: s.abs(path)}, grove.WatchData, opts)
 	if err != nil {
-		return nil, grove.Stat{}, nil, err
+		return nil, grove.Stat{}, nil, pathErr("get", path, err)
 	}
 	return res.Data, res.Stat, ch, nil
 }
@@ -171,7 +188,7 @@ func (s *Session) GetW(ctx context.Context, path string, opts ...ReadOption) ([]
 func (s *Session) Exists(ctx context.Context, path string, opts ...ReadOption) (bool, grove.Stat, error) {
 	res, err := s.read(ctx, &ReadRequest{Kind: ReadExists, Path: s.abs(path)}, opts)
 	if err != nil {
-		return false, grove.Stat{}, err
+		return false, grove.Stat{}, pathErr("exists", path, err)
 	}
 	return res.Exists, res.Stat, nil
 }
@@ -181,7 +198,7 @@ func (s *Session) Exists(ctx context.Context, path string, opts ...ReadOption) (
 func (s *Session) ExistsW(ctx context.Context, path string, opts ...ReadOption) (bool, grove.Stat, <-chan grove.Event, error) {
 	res, ch, err := s.watchedRead(ctx, &ReadRequest{Kind: ReadExists, Path: s.abs(path)}, grove.WatchData, opts)
 	if err != nil {
-		return false, grove.Stat{}, nil, err
+		return false, grove.Stat{}, nil, pathErr("exists", path, err)
 	}
 	return res.Exists, res.Stat, ch, nil
 }
@@ -191,7 +208,7 @@ func (s *Session) ExistsW(ctx context.Context, path string, opts ...ReadOption) 
 func (s *Session) Children(ctx context.Context, path string, opts ...ReadOption) ([]string, grove.Stat, error) {
 	res, err := s.read(ctx, &ReadRequest{Kind: ReadChildren, Path: s.abs(path)}, opts)
 	if err != nil {
-		return nil, grove.Stat{}, err
+		return nil, grove.Stat{}, pathErr("children", path, err)
 	}
 	return res.Names, res.Stat, nil
 }
@@ -201,11 +218,11 @@ func (s *Session) Children(ctx context.Context, path string, opts ...ReadOption)
 // fails because a directory is big: page through it.
 func (s *Session) ChildrenPage(ctx context.Context, path, after string, limit int, opts ...ReadOption) (names []string, more bool, err error) {
 	if limit <= 0 {
-		return nil, false, fmt.Errorf("client: page limit %d: %w", limit, grove.ErrBadArguments)
+		return nil, false, pathErr("children", path, fmt.Errorf("client: page limit %d: %w", limit, grove.ErrBadArguments))
 	}
 	res, err := s.read(ctx, &ReadRequest{Kind: ReadChildren, Path: s.abs(path), After: after, Limit: limit}, opts)
 	if err != nil {
-		return nil, false, err
+		return nil, false, pathErr("children", path, err)
 	}
 	return res.Names, res.More, nil
 }
@@ -215,7 +232,7 @@ func (s *Session) ChildrenPage(ctx context.Context, path, after string, limit in
 func (s *Session) ChildrenW(ctx context.Context, path string, opts ...ReadOption) ([]string, grove.Stat, <-chan grove.Event, error) {
 	res, ch, err := s.watchedRead(ctx, &ReadRequest{Kind: ReadChildren, Path: s.abs(path)}, grove.WatchChildren, opts)
 	if err != nil {
-		return nil, grove.Stat{}, nil, err
+		return nil, grove.Stat{}, nil, pathErr("children", path, err)
 	}
 	return res.Names, res.Stat, ch, nil
 }
@@ -224,7 +241,7 @@ func (s *Session) ChildrenW(ctx context.Context, path string, opts ...ReadOption
 func (s *Session) GetACL(ctx context.Context, path string) ([]grove.ACL, grove.Stat, error) {
 	res, err := s.read(ctx, &ReadRequest{Kind: ReadACL, Path: s.abs(path)}, nil)
 	if err != nil {
-		return nil, grove.Stat{}, err
+		return nil, grove.Stat{}, pathErr("getACL", path, err)
 	}
 	return res.ACL, res.Stat, nil
 }
@@ -233,7 +250,7 @@ func (s *Session) GetACL(ctx context.Context, path string) ([]grove.ACL, grove.S
 func (s *Session) CountDescendants(ctx context.Context, path string) (int64, error) {
 	res, err := s.read(ctx, &ReadRequest{Kind: ReadCount, Path: s.abs(path)}, nil)
 	if err != nil {
-		return 0, err
+		return 0, pathErr("countDescendants", path, err)
 	}
 	return res.Count, nil
 }
@@ -242,7 +259,7 @@ func (s *Session) CountDescendants(ctx context.Context, path string) (int64, err
 func (s *Session) Ephemerals(ctx context.Context, prefix string) ([]string, error) {
 	res, err := s.read(ctx, &ReadRequest{Kind: ReadEphemerals, Path: s.abs(prefix)}, nil)
 	if err != nil {
-		return nil, err
+		return nil, pathErr("ephemerals", prefix, err)
 	}
 	out := make([]string, len(res.Names))
 	for i, p := range res.Names {

@@ -136,7 +136,7 @@ func (c *conn) walk(ctx context.Context, path string, depth int, fns walkFuncs) 
 		return nil // deleted while we walked
 	}
 	if depth > 0 && err != nil {
-		return fmt.Errorf("list %s: %w", path, err) // name the znode below the root that failed
+		return opErr("list", path, err) // name the znode below the root that failed
 	}
 	return err
 }
@@ -190,4 +190,25 @@ func cliTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
+}
+
+// opErr is the CLI's "op path: cause" for a failed call on path. A
+// client.PathError for the same path gives its cause, so that the line
+// names the path once ("get /x: node does not exist").
+func opErr(op, path string, err error) error {
+	var pe *client.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s %s: %w", op, path, err)
+}
+
+// causeOf is err without the client's op and path, for a line that names
+// them already in its own words.
+func causeOf(err error) error {
+	var pe *client.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -187,7 +187,7 @@ func (c *conn) deleteBatch(ctx context.Context, paths []string) (int, error) {
 			}
 			paths = slices.Delete(slices.Clone(paths), i, i+1)
 		default:
-			return 0, fmt.Errorf("delete %s: %w", failedPath(paths, res), err)
+			return 0, opErr("delete", failedPath(paths, res), err)
 		}
 	}
 	return 0, nil

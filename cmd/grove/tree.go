@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -37,7 +36,7 @@ func lsChildren(path string) action {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("ls %s: %w", path, err)
+			return opErr("ls", path, err)
 		}
 		l.close()
 		return nil
@@ -50,7 +49,7 @@ func lsChildren(path string) action {
 func lsRecursive(path string) action {
 	return func(ctx context.Context, c *conn, out *output) error {
 		if _, err := c.stat(ctx, path); err != nil {
-			return fmt.Errorf("ls %s: %w", path, err)
+			return opErr("ls", path, err)
 		}
 		l := &listWriter{out: out, path: path, key: "descendants"}
 		l.open()
@@ -59,7 +58,7 @@ func lsRecursive(path string) action {
 			return nil
 		}})
 		if err != nil {
-			return fmt.Errorf("ls %s: %w", path, err)
+			return opErr("ls", path, err)
 		}
 		l.close()
 		return nil
@@ -124,7 +123,7 @@ func setupTree(*pflag.FlagSet) func([]string) (action, error) {
 func treeAction(path string) action {
 	return func(ctx context.Context, c *conn, out *output) error {
 		if _, err := c.stat(ctx, path); err != nil {
-			return fmt.Errorf("tree %s: %w", path, err)
+			return opErr("tree", path, err)
 		}
 		var fns walkFuncs
 		if out.json {
@@ -135,7 +134,7 @@ func treeAction(path string) action {
 			fns = treeText(out)
 		}
 		if err := c.walk(ctx, path, 0, fns); err != nil {
-			return fmt.Errorf("tree %s: %w", path, err)
+			return opErr("tree", path, err)
 		}
 		if out.json {
 			out.printf("]}\n")

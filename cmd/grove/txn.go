@@ -40,7 +40,7 @@ func setupTxn(*pflag.FlagSet) func([]string) (action, error) {
 			})
 			if err != nil {
 				if i := failedOp(res); i >= 0 {
-					return fmt.Errorf("txn: operation %d (%s %s) failed, nothing applied: %w", i+1, opVerb(ops[i]), ops[i].Path, err)
+					return fmt.Errorf("txn: operation %d (%s %s) failed, nothing applied: %w", i+1, opVerb(ops[i]), ops[i].Path, causeOf(err))
 				}
 				return fmt.Errorf("txn: %w", err)
 			}

@@ -35,7 +35,7 @@ func watchAction(path string, recursive bool) action {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("watch %s: %w", path, err)
+			return opErr("watch", path, err)
 		}
 		for {
 			select {

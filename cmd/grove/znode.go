@@ -133,7 +133,7 @@ func setupCreate(fs *pflag.FlagSet) func([]string) (action, error) {
 		var data []byte
 		if len(args) > 1 {
 			if data, err = readData(args[1]); err != nil {
-				return nil, fmt.Errorf("create %s: %w", path, err)
+				return nil, opErr("create", path, err)
 			}
 		}
 		return func(ctx context.Context, c *conn, out *output) error {
@@ -147,7 +147,7 @@ func setupCreate(fs *pflag.FlagSet) func([]string) (action, error) {
 				return err
 			})
 			if err != nil {
-				return fmt.Errorf("create %s: %w", path, err)
+				return opErr("create", path, err)
 			}
 			if out.json {
 				err = out.doc(nodeDoc{Path: created})
@@ -219,7 +219,7 @@ func setupGet(*pflag.FlagSet) func([]string) (action, error) {
 				return err
 			})
 			if err != nil {
-				return fmt.Errorf("get %s: %w", path, err)
+				return opErr("get", path, err)
 			}
 			if out.json {
 				return out.doc(nodeDoc{Path: path, dataFields: encodeData(data), Stat: newStatDoc(st)})
@@ -240,7 +240,7 @@ func setupSet(fs *pflag.FlagSet) func([]string) (action, error) {
 		}
 		data, err := readData(args[1])
 		if err != nil {
-			return nil, fmt.Errorf("set %s: %w", path, err)
+			return nil, opErr("set", path, err)
 		}
 		return func(ctx context.Context, c *conn, out *output) error {
 			var st grove.Stat
@@ -249,7 +249,7 @@ func setupSet(fs *pflag.FlagSet) func([]string) (action, error) {
 				return err
 			})
 			if err != nil {
-				return fmt.Errorf("set %s: %w", path, err)
+				return opErr("set", path, err)
 			}
 			if out.json {
 				return out.doc(nodeDoc{Path: path, Stat: newStatDoc(st)})
@@ -287,7 +287,7 @@ func setupDelete(fs *pflag.FlagSet) func([]string) (action, error) {
 				err = c.do(ctx, func(ctx context.Context) error { return c.s.Delete(ctx, path, *version) })
 			}
 			if err != nil {
-				return fmt.Errorf("delete %s: %w", path, err)
+				return opErr("delete", path, err)
 			}
 			if out.json {
 				return out.doc(deleteDoc{Path: path, Deleted: n})
@@ -307,7 +307,7 @@ func setupStat(*pflag.FlagSet) func([]string) (action, error) {
 		return func(ctx context.Context, c *conn, out *output) error {
 			st, err := c.stat(ctx, path)
 			if err != nil {
-				return fmt.Errorf("stat %s: %w", path, err)
+				return opErr("stat", path, err)
 			}
 			if out.json {
 				return out.doc(nodeDoc{Path: path, Stat: newStatDoc(st)})
