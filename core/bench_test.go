@@ -111,6 +111,8 @@ func threeTargets() []benchTarget {
 		{name: "leader/NoSync", noSync: true, start: leader},
 		{name: "follower/fsync", start: follower},
 		{name: "follower/NoSync", noSync: true, start: follower},
+		{name: "leader/serial/fsync", serial: true, start: leader},
+		{name: "follower/serial/fsync", serial: true, start: follower},
 	}
 }
 

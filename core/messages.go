@@ -79,13 +79,21 @@ func (n *Node) send(msgs []*pb.Message) {
 		if m.GetType() == pb.MsgHeartbeat && n.cfg.Observer != nil {
 			n.heartbeatOut(m.GetTo())
 		}
-		b, err := proto.Marshal(m)
-		if err != nil {
-			n.log.Error("encode raft message", "err", err)
-			continue
-		}
-		n.tr.Send(m.GetTo(), append([]byte{envRaft}, b...))
+		n.transmit(m)
 	}
+}
+
+// transmit encodes m and queues it for its peer (any goroutine).
+func (n *Node) transmit(m *pb.Message) {
+	// One allocation: the envelope byte, then the message encoded after it.
+	buf := make([]byte, 1, 1+proto.Size(m))
+	buf[0] = envRaft
+	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf, m)
+	if err != nil {
+		n.log.Error("encode raft message", "err", err)
+		return
+	}
+	n.tr.Send(m.GetTo(), b)
 }
 
 // heartbeatOut notes when a heartbeat went to peer, unless an earlier one
