@@ -5,6 +5,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -408,5 +409,46 @@ func BenchmarkRestart(b *testing.B) {
 		if err := n.Close(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkWideParent creates and deletes a child with a 1,000-byte name
+// (one op is both writes; C = 1, fsync on, one node) under a parent that
+// holds 0 or 5,000 such children: a write's cost must not grow with the
+// parent's width (issue 12; the harness's scale-wide workload).
+func BenchmarkWideParent(b *testing.B) {
+	name := func(tag string) string { return strings.Repeat("w", 1000-len(tag)) + tag }
+	for _, width := range []int{0, 5000} {
+		b.Run("children="+strconv.Itoa(width), func(b *testing.B) {
+			n := benchSingle(b, false)
+			s := benchSession(b, n)
+			benchCreate(b, s, "/wide")
+			const perMulti = 200
+			for i := 0; i < width; i += perMulti {
+				ops := make([]grove.Op, 0, perMulti)
+				for j := i; j < min(width, i+perMulti); j++ {
+					ops = append(ops, grove.CreateOp("/wide/"+name(strconv.Itoa(j)), nil, grove.ModePersistent, grove.OpenACLUnsafe))
+				}
+				res, err := s.submit(b.Context(), core.Request{Op: core.OpMulti, Ops: ops})
+				if err != nil || res.Code != grove.CodeOK {
+					b.Fatalf("fill: %v %v", err, res.Code)
+				}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				p := "/wide/" + name("x"+strconv.Itoa(i))
+				i++
+				res, err := s.submit(b.Context(), core.Request{Op: core.OpCreate, Path: p, ACL: grove.OpenACLUnsafe})
+				if err != nil || res.Code != grove.CodeOK {
+					b.Fatalf("create: %v %v", err, res.Code)
+				}
+				res, err = s.submit(b.Context(), core.Request{Op: core.OpDelete, Path: p, Version: -1})
+				if err != nil || res.Code != grove.CodeOK {
+					b.Fatalf("delete: %v %v", err, res.Code)
+				}
+			}
+			reportOps(b)
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/mpappend"
 	"github.com/grovekit/grove/internal/mpguard"
 )
 
@@ -55,11 +56,7 @@ func unmarshal(b []byte, m proto.Message) error {
 }
 
 func envelope(kind byte, v any) ([]byte, error) {
-	b, err := msgpack.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte{kind}, b...), nil
+	return mpappend.Append(append(make([]byte, 0, 128), kind), v)
 }
 
 // send hands raft's outbound messages to the transport; snapshots go

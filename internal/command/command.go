@@ -21,6 +21,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/mpappend"
 	"github.com/grovekit/grove/internal/mpguard"
 )
 
@@ -180,14 +181,36 @@ func Encode(body any) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("command: cannot encode %T: %w", body, grove.ErrBadRequest)
 	}
-	b, err := msgpack.Marshal(body)
+	out, err := marshalAfter(HeaderSize, sizeHint(body), body)
 	if err != nil {
 		return nil, fmt.Errorf("command: encode %T: %w", body, err)
 	}
-	out := make([]byte, HeaderSize, HeaderSize+len(b))
 	out[0] = Version
 	out[1] = byte(kind)
-	return append(out, b...), nil
+	return out, nil
+}
+
+// marshalAfter encodes v with msgpack after prefix zero bytes, in one
+// buffer sized for about hint bytes of encoding: no copy of the encoding
+// behind the prefix, and no growing for the paths and data of a large
+// request.
+func marshalAfter(prefix, hint int, v any) ([]byte, error) {
+	return mpappend.Append(make([]byte, prefix, prefix+hint), v)
+}
+
+// sizeHint estimates the encoded size of a body: its paths and data, plus
+// room for the fixed fields.
+func sizeHint(body any) int {
+	const fixed = 64
+	r, ok := body.(*Request)
+	if !ok {
+		return fixed
+	}
+	n := fixed + len(r.Path) + len(r.Data) + 32*(len(r.ACL)+len(r.Identities))
+	for _, op := range r.Ops {
+		n += 16 + len(op.Path) + len(op.Data) + 32*len(op.ACL)
+	}
+	return n
 }
 
 // Stamp writes the leader's time into an encoded entry. It does nothing to
@@ -238,7 +261,13 @@ func Decode(data []byte) (*Entry, error) {
 }
 
 // EncodeResult encodes a Result for the state machine's result cache.
-func EncodeResult(r *Result) ([]byte, error) { return msgpack.Marshal(r) }
+func EncodeResult(r *Result) ([]byte, error) {
+	n := 96 + len(r.Path) // the code, a Stat and the path
+	for _, m := range r.Multi {
+		n += 96 + len(m.Path)
+	}
+	return marshalAfter(0, n, r)
+}
 
 // DecodeResult decodes a cached Result.
 func DecodeResult(b []byte) (*Result, error) {

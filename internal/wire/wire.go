@@ -17,9 +17,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/grovekit/grove"
+	"github.com/grovekit/grove/internal/mpappend"
 	"github.com/grovekit/grove/internal/mpguard"
 )
 
@@ -198,16 +197,19 @@ func ErrorOf(err error) *Error {
 // Append appends a message (type, xid, msgpack of body; nil body: none) to
 // dst.
 func Append(dst []byte, t Type, xid uint64, body any) ([]byte, error) {
+	if dst == nil {
+		dst = make([]byte, 0, 128)
+	}
 	dst = append(dst, byte(t))
 	dst = binary.BigEndian.AppendUint64(dst, xid)
 	if body == nil {
 		return dst, nil
 	}
-	b, err := msgpack.Marshal(body)
+	out, err := mpappend.Append(dst, body)
 	if err != nil {
 		return nil, fmt.Errorf("wire: encode %s: %w", t, err)
 	}
-	return append(dst, b...), nil
+	return out, nil
 }
 
 // Split splits a message into its type, xid and body.
