@@ -21,12 +21,14 @@ func Apply(tx Tx, index, term uint64, data []byte) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Outcome{}
+	var out *Outcome
 	if e, derr := command.Decode(data); derr == nil {
 		a := &applier{st: st, zxid: int64(index), now: e.TimeMs} // raft indexes fit
 		if out, err = a.apply(index, e); err != nil {
 			return nil, err
 		}
+	} else {
+		out = &Outcome{} // not a command (an empty or foreign entry): nothing to do
 	}
 	if err := SetApplied(tx, index, term); err != nil {
 		return nil, err
@@ -106,7 +108,7 @@ func (a *applier) applyRequest(req *command.Request) (*Outcome, error) {
 
 	a.session, a.ids = req.Session, req.Identities
 	if req.Op == command.OpCloseSession {
-		a.ov = newOverlay(a.st)
+		a.ov = a.newOverlay()
 		if err := a.closeSession(req.Session); err != nil {
 			return nil, err
 		}
@@ -157,7 +159,7 @@ func (a *applier) cacheResult(sess *Session, seq uint64, r *command.Result) erro
 // execute runs the operation of a request all or nothing: the overlay is
 // flushed, and the events kept, only if it succeeds.
 func (a *applier) execute(req *command.Request) (*command.Result, error) {
-	a.ov = newOverlay(a.st)
+	a.ov = a.newOverlay()
 	var r *command.Result
 	switch req.Op {
 	case command.OpCreate, command.OpDelete, command.OpSetData, command.OpCheck:
@@ -226,7 +228,7 @@ func (a *applier) multi(ops []grove.Op) (*command.Result, error) {
 // would.
 func (a *applier) applyExpire(e *command.Expire) (*Outcome, error) {
 	out := &Outcome{Kind: command.KindExpire}
-	a.ov = newOverlay(a.st)
+	a.ov = a.newOverlay()
 	for _, id := range e.Sessions {
 		_, ok, err := a.st.session(id)
 		if err != nil {

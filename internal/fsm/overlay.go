@@ -23,13 +23,25 @@ type overlay struct {
 	reap       map[string]bool
 }
 
-// newOverlay returns an empty overlay over st.
-func newOverlay(st *store) *overlay {
-	return &overlay{
-		st:    st,
-		nodes: make(map[string]*node, 4),
-		dirty: make(map[string]struct{}, 4),
+// newOverlay returns the applier's overlay, emptied, for the next
+// operation: an entry applies one operation after another, so one overlay
+// (and its maps) serves them all.
+func (a *applier) newOverlay() *overlay {
+	a.ovSpace.reset(a.st)
+	return &a.ovSpace
+}
+
+// reset empties o over st, keeping its maps' space.
+func (o *overlay) reset(st *store) {
+	o.st = st
+	if o.nodes == nil {
+		o.nodes = make(map[string]*node, 4)
+		o.dirty = make(map[string]struct{}, 4)
+	} else {
+		clear(o.nodes)
+		clear(o.dirty)
 	}
+	o.children, o.ephemerals, o.reap = nil, nil, nil
 }
 
 // index records an index change: key added (true) or removed (false) in

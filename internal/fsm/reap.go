@@ -37,7 +37,7 @@ func ReapCandidates(tx Tx, nowMs int64, limit int) ([]ReapCandidate, error) {
 // Czxid and still qualifies at the entry's time, as a delete would but
 // without permission or version checks. Others are skipped silently.
 func (a *applier) applyReap(r *command.Reap) (*Outcome, error) {
-	a.ov = newOverlay(a.st)
+	a.ov = a.newOverlay()
 	for _, item := range r.Items {
 		if specialPaths[item.Path] || !validPath(item.Path) {
 			continue

@@ -14,7 +14,8 @@ import (
 // refused operation; their error return is reserved for storage failures.
 type applier struct {
 	st      *store
-	ov      *overlay
+	ov      *overlay // the current operation's, or nil
+	ovSpace overlay  // what ov points to: one overlay per applier, reset per use
 	zxid    int64  // the entry's raft index
 	now     int64  // the entry's time, ms
 	session uint64 // the requesting session, for ephemeral owners
