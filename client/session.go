@@ -151,8 +151,8 @@ func (s *Session) Context() context.Context { return s.life }
 // Go runs f in a goroutine the session owns, for work that belongs to the
 // session's life: a recipe's watcher, or the clean-up of a call its caller
 // stopped waiting for. f's ctx ends when the session ends, and Close
-// returns only after f has. If the session has already ended, Go does not
-// run f and reports false.
+// returns only after f has, so f must not call Close itself. If the
+// session has already ended, Go does not run f and reports false.
 func (s *Session) Go(f func(ctx context.Context)) bool {
 	return s.spawn(func() { f(s.life) })
 }
@@ -303,6 +303,7 @@ func (s *Session) alive() error {
 // nil: the cluster expires the session, and its ephemerals, on its own.
 func (s *Session) Close(ctx context.Context) error {
 	if err := s.alive(); err != nil {
+		s.wg.Wait() // what the session ran (Go) may still be unwinding
 		return nil
 	}
 	// A session no server hears from expires within its timeout anyway:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -226,4 +227,53 @@ func TestWatchesFollowZooKeeperSemantics(t *testing.T) {
 	if _, _, _, err := s.GetW(ctx, "/w"); !errors.Is(err, grove.ErrNoNode) {
 		t.Fatalf("GetW on a missing node: %v", err)
 	}
+}
+
+// Close on a session that already ended (expired here) still waits for
+// the goroutines the session ran with Go: they may be unwinding. In a
+// synctest bubble, so the goroutine's second of unwinding is exact.
+func TestCloseAfterExpiryWaitsForSessionGoroutines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := coretest.NewCluster(t, 3)
+		follower := c.WaitFollower(t.Context())
+		s, err := follower.Session(t.Context(), client.WithTimeout(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var unwound atomic.Bool
+		if !s.Go(func(ctx context.Context) {
+			<-ctx.Done()
+			time.Sleep(time.Second) // clean-up that takes a while
+			unwound.Store(true)
+		}) {
+			t.Fatal("Go refused on a live session")
+		}
+		if _, err := s.Create(t.Context(), "/eph", nil, grove.ModeEphemeral, grove.OpenACLUnsafe); err != nil {
+			t.Fatal(err)
+		}
+		var other *core.Node
+		for _, nd := range c.Nodes() {
+			if nd != follower {
+				other = nd
+			}
+		}
+		if _, _, err := other.Exists(t.Context(), core.Read{Linearizable: true}, "/eph"); err != nil {
+			t.Fatal(err) // other has applied the create: its absence later means the expiry
+		}
+		c.Net.Isolate(follower.ID()) // no keep-alive reaches the leader: it expires
+		for {
+			if _, _, err := other.Exists(t.Context(), core.Read{}, "/eph"); errors.Is(err, grove.ErrNoNode) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		c.Net.Heal() // the follower learns it, and so does the session
+		<-s.Done()
+		if err := s.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !unwound.Load() {
+			t.Fatal("Close returned while a session goroutine was still running")
+		}
+	})
 }

@@ -196,12 +196,25 @@ func cliTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 // client.PathError for the same path gives its cause, so that the line
 // names the path once ("get /x: node does not exist").
 func opErr(op, path string, err error) error {
+	msg := err.Error()
 	var pe *client.PathError
 	if errors.As(err, &pe) && pe.Path == path {
-		err = pe.Err
+		// Keep what wraps it ("no answer within 10s: ..."), drop only
+		// the client's own "op path: ".
+		msg = strings.Replace(msg, pe.Op+" "+pe.Path+": ", "", 1)
 	}
-	return fmt.Errorf("%s %s: %w", op, path, err)
+	return &cliError{msg: op + " " + path + ": " + msg, err: err}
 }
+
+// cliError is an error with the CLI's message around an error it keeps
+// for errors.Is.
+type cliError struct {
+	msg string
+	err error
+}
+
+func (e *cliError) Error() string { return e.msg }
+func (e *cliError) Unwrap() error { return e.err }
 
 // causeOf is err without the client's op and path, for a line that names
 // them already in its own words.

@@ -44,7 +44,7 @@ func setupLock(fs *pflag.FlagSet) func([]string) (action, error) {
 				if ctx.Err() != nil {
 					return nil // interrupted while waiting
 				}
-				return fmt.Errorf("lock %s: %w", dir, err)
+				return opErr("lock", dir, err)
 			}
 			defer func() {
 				uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
@@ -53,7 +53,7 @@ func setupLock(fs *pflag.FlagSet) func([]string) (action, error) {
 			}()
 			token, err := m.Token()
 			if err != nil {
-				return fmt.Errorf("lock %s: %w", dir, err)
+				return opErr("lock", dir, err)
 			}
 			if len(command) == 0 {
 				return holdLock(ctx, out, dir, token, m.Lost())
@@ -98,7 +98,7 @@ func runLocked(ctx context.Context, dir string, token int64, lost <-chan struct{
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	cmd.Env = append(os.Environ(), "GROVE_LOCK_PATH="+dir, "GROVE_LOCK_TOKEN="+strconv.FormatInt(token, 10))
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("lock %s: %w", dir, err)
+		return opErr("lock", dir, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -140,7 +140,7 @@ func exitOf(dir string, err error) error {
 		}
 		return commandExit{code: code}
 	}
-	return fmt.Errorf("lock %s: %w", dir, err)
+	return opErr("lock", dir, err)
 }
 
 // setupElect defines the flags of elect.
@@ -169,7 +169,7 @@ func setupElect(fs *pflag.FlagSet) func([]string) (action, error) {
 				if ctx.Err() != nil {
 					return nil // interrupted while waiting
 				}
-				return fmt.Errorf("elect %s: %w", dir, err)
+				return opErr("elect", dir, err)
 			}
 			defer func() {
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
@@ -178,7 +178,7 @@ func setupElect(fs *pflag.FlagSet) func([]string) (action, error) {
 			}()
 			term, err := e.Term()
 			if err != nil {
-				return fmt.Errorf("elect %s: %w", dir, err)
+				return opErr("elect", dir, err)
 			}
 			if out.json {
 				_ = out.doc(map[string]any{"election": dir, "leader": string(value), "term": term})

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grovekit/grove/core"
@@ -118,7 +119,8 @@ type Pipe[R Req] struct {
 	work     chan R        // reader → completer, in request order
 	cancel   context.CancelFunc
 	once     sync.Once
-	onFull   func() // how a full queue ends the connection
+	final    atomic.Bool // Close queued a last message and bounded its write
+	onFull   func()      // how a full queue ends the connection
 }
 
 // Init readies the pipe for nc. onFull ends the connection when the client
@@ -156,6 +158,7 @@ func newLife() life {
 func (p *Pipe[R]) Close(final []byte) {
 	p.once.Do(func() {
 		if final != nil {
+			p.final.Store(true)
 			p.Out.PushFinal(final)
 		}
 		p.Out.Close()
@@ -175,6 +178,9 @@ func (p *Pipe[R]) InFlight() int { return len(p.inflight) }
 // MaxInFlight are unanswered. Every admitted request is either queued to
 // the completer (which frees its slot) or freed with Release.
 func (p *Pipe[R]) Admit() error {
+	if err := p.Ctx.Err(); err != nil {
+		return err // select picks at random when both are ready
+	}
 	select {
 	case p.inflight <- struct{}{}:
 		return nil
@@ -189,6 +195,9 @@ func (p *Pipe[R]) Release() { <-p.inflight }
 
 // Queue hands an admitted request to the completer.
 func (p *Pipe[R]) Queue(r R) error {
+	if err := p.Ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case p.work <- r:
 		return nil
@@ -248,6 +257,7 @@ func (p *Pipe[R]) Run(c Codec[R], detach func()) {
 	c.End(err)
 	p.Pings.Wait()
 	wg.Wait()
+	p.drain() // what the reader queued as the completer was leaving
 	_ = p.Conn.Close()
 }
 
@@ -315,7 +325,9 @@ func (p *Pipe[R]) writer(c Codec[R]) {
 			var err error
 			buf, err = c.Frame(buf[:0], msg)
 			if err == nil {
-				_ = p.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if !p.final.Load() { // Close bounded the last message's write itself
+					_ = p.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				}
 				_, err = bw.Write(buf)
 			}
 			if err != nil {

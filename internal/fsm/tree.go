@@ -16,9 +16,9 @@ type applier struct {
 	st      *store
 	ov      *overlay // the current operation's, or nil
 	ovSpace overlay  // what ov points to: one overlay per applier, reset per use
-	zxid    int64  // the entry's raft index
-	now     int64  // the entry's time, ms
-	session uint64 // the requesting session, for ephemeral owners
+	zxid    int64    // the entry's raft index
+	now     int64    // the entry's time, ms
+	session uint64   // the requesting session, for ephemeral owners
 	ids     []grove.Identity
 	events  []grove.Event
 	acls    [][]grove.ACL // the ACL of each event's node (Outcome.EventACLs)

@@ -1,5 +1,6 @@
 // Package memnet is an in-memory network of named listeners whose
-// connections are net.Pipe ends. Tests that serve client ports inside a
+// connections are net.Pipe ends. Every end's address is "pipe", so a
+// port's per-IP connection cap counts all memnet clients as one address. Tests that serve client ports inside a
 // testing/synctest bubble use it: a goroutine blocked on a pipe is durably
 // blocked, so the bubble's fake clock can move, where one blocked on a real
 // socket is not.
@@ -7,15 +8,15 @@ package memnet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
 	"syscall"
 )
 
-// ErrClosed is returned by Accept on a closed listener.
-var ErrClosed = errors.New("memnet: listener closed")
+// ErrClosed is returned by Accept on a closed listener; it is
+// net.ErrClosed, as a real listener's is.
+var ErrClosed = fmt.Errorf("memnet: listener closed: %w", net.ErrClosed)
 
 // Network is a set of listeners by address. The zero value is not usable;
 // call New.

@@ -93,7 +93,7 @@ func (e *Election) Campaign(ctx context.Context, value []byte) error {
 		err = contend.WaitGone(ctx, e.s, pred.Path)
 	}
 	if err != nil {
-		go contend.Delete(e.s, me.Path)
+		contend.DeleteLater(e.s, me.Path)
 		return fail(err)
 	}
 	lost, stop := contend.Hold(e.s, me.Path)
@@ -170,7 +170,7 @@ func (e *Election) Resign(ctx context.Context) error {
 		return nil
 	}
 	if err != nil {
-		go contend.Delete(e.s, path) // leadership must not outlive the resignation
+		contend.DeleteLater(e.s, path) // leadership must not outlive the resignation
 	}
 	return err
 }

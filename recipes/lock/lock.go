@@ -156,7 +156,7 @@ func acquire(ctx context.Context, s *client.Session, dir, prefix string, data []
 		return nil, err
 	}
 	fail := func(err error) (*hold, error) {
-		go contend.Delete(s, me.Path)
+		contend.DeleteLater(s, me.Path)
 		return nil, err
 	}
 	for {
@@ -195,7 +195,7 @@ func release(ctx context.Context, s *client.Session, h *hold) error {
 	if err != nil {
 		// The node must not outlive the hold and block every other
 		// contender: keep deleting it in the background.
-		go contend.Delete(s, h.node.Path)
+		contend.DeleteLater(s, h.node.Path)
 	}
 	return err
 }

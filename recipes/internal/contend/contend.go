@@ -112,6 +112,14 @@ func Go(ctx context.Context, s *client.Session, f func(ctx context.Context)) boo
 	})
 }
 
+// DeleteLater deletes a contender node in a goroutine the session owns
+// (Delete's bounds apply): for a node that must not outlive a failed wait
+// or a release whose delete failed. With the session ended there is
+// nothing to do: the node was ephemeral.
+func DeleteLater(s *client.Session, path string) {
+	s.Go(func(context.Context) { Delete(s, path) })
+}
+
 // Delete removes a contender node, ignoring a node already gone. It gives
 // up when the session ends (the node is ephemeral: it goes with it) or
 // after twice the session timeout.
