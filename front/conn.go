@@ -82,9 +82,9 @@ func (c *conn) End(err error) {
 	}
 }
 
-// Frame frames a message for the client port (connpipe.Codec).
-func (c *conn) Frame(buf, msg []byte) ([]byte, error) {
-	return frame.AppendFrame(buf, frame.FrameClient, msg)
+// WriteMsg writes a message as a client-port frame (connpipe.Codec).
+func (c *conn) WriteMsg(w io.Writer, msg []byte) error {
+	return frame.WriteFrame(w, frame.FrameClient, msg)
 }
 
 // Answered reports the request's latency (connpipe.Codec).

@@ -100,9 +100,12 @@ func (c *conn) End(err error) {
 	}
 }
 
-// Frame returns msg as it is: ZooKeeper messages are framed when built
+// WriteMsg writes msg as it is: ZooKeeper messages are framed when built
 // (connpipe.Codec).
-func (c *conn) Frame(buf, msg []byte) ([]byte, error) { return append(buf, msg...), nil }
+func (c *conn) WriteMsg(w io.Writer, msg []byte) error {
+	_, err := w.Write(msg)
+	return err
+}
 
 // Answered counts the request for the four-letter words and metrics
 // (connpipe.Codec).

@@ -196,14 +196,11 @@ func cliTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 // client.PathError for the same path gives its cause, so that the line
 // names the path once ("get /x: node does not exist").
 func opErr(op, path string, err error) error {
-	msg := err.Error()
 	var pe *client.PathError
 	if errors.As(err, &pe) && pe.Path == path {
-		// Keep what wraps it ("no answer within 10s: ..."), drop only
-		// the client's own "op path: ".
-		msg = strings.Replace(msg, pe.Op+" "+pe.Path+": ", "", 1)
+		err = causeOf(err)
 	}
-	return &cliError{msg: op + " " + path + ": " + msg, err: err}
+	return &cliError{msg: op + " " + path + ": " + err.Error(), err: err}
 }
 
 // cliError is an error with the CLI's message around an error it keeps
@@ -216,12 +213,13 @@ type cliError struct {
 func (e *cliError) Error() string { return e.msg }
 func (e *cliError) Unwrap() error { return e.err }
 
-// causeOf is err without the client's op and path, for a line that names
-// them already in its own words.
+// causeOf is err without the client's "op path: ", for a line that names
+// them already in its own words. What wraps the client's error ("no
+// answer within 10s: ...") stays, and so does its identity.
 func causeOf(err error) error {
 	var pe *client.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
+	if !errors.As(err, &pe) {
+		return err
 	}
-	return err
+	return &cliError{msg: strings.Replace(err.Error(), pe.Op+" "+pe.Path+": ", "", 1), err: err}
 }

@@ -31,4 +31,9 @@ func TestOpErrNamesThePathOnce(t *testing.T) {
 			t.Errorf("opErr(%v) = %q, want %q (Is %v)", c.err, got, c.want, c.is)
 		}
 	}
+	// causeOf (a txn's line names the op itself) keeps the timeout note.
+	late := fmt.Errorf("no answer within 10s: %w", &client.PathError{Op: "multi check", Path: "/c", Err: context.DeadlineExceeded})
+	if got := causeOf(late); got.Error() != "no answer within 10s: context deadline exceeded" || !errors.Is(got, context.DeadlineExceeded) {
+		t.Errorf("causeOf = %q", got)
+	}
 }

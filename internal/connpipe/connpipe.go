@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -234,8 +235,9 @@ type Codec[R Req] interface {
 	Answer(r R) (msg []byte, zxid uint64, err error)
 	// Answered is told of each request answered (for statistics).
 	Answered(r R)
-	// Frame appends msg as it goes on the wire to buf.
-	Frame(buf, msg []byte) ([]byte, error)
+	// WriteMsg writes msg as it goes on the wire to w, a buffer the
+	// writer flushes when the queue runs dry.
+	WriteMsg(w io.Writer, msg []byte) error
 	// End is told why the connection ended (nil: closed locally) and
 	// closes it, with a final message or without.
 	End(err error)
@@ -318,19 +320,13 @@ func (p *Pipe[R]) drain() {
 // writer sends queued messages, flushing when the queue runs dry.
 func (p *Pipe[R]) writer(c Codec[R]) {
 	bw := bufio.NewWriterSize(p.Conn, 64<<10)
-	var buf []byte
 	for {
 		batch, final := p.Out.Take()
 		for _, msg := range batch {
-			var err error
-			buf, err = c.Frame(buf[:0], msg)
-			if err == nil {
-				if !p.final.Load() { // Close bounded the last message's write itself
-					_ = p.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				}
-				_, err = bw.Write(buf)
+			if !p.final.Load() { // Close bounded the last message's write itself
+				_ = p.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			}
-			if err != nil {
+			if err := c.WriteMsg(bw, msg); err != nil {
 				p.Close(nil)
 				return
 			}
@@ -347,7 +343,7 @@ func (p *Pipe[R]) writer(c Codec[R]) {
 }
 
 // Sessions is the registry of the connection each session is attached to
-// on one port of node N. The zero value is ready to use.
+// on one port. The zero value is ready to use.
 type Sessions[C comparable] struct {
 	mu    sync.Mutex
 	conns map[uint64]C

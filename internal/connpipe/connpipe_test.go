@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 
 	"github.com/grovekit/grove/internal/fsm"
 )
@@ -31,35 +32,46 @@ func TestLimitsFollowTheResultWindow(t *testing.T) {
 
 type fakeConn struct{ done chan struct{} }
 
-// A session taken over waits for its old connection to go, but no longer
-// than the new connection's ctx (zkwire once waited without one).
+// A session taken over waits for its old connection to go before it
+// drops the session's watches, but no longer than the new connection's
+// ctx (zkwire once waited without one). In a synctest bubble, so that
+// "still waiting" is a fact, not a guess.
 func TestAttachWaitsForTheOldConnectionWithinCtx(t *testing.T) {
-	var s Sessions[*fakeConn]
-	drops := 0
-	a, b := &fakeConn{done: make(chan struct{})}, &fakeConn{done: make(chan struct{})}
-	stop := func(old *fakeConn) <-chan struct{} { return old.done }
-	attach := func(ctx context.Context, c *fakeConn) error {
-		return s.attach(ctx, 7, c, stop, func() { drops++ })
-	}
-	if err := attach(t.Context(), a); err != nil || s.Len() != 1 {
-		t.Fatalf("first attach: %v, %d sessions", err, s.Len())
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if err := attach(ctx, b); !errors.Is(err, context.Canceled) {
-		t.Fatalf("takeover from a connection that never ends: %v", err)
-	}
-	close(a.done)
-	if err := attach(t.Context(), b); err != nil {
-		t.Fatal(err)
-	}
-	if s.detach(7, a) {
-		t.Fatal("the replaced connection detached its successor")
-	}
-	if !s.detach(7, b) || s.Len() != 0 {
-		t.Fatalf("detach: %d sessions left", s.Len())
-	}
-	if drops != 2 {
-		t.Fatalf("watches dropped %d times, want once per completed attach", drops)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var s Sessions[*fakeConn]
+		drops := 0
+		a, b, c := &fakeConn{done: make(chan struct{})}, &fakeConn{done: make(chan struct{})}, &fakeConn{done: make(chan struct{})}
+		stop := func(old *fakeConn) <-chan struct{} { return old.done }
+		attach := func(ctx context.Context, conn *fakeConn) error {
+			return s.attach(ctx, 7, conn, stop, func() { drops++ })
+		}
+		if err := attach(t.Context(), a); err != nil || s.Len() != 1 || drops != 1 {
+			t.Fatalf("first attach: %v, %d sessions, %d drops", err, s.Len(), drops)
+		}
+		// a never ends: b's takeover gives up with its ctx.
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := attach(ctx, b); !errors.Is(err, context.Canceled) || drops != 1 {
+			t.Fatalf("takeover from a connection that never ends: %v (%d drops)", err, drops)
+		}
+		// c takes over from b: it waits until b is gone, then drops.
+		returned := make(chan error, 1)
+		go func() { returned <- attach(t.Context(), c) }()
+		synctest.Wait()
+		select {
+		case err := <-returned:
+			t.Fatalf("attach returned (%v) while the old connection was still open", err)
+		default:
+		}
+		close(b.done)
+		if err := <-returned; err != nil || drops != 2 {
+			t.Fatalf("takeover: %v (%d drops)", err, drops)
+		}
+		if s.detach(7, b) {
+			t.Fatal("the replaced connection detached its successor")
+		}
+		if !s.detach(7, c) || s.Len() != 0 {
+			t.Fatalf("detach: %d sessions left", s.Len())
+		}
+	})
 }
