@@ -45,8 +45,12 @@
 //     whatever queued up while the previous batch synced into one write
 //     and one fdatasync of the log (group commit). When a batch is durable
 //     the loop records it in raft's in-memory log and delivers the
-//     responses raft attached to it. A received snapshot is installed by
-//     the loop itself, after the writer has finished what came before;
+//     responses raft attached to it. An append with nothing to persist
+//     (only a new commit index, which is never synced) while the writer
+//     is idle is taken in the loop at once: every commit makes one on
+//     each node, and the hand-off to the writer and back would only add
+//     latency. A received snapshot is installed by the loop itself, after
+//     the writer has finished what came before;
 //  4. queues a due log truncation behind the appends, and a state layer
 //     due for the state file for the state writer, a second goroutine.
 //

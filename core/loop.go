@@ -377,6 +377,12 @@ func (n *Node) handleReady() error {
 			}
 			continue
 		}
+		if n.nothingToPersist(m) {
+			if err := n.stableAppend(m); err != nil {
+				return err
+			}
+			continue
+		}
 		n.writer.enqueue(&appendJob{m: m})
 	}
 	n.queueMaintenance()

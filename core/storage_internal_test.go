@@ -276,3 +276,45 @@ func closeWAL(t *testing.T, w *wal.WAL) {
 		t.Errorf("close log: %v", err)
 	}
 }
+
+// TestNothingToPersistOnlyForCommitOnlyAppends checks which appends the
+// loop takes as durable at once: those with nothing for the disk (no
+// entries, no snapshot, no new term or vote) while the writer is idle.
+// Everything else must go through the log writer and its fdatasync.
+func TestNothingToPersistOnlyForCommitOnlyAppends(t *testing.T) {
+	hs := func(term, vote, commit uint64) *pb.Message {
+		return &pb.Message{Term: new(term), Vote: new(vote), Commit: new(commit)}
+	}
+	withEntry := hs(2, 1, 5)
+	withEntry.Entries = []*pb.Entry{{Index: new(uint64(6)), Term: new(uint64(2))}}
+	withSnap := &pb.Message{Snapshot: &pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: new(uint64(9)), Term: new(uint64(2))}}}
+	for _, tc := range []struct {
+		name     string
+		m        *pb.Message
+		inFlight int
+		want     bool
+	}{
+		{"commit only", hs(2, 1, 6), 0, true},
+		{"no hard state", &pb.Message{}, 0, true},
+		{"commit only, writer busy", hs(2, 1, 6), 1, false},
+		{"new term", hs(3, 0, 6), 0, false},
+		{"new vote", hs(2, 3, 6), 0, false},
+		{"entries", withEntry, 0, false},
+		{"snapshot", withSnap, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &Node{writer: newLogWriter(nil), lastHS: &pb.HardState{Term: new(uint64(2)), Vote: new(uint64(1)), Commit: new(uint64(5))}}
+			n.writer.inFlight = tc.inFlight
+			if got := n.nothingToPersist(tc.m); got != tc.want {
+				t.Fatalf("nothingToPersist = %v, want %v", got, tc.want)
+			}
+			wantCommit := uint64(5)
+			if tc.want && tc.m.Commit != nil {
+				wantCommit = tc.m.GetCommit()
+			}
+			if got := n.lastHS.GetCommit(); got != wantCommit {
+				t.Fatalf("lastHS commit = %d, want %d", got, wantCommit)
+			}
+		})
+	}
+}

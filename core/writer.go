@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
@@ -328,6 +329,33 @@ func (n *Node) flushesDone() error {
 		}
 	}
 	return err
+}
+
+// nothingToPersist reports whether the append m can be taken as durable
+// at once, in the loop, instead of going to the log writer: it carries no
+// entries, no snapshot and at most a new commit index (which writeLog does
+// not sync either), and the writer is idle, so no earlier append that its
+// responses must follow is still on its way to the disk (loop only).
+//
+// A write's commit produces one such append on every node (the leader's
+// commit index, and each follower's on the empty append that carries it);
+// taking it here spares a hand-off to the writer goroutine and back per
+// node per commit.
+func (n *Node) nothingToPersist(m *pb.Message) bool {
+	if n.writer.inFlight > 0 || len(m.Entries) > 0 || !raft.IsEmptySnap(m.Snapshot) {
+		return false
+	}
+	h := hardStateOf(m)
+	if h == nil {
+		return true
+	}
+	// The writer is idle and took every job back through its mutex, so
+	// the loop may read and update lastHS.
+	if prev := n.lastHS; prev == nil || prev.GetTerm() != h.GetTerm() || prev.GetVote() != h.GetVote() {
+		return false
+	}
+	n.lastHS = h
+	return true
 }
 
 // stableAppend records a durable MsgStorageAppend in the in-memory log and
