@@ -39,9 +39,13 @@ type bench struct {
 	logf   func(format string, args ...any)
 }
 
-// dialN opens n independent sessions in parallel; on error it closes the
-// ones it opened.
+// dialN opens n independent sessions in parallel, placed by placement;
+// on error it closes the ones it opened.
 func (b *bench) dialN(ctx context.Context, n int) ([]Conn, error) {
+	addrs, err := b.placement(ctx)
+	if err != nil {
+		return nil, err
+	}
 	conns := make([]Conn, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -49,7 +53,7 @@ func (b *bench) dialN(ctx context.Context, n int) ([]Conn, error) {
 		wg.Go(func() {
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			conns[i], errs[i] = b.dial(dctx, b.cl.addrs())
+			conns[i], errs[i] = b.dial(dctx, []string{addrs[i%len(addrs)]})
 		})
 	}
 	wg.Wait()
@@ -58,6 +62,28 @@ func (b *bench) dialN(ctx context.Context, n int) ([]Conn, error) {
 		return nil, fmt.Errorf("dial %d sessions: %w", n, err)
 	}
 	return conns, nil
+}
+
+// placement returns the client addresses in the order sessions take
+// them, round-robin: the followers first, then the leader. Every system
+// gets the same placement, so a ratio does not depend on where a client
+// library's random pick happened to land: C = 1 runs through a follower
+// (where two of three clients of a three-node cluster are, and the longer
+// path: the write is forwarded to the leader and answered after the
+// commit comes back), C = 16 and 64 are spread evenly.
+func (b *bench) placement(ctx context.Context) ([]string, error) {
+	all := b.cl.addrs()
+	leader, err := findLeader(ctx, b.cl)
+	if err != nil {
+		return nil, err
+	}
+	order := make([]string, 0, len(all))
+	for i, a := range all {
+		if i != leader {
+			order = append(order, a)
+		}
+	}
+	return append(order, all[leader]), nil
 }
 
 func closeAll(conns []Conn) {
