@@ -61,9 +61,6 @@ func (e *Election) Campaign(ctx context.Context, value []byte) error {
 		e.mu.Unlock()
 		return err
 	}
-	if err := contend.EnsurePath(ctx, e.s, e.dir); err != nil {
-		return fail(err)
-	}
 	me, err := contend.Create(ctx, e.s, e.dir, "candidate-", value)
 	if err != nil {
 		return fail(err)

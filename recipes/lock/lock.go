@@ -148,9 +148,6 @@ func (m *Mutex) Lost() <-chan struct{} { return m.slot.lost() }
 // The node is removed on any failure.
 func acquire(ctx context.Context, s *client.Session, dir, prefix string, data []byte,
 	blocker func(me contend.Node, all []contend.Node) (wait []contend.Node, final bool, err error)) (*hold, error) {
-	if err := contend.EnsurePath(ctx, s, dir); err != nil {
-		return nil, err
-	}
 	me, err := contend.Create(ctx, s, dir, prefix, data)
 	if err != nil {
 		return nil, err
