@@ -49,23 +49,31 @@ func (b *bench) runIdle(ctx context.Context) (Result, error) {
 // leader is SIGKILLed; the result is the longest gap between two
 // successful writes, per kill. The killed node is restarted and the
 // cluster is ready again before the next kill.
+//
+// Unlike the throughput workloads' sessions (placement), the writer is
+// given every address: its client must be free to move when the server it
+// uses is killed.
 func (b *bench) runFailover(ctx context.Context) ([]Result, error) {
 	r := Result{Target: b.target, Workload: wFailover, C: 1}
-	err := b.withSessions(ctx, 1, func(conns []Conn) error {
-		if err := conns[0].Create(ctx, "/bench/failover", value); err != nil {
-			return err
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	c, err := b.dial(dctx, b.cl.addrs())
+	cancel()
+	if err != nil {
+		return []Result{r}, fmt.Errorf("dial the failover writer: %w", err)
+	}
+	defer c.Close()
+	if err := c.Create(ctx, "/bench/failover", value); err != nil {
+		return []Result{r}, err
+	}
+	for range b.cfg.FailoverRuns {
+		gap, err := b.failoverOnce(ctx, c)
+		if err != nil {
+			return []Result{r}, err
 		}
-		for range b.cfg.FailoverRuns {
-			gap, err := b.failoverOnce(ctx, conns[0])
-			if err != nil {
-				return err
-			}
-			r.GapsS = append(r.GapsS, gap.Seconds())
-			r.MaxGapS = max(r.MaxGapS, gap.Seconds())
-		}
-		return nil
-	})
-	return []Result{r}, err
+		r.GapsS = append(r.GapsS, gap.Seconds())
+		r.MaxGapS = max(r.MaxGapS, gap.Seconds())
+	}
+	return []Result{r}, nil
 }
 
 func (b *bench) failoverOnce(ctx context.Context, c Conn) (time.Duration, error) {
