@@ -269,6 +269,7 @@ const probeTimeout = 250 * time.Millisecond
 func (t *TCP) probeDown(id uint64) {
 	addr, ok := t.peerAddr(id)
 	if _, isReporter := t.handler().(PeerDownReporter); !ok || !isReporter {
+		t.log.Debug("transport: no probe of a peer whose connection ended", slog.Uint64("peer", id), "known", ok)
 		return
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, probeTimeout)
@@ -284,6 +285,7 @@ func (t *TCP) probeDown(id uint64) {
 		_ = c.Close()
 		var ne net.Error
 		if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+			t.log.Debug("transport: probe found the peer listening", slog.Uint64("peer", id), "addr", addr)
 			return // alive (or it spoke: alive too)
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
@@ -293,7 +295,9 @@ func (t *TCP) probeDown(id uint64) {
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		t.log.Info("transport: peer refuses connections; reporting it down", slog.Uint64("peer", id), "addr", addr)
 		t.reportDown(id)
+		return
 	}
+	t.log.Debug("transport: probe inconclusive", slog.Uint64("peer", id), "addr", addr, "err", err)
 }
 
 // reportDown tells the handler, if it cares, that peer id refused a
