@@ -323,6 +323,49 @@ func TestSessionsSurviveLeaderChange(t *testing.T) {
 	})
 }
 
+// A keep-alive a follower sent to a leader that then died is asked again
+// of the next leader as soon as the follower stops following the dead one,
+// not after its own timer (ElectionTicks ticks): a client re-attaching to
+// the follower after its own server, the leader, was killed waits for that
+// keep-alive in the handshake. On the old code the keep-alive took its
+// full timer and more (200 ms of the fake clock here, against 15 ms).
+func TestKeepAliveMovesToTheNextLeaderAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const tick, electionTicks = 10 * time.Millisecond, 10
+		c := coretest.NewCluster(t, 3, coretest.WithConfig(func(cfg *core.Config) {
+			cfg.TickInterval, cfg.ElectionTicks = tick, electionTicks
+		}))
+		leader := c.WaitLeader(t.Context())
+		var followers []*core.Node
+		for _, nd := range c.Nodes() {
+			if nd != leader {
+				followers = append(followers, nd)
+			}
+		}
+		s := mustSession(t, followers[0], 10*time.Second)
+		c.Crash(leader.ID())
+		start := time.Now()
+		var left time.Duration
+		var err error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			left, err = followers[0].KeepAlive(t.Context(), s.id)
+		}()
+		synctest.Wait() // sent to the dead leader, waiting for its answer
+		// What the TCP transport reports when the leader's connections end.
+		c.Net.ReportDown(leader.ID())
+		<-done
+		if err != nil || left <= 0 {
+			t.Fatalf("KeepAlive after the leader died = %v, %v; want time left, nil", left, err)
+		}
+		// The keep-alive's own timer is ElectionTicks ticks.
+		if took, timer := time.Since(start), electionTicks*tick; took >= timer {
+			t.Fatalf("the keep-alive took %v (fake clock), not less than its %v timer: it waited for the dead leader", took, timer)
+		}
+	})
+}
+
 // A follower whose applied state is still only in memory (pending layers,
 // nothing flushed since it started) when a snapshot arrives installs it,
 // drops those layers, and ends with every acknowledged write, the same

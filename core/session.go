@@ -87,6 +87,9 @@ func (n *Node) KeepAlive(ctx context.Context, session uint64) (time.Duration, er
 			if err == nil || errors.Is(err, grove.ErrSessionExpired) {
 				return left, err
 			}
+			if errors.Is(err, errLeaderChanged) {
+				continue // ask the new leader, or wait for one
+			}
 			if errors.Is(err, grove.ErrNotLeader) {
 				// The leader is catching up (or stepped down): ask again soon.
 				if err := sleepCtx(ctx, n.cfg.TickInterval, n.donec, n.stopErr); err != nil {
@@ -103,6 +106,10 @@ func (n *Node) KeepAlive(ctx context.Context, session uint64) (time.Duration, er
 		}
 	}
 }
+
+// errLeaderChanged ends a keep-alive sent to a node that is no longer
+// this node's leader; KeepAlive asks the new one.
+var errLeaderChanged = errors.New("core: leader changed")
 
 // waitLeaderChange waits for the next leader change, at most d.
 func (n *Node) waitLeaderChange(ctx context.Context, d time.Duration) error {
@@ -127,6 +134,14 @@ func (n *Node) keepAliveRemote(ctx context.Context, lead, session uint64) (time.
 	if err != nil {
 		return 0, err
 	}
+	// A leader that died with the keep-alive unanswered never answers:
+	// once this node follows another leader (or none), ask again at once
+	// instead of waiting out the timer. A client re-attaching here after
+	// its server (the leader) was killed waits for this keep-alive.
+	changed := n.leaderChanged()
+	if n.Leader() != lead {
+		return 0, errLeaderChanged
+	}
 	n.tr.Send(lead, msg)
 	t := time.NewTimer(n.cfg.TickInterval * time.Duration(n.cfg.ElectionTicks))
 	defer t.Stop()
@@ -136,6 +151,8 @@ func (n *Node) keepAliveRemote(ctx context.Context, lead, session uint64) (time.
 			return 0, grove.CodeError(ack.Code)
 		}
 		return time.Duration(ack.RemainingMs) * time.Millisecond, nil
+	case <-changed:
+		return 0, errLeaderChanged
 	case <-t.C:
 		return 0, grove.ErrOperationTimeout
 	case <-ctx.Done():

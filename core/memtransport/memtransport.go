@@ -135,6 +135,30 @@ func (nw *Network) Heal() {
 	nw.delay = map[[2]uint64]time.Duration{}
 }
 
+// ReportDown tells every other node's handler that id's process is gone,
+// as the TCP transport does when a peer's connections end and its address
+// refuses new ones (transport.PeerDownReporter).
+func (nw *Network) ReportDown(id uint64) {
+	nw.mu.Lock()
+	var hs []core.Handler
+	for other, t := range nw.nodes {
+		if other == id {
+			continue
+		}
+		t.mu.Lock()
+		if t.h != nil {
+			hs = append(hs, t.h)
+		}
+		t.mu.Unlock()
+	}
+	nw.mu.Unlock()
+	for _, h := range hs {
+		if r, ok := h.(interface{ ReportPeerDown(uint64) }); ok {
+			r.ReportPeerDown(id)
+		}
+	}
+}
+
 // Stats returns how many messages were delivered and dropped so far.
 func (nw *Network) Stats() (delivered, dropped uint64) {
 	nw.mu.Lock()
