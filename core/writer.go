@@ -335,7 +335,9 @@ func (n *Node) flushesDone() error {
 // at once, in the loop, instead of going to the log writer: it carries no
 // entries, no snapshot and at most a new commit index (which writeLog does
 // not sync either), and the writer is idle, so no earlier append that its
-// responses must follow is still on its way to the disk (loop only).
+// responses must follow is still on its way to the disk (loop only). When
+// it says yes it has also recorded m's hard state as the writer's newest,
+// as writeLog would have.
 //
 // A write's commit produces one such append on every node (the leader's
 // commit index, and each follower's on the empty append that carries it);

@@ -140,19 +140,17 @@ func (nw *Network) Heal() {
 // refuses new ones (transport.PeerDownReporter).
 func (nw *Network) ReportDown(id uint64) {
 	nw.mu.Lock()
-	var hs []core.Handler
+	var others []*Transport
 	for other, t := range nw.nodes {
-		if other == id {
-			continue
+		if other != id {
+			others = append(others, t)
 		}
-		t.mu.Lock()
-		if t.h != nil {
-			hs = append(hs, t.h)
-		}
-		t.mu.Unlock()
 	}
 	nw.mu.Unlock()
-	for _, h := range hs {
+	for _, t := range others {
+		t.mu.Lock()
+		h := t.h
+		t.mu.Unlock()
 		if r, ok := h.(interface{ ReportPeerDown(uint64) }); ok {
 			r.ReportPeerDown(id)
 		}
