@@ -179,7 +179,7 @@ func (n *Node) writeLog(batch []*appendJob) error {
 			continue
 		}
 		if h := hardStateOf(m); h != nil {
-			if prev := n.lastHS; prev == nil || prev.GetTerm() != h.GetTerm() || prev.GetVote() != h.GetVote() {
+			if termOrVoteChanged(n.lastHS, h) {
 				hsChanged = true
 			}
 			n.lastHS, newest = h, h
@@ -353,11 +353,18 @@ func (n *Node) nothingToPersist(m *pb.Message) bool {
 	}
 	// The writer is idle and took every job back through its mutex, so
 	// the loop may read and update lastHS.
-	if prev := n.lastHS; prev == nil || prev.GetTerm() != h.GetTerm() || prev.GetVote() != h.GetVote() {
+	if termOrVoteChanged(n.lastHS, h) {
 		return false
 	}
 	n.lastHS = h
 	return true
+}
+
+// termOrVoteChanged reports whether h changes the term or vote of prev
+// (nil: nothing written yet), the part of a hard state that must be
+// synced; a new commit index alone need not be.
+func termOrVoteChanged(prev, h *pb.HardState) bool {
+	return prev == nil || prev.GetTerm() != h.GetTerm() || prev.GetVote() != h.GetVote()
 }
 
 // stableAppend records a durable MsgStorageAppend in the in-memory log and

@@ -49,8 +49,9 @@ func EnsurePath(ctx context.Context, s *client.Session, path string) error {
 // Create creates an ephemeral sequential node dir/prefix<seq> holding data,
 // creating dir and its missing parents (persistent) only when the create
 // finds dir missing: a contender on an existing dir pays one round trip,
-// not an existence check first. The create runs to its end even if ctx ends first (a session's write
-// that was sent may still apply); in that case Create returns ctx's error
+// not an existence check first. The create runs to its end even if ctx
+// ends first (a session's write that was sent may still apply); in that
+// case Create returns ctx's error
 // and the node, once made, is deleted by a goroutine the session owns —
 // no orphan, and no goroutine outliving the session's Close.
 func Create(ctx context.Context, s *client.Session, dir, prefix string, data []byte) (Node, error) {
@@ -60,10 +61,13 @@ func Create(ctx context.Context, s *client.Session, dir, prefix string, data []b
 	}
 	done := make(chan result, 1)
 	if !s.Go(func(life context.Context) {
-		p, st, err := s.Create2(life, dir+"/"+prefix, data, grove.ModeEphemeralSequential, grove.OpenACLUnsafe)
+		create := func() (string, grove.Stat, error) {
+			return s.Create2(life, dir+"/"+prefix, data, grove.ModeEphemeralSequential, grove.OpenACLUnsafe)
+		}
+		p, st, err := create()
 		if errors.Is(err, grove.ErrNoNode) {
 			if err = EnsurePath(life, s, dir); err == nil {
-				p, st, err = s.Create2(life, dir+"/"+prefix, data, grove.ModeEphemeralSequential, grove.OpenACLUnsafe)
+				p, st, err = create()
 			}
 		}
 		var n Node
